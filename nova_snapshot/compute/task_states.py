@@ -1,0 +1,20 @@
+"""Transitional states of an instance (Nova's values)."""
+
+SCHEDULING = 'scheduling'
+SPAWNING = 'spawning'
+DELETING = 'deleting'
+POWERING_OFF = 'powering-off'
+POWERING_ON = 'powering-on'
+PAUSING = 'pausing'
+UNPAUSING = 'unpausing'
+SUSPENDING = 'suspending'
+RESUMING = 'resuming'
+
+IMAGE_SNAPSHOT_PENDING = 'image_snapshot_pending'
+IMAGE_SNAPSHOT = 'image_snapshot'
+IMAGE_PENDING_UPLOAD = 'image_pending_upload'
+IMAGE_UPLOADING = 'image_uploading'
+
+# Task states a compute service repairs at start-up (left by a crash).
+IMAGE_SNAPSHOT_STATES = (IMAGE_SNAPSHOT_PENDING, IMAGE_SNAPSHOT,
+                         IMAGE_PENDING_UPLOAD, IMAGE_UPLOADING)

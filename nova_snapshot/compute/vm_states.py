@@ -1,0 +1,12 @@
+"""Stable states of an instance (Nova's values, kept as they are on the wire)."""
+
+ACTIVE = 'active'
+BUILDING = 'building'
+STOPPED = 'stopped'
+PAUSED = 'paused'
+SUSPENDED = 'suspended'
+DELETED = 'deleted'
+ERROR = 'error'
+
+# vm_states from which createImage is accepted (Nova's check_instance_state).
+SNAPSHOT_ALLOWED = (ACTIVE, STOPPED, PAUSED, SUSPENDED)

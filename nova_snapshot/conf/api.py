@@ -1,0 +1,27 @@
+from oslo_config import cfg
+
+GROUP = 'api'
+
+OPTS = [
+    cfg.StrOpt('auth_strategy', default='noauth', choices=('noauth', 'keystone'),
+               help='How API requests are authenticated. "noauth" trusts an '
+                    'X-Auth-Token of the form "user:project" (admin role when '
+                    'the user is "admin"); for development and tests only. '
+                    '"keystone" runs keystonemiddleware auth_token.'),
+    cfg.HostAddressOpt('bind_host', default='127.0.0.1',
+                       help='Address nova-snapshot-api listens on.'),
+    cfg.PortOpt('bind_port', default=8774,
+                help='Port nova-snapshot-api listens on.'),
+    cfg.StrOpt('response_validation', default='warn',
+               choices=('error', 'warn', 'ignore'),
+               help='What to do when a response body does not match its '
+                    'schema: tests use "error".'),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(OPTS, group=GROUP)
+
+
+def list_opts():
+    return {GROUP: OPTS}

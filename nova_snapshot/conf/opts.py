@@ -1,0 +1,16 @@
+"""Option listing for oslo-config-generator (entry point oslo.config.opts)."""
+
+from nova_snapshot.conf import api
+from nova_snapshot.conf import cinder
+from nova_snapshot.conf import compute
+from nova_snapshot.conf import database
+from nova_snapshot.conf import glance
+from nova_snapshot.conf import libvirt
+
+
+def list_opts():
+    opts = {}
+    for module in (api, cinder, compute, database, glance, libvirt):
+        for group, group_opts in module.list_opts().items():
+            opts.setdefault(group, []).extend(group_opts)
+    return sorted(opts.items(), key=lambda item: item[0])

@@ -1,0 +1,46 @@
+"""Request context: who is asking, carried from the API through RPC."""
+
+from oslo_context import context as oslo_context
+
+from nova_snapshot import exception
+
+
+class RequestContext(oslo_context.RequestContext):
+    """A request context that can check policy.
+
+    The enforcer is attached by the API middleware (``context.enforcer``) so
+    nothing here reaches for a global one.
+    """
+
+    def __init__(self, *args, enforcer=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.enforcer = enforcer
+
+    def can(self, action, target=None, fatal=True):
+        """Return True if policy allows ``action`` on ``target``.
+
+        The target defaults to the caller's own project and user; callers
+        acting on a resource pass the resource owner's project instead.
+        """
+        if target is None:
+            target = {'project_id': self.project_id, 'user_id': self.user_id}
+        if self.enforcer is None:
+            raise exception.PolicyNotAuthorized(action=action)
+        return self.enforcer.authorize(action, target, self, fatal=fatal)
+
+    def elevated(self):
+        ctx = self.from_dict(self.to_dict())
+        ctx.enforcer = self.enforcer
+        ctx.is_admin = True
+        if 'admin' not in ctx.roles:
+            ctx.roles = list(ctx.roles) + ['admin']
+        return ctx
+
+    @classmethod
+    def from_dict(cls, values, **kwargs):
+        return super().from_dict(values, **kwargs)
+
+
+def get_admin_context():
+    return RequestContext(user_id=None, project_id=None, is_admin=True,
+                          roles=['admin'], overwrite=False)

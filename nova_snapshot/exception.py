@@ -1,0 +1,152 @@
+"""Internal exceptions.
+
+Each carries an HTTP-ish ``code`` so the API layer can map it to Nova's fault
+format without a table per handler; messages are built from ``msg_fmt``.
+"""
+
+
+class NovaSnapshotException(Exception):
+    msg_fmt = 'An unknown error occurred.'
+    code = 500
+
+    def __init__(self, message=None, **kwargs):
+        self.kwargs = kwargs
+        if message is None:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError):
+                message = self.msg_fmt
+        self.message = message
+        super().__init__(message)
+
+    def format_message(self):
+        return self.message
+
+
+# 400
+class Invalid(NovaSnapshotException):
+    msg_fmt = 'Bad request: %(reason)s'
+    code = 400
+
+
+class ValidationError(Invalid):
+    msg_fmt = '%(detail)s'
+
+
+class InvalidName(Invalid):
+    msg_fmt = 'An invalid name was given: %(reason)s'
+
+
+class ImageBadRequest(Invalid):
+    msg_fmt = 'Request of image %(image_id)s was rejected: %(reason)s'
+
+
+class FlavorNotFoundBadRequest(Invalid):
+    msg_fmt = 'Flavor %(flavor_id)s could not be found.'
+
+
+class ImageNotFoundBadRequest(Invalid):
+    msg_fmt = 'Image %(image_id)s could not be found.'
+
+
+class ImageUnacceptable(Invalid):
+    msg_fmt = 'Image %(image_id)s is unacceptable: %(reason)s'
+
+
+class VolumeBackedSnapshotNotSupported(Invalid):
+    msg_fmt = ('Snapshots of volume-backed servers are not supported by this '
+               'deployment yet (server %(instance_uuid)s).')
+
+
+# 403
+class Forbidden(NovaSnapshotException):
+    msg_fmt = 'Forbidden.'
+    code = 403
+
+
+class PolicyNotAuthorized(Forbidden):
+    msg_fmt = "Policy doesn't allow %(action)s to be performed."
+
+
+class ImageNotAuthorized(Forbidden):
+    msg_fmt = 'Not authorized for image %(image_id)s.'
+
+
+class OverQuota(Forbidden):
+    msg_fmt = 'Quota exceeded for resources: %(overs)s'
+
+
+# 404
+class NotFound(NovaSnapshotException):
+    msg_fmt = 'Resource could not be found.'
+    code = 404
+
+
+class InstanceNotFound(NotFound):
+    msg_fmt = 'Instance %(instance_id)s could not be found.'
+
+
+class FlavorNotFound(NotFound):
+    msg_fmt = 'Flavor %(flavor_id)s could not be found.'
+
+
+class ImageNotFound(NotFound):
+    msg_fmt = 'Image %(image_id)s could not be found.'
+
+
+class ComputeHostNotFound(NotFound):
+    msg_fmt = 'Compute host %(host)s could not be found.'
+
+
+# 409
+class Conflict(NovaSnapshotException):
+    msg_fmt = 'Conflict: %(reason)s'
+    code = 409
+
+
+class InstanceInvalidState(Conflict):
+    msg_fmt = ('Instance %(instance_uuid)s in %(attr)s %(state)s. Cannot '
+               '%(method)s while the instance is in this state.')
+
+
+class UnexpectedTaskStateError(Conflict):
+    msg_fmt = ('Conflict updating instance %(instance_uuid)s. Expected: '
+               '%(expected)s. Actual: %(actual)s')
+
+
+class UnexpectedDeletingTaskStateError(UnexpectedTaskStateError):
+    pass
+
+
+class InstanceQuiesceFailed(Conflict):
+    msg_fmt = 'Failed to quiesce instance: %(reason)s'
+
+
+# compute / virt internals (500 if they ever reach the API)
+class InstanceNotRunning(NovaSnapshotException):
+    msg_fmt = 'Instance %(instance_id)s is not running.'
+
+
+class HypervisorError(NovaSnapshotException):
+    msg_fmt = 'Hypervisor error: %(reason)s'
+
+
+class SnapshotCaptureFailed(NovaSnapshotException):
+    msg_fmt = 'Capturing the disk of instance %(instance_uuid)s failed: %(reason)s'
+
+
+class ImageUploadFailed(NovaSnapshotException):
+    msg_fmt = 'Uploading image %(image_id)s failed: %(reason)s'
+
+
+class GlanceConnectionFailed(NovaSnapshotException):
+    msg_fmt = 'Connection to Glance failed: %(reason)s'
+
+
+class NoComputeHost(NovaSnapshotException):
+    msg_fmt = 'No compute host is available: %(reason)s'
+    code = 500
+
+
+class DriverLoadError(NovaSnapshotException):
+    msg_fmt = 'Compute driver %(driver)s could not be loaded: %(reason)s'
