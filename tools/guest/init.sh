@@ -1,0 +1,72 @@
+#!/bin/busybox sh
+# /init of the nova-snapshot test guest (runs as PID 1 from the initramfs).
+#
+# The guest keeps a counter in sector 1 of its root disk and bumps it every
+# ~50 ms, so its disk changes all the time: a snapshot must hold exactly one
+# tick, and a guest booted from that snapshot prints the tick it found.
+# Sector 1 (bytes 512-1023) is never used by ext4 with 1 KiB blocks, so the
+# counter and a filesystem can share the disk.
+
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+
+say() { echo "nova-snapshot-guest: $*" > /dev/console; }
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /run /var/run /tmp /mnt
+
+# The cloud kernel builds virtio as modules; any other order fails with
+# "Unknown symbol".
+for mod in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev \
+           virtio_pci virtio_blk virtio_console; do
+    [ -f "/lib/modules/$mod.ko" ] && insmod "/lib/modules/$mod.ko"
+done
+
+i=0
+while [ ! -b /dev/vda ] && [ "$i" -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+if [ ! -b /dev/vda ]; then
+    say "no root disk /dev/vda"
+    while :; do sleep 3600; done
+fi
+
+last=$(dd if=/dev/vda bs=512 skip=1 count=1 2>/dev/null | tr -d '\000' | head -n 1)
+n=none
+case "$last" in
+    "tick "*) n=${last#tick } ;;
+esac
+case "$n" in
+    ''|*[!0-9]*) n=none ;;
+esac
+say "last tick $n"
+[ "$n" = none ] && n=0
+
+# A filesystem on the disk (the ext4 variant) is mounted so that the guest
+# agent has something to freeze.
+if blkid /dev/vda 2>/dev/null | grep -q 'TYPE="ext4"'; then
+    mount -t ext4 /dev/vda /mnt && say "mounted /dev/vda on /mnt"
+fi
+
+# No udev here, so the agent's port is only /dev/vport0p1 (present when the
+# domain has the org.qemu.guest_agent.0 channel). It shows up shortly after
+# virtio_console loads; wait for it in the background.
+(
+    j=0
+    while [ ! -c /dev/vport0p1 ] && [ "$j" -lt 60 ]; do sleep 0.05; j=$((j + 1)); done
+    if [ -c /dev/vport0p1 ]; then
+        qemu-ga -d -m virtio-serial -p /dev/vport0p1 -f /run/qemu-ga.pid \
+            && say "qemu-ga started"
+    fi
+) &
+
+first=1
+while :; do
+    n=$((n + 1))
+    printf 'tick %d\n' "$n" | dd of=/dev/vda bs=512 seek=1 count=1 \
+        conv=sync,notrunc,fsync 2>/dev/null
+    if [ "$first" = 1 ] || [ $((n % 20)) -eq 0 ]; then
+        say "tick $n"
+        first=0
+    fi
+    sleep 0.05
+done
