@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Install what nova-snapshot needs on a fresh Debian 12 machine (run as root).
+#
+# Idempotent: every step checks first and skips work already done, so a
+# second run takes a few seconds. Creates:
+#   .venv/                 the project virtualenv (requirements + tests + -e .)
+#   .stack/glance-venv/    Glance + glanceclient + uWSGI, kept apart from the
+#                          project so their pins never fight ours
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+APT_PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
+qemu-system-x86 qemu-utils qemu-block-extra libvirt-dev pkg-config
+busybox-static cpio qemu-guest-agent e2fsprogs python3-venv gcc python3-dev"
+# Only installed when missing: the machines we run on already have them
+# running, and reinstalling would not touch a running server anyway.
+APT_IF_ABSENT="rabbitmq-server postgresql"
+GLANCE_PACKAGES="glance python-glanceclient uwsgi"
+
+[ "$(id -u)" -eq 0 ] || die "install.sh must run as root"
+mkdir -p "$STACK_DIR" "$LOG_DIR"
+
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
+apt_packages() {
+    local missing=() p
+    for p in $APT_PACKAGES $APT_IF_ABSENT; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
+    log "apt: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "${missing[@]}" >"$LOG_DIR/apt-install.log"
+}
+
+# libvirtd will not start its QEMU driver until these exist.
+libvirt_users() {
+    getent group kvm >/dev/null || groupadd -r kvm
+    getent group libvirt-qemu >/dev/null || groupadd -r libvirt-qemu
+    id libvirt-qemu >/dev/null 2>&1 \
+        || useradd -r -g libvirt-qemu -G kvm -d /var/lib/libvirt \
+            -s /usr/sbin/nologin libvirt-qemu
+}
+
+# set_conf FILE KEY VALUE: make "KEY = VALUE" the only active setting.
+set_conf() {
+    local file=$1 key=$2 value=$3
+    if grep -qE "^\s*${key}\s*=" "$file"; then
+        sed -i -E "s|^\s*${key}\s*=.*|${key} = ${value}|" "$file"
+    else
+        printf '%s = %s\n' "$key" "$value" >>"$file"
+    fi
+}
+
+# QEMU runs as root with no security driver: there is no SELinux/AppArmor
+# here, and images under .stack/ must stay readable by us after a run.
+qemu_conf() {
+    local f=/etc/libvirt/qemu.conf
+    mkdir -p /etc/libvirt
+    [ -f "$f" ] || printf '# Written by nova-snapshot tools/stack/install.sh\n' >"$f"
+    set_conf "$f" user '"root"'
+    set_conf "$f" group '"root"'
+    set_conf "$f" security_driver '"none"'
+    set_conf "$f" remember_owner 0
+}
+
+# venv_install VENV MARKER_INPUT PIP_ARGS...: (re)install when the inputs
+# changed since the last successful run (hash kept in VENV/.installed).
+venv_install() {
+    local venv=$1 inputs=$2 logf
+    shift 2
+    logf=$LOG_DIR/pip-$(basename "$venv").log
+    if [ -f "$venv/.installed" ] && [ "$(cat "$venv/.installed")" = "$inputs" ]; then
+        return 0
+    fi
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "$@" >"$logf" 2>&1 \
+        || { tail -20 "$logf" >&2; return 1; }
+    echo "$inputs" >"$venv/.installed"
+}
+
+project_venv() {
+    local inputs
+    inputs=$(cat requirements.txt test-requirements.txt setup.cfg | sha256sum)
+    venv_install "$PROJECT_VENV" "$inputs" \
+        -r requirements.txt -r test-requirements.txt -e .
+}
+
+glance_venv() {
+    venv_install "$GLANCE_VENV" "$GLANCE_PACKAGES" $GLANCE_PACKAGES
+}
+
+cd "$TOP_DIR"
+T0=$(now_us)
+step "apt packages" apt_packages
+step "libvirt users/groups" libvirt_users
+step "qemu.conf" qemu_conf
+# The two venvs are independent: install them side by side.
+step "glance venv (background)" true
+glance_venv & GLANCE_JOB=$!
+rc=0
+step "project venv" project_venv || rc=1
+step "glance venv (wait)" wait "$GLANCE_JOB" || rc=1
+[ $rc -eq 0 ] || die "a virtualenv install failed (logs in $LOG_DIR)"
+MS=$(( ($(now_us) - T0) / 1000 ))
+log "install.sh done in $((MS / 1000)).$(printf '%03d' $((MS % 1000)))s"
