@@ -1,0 +1,325 @@
+"""A whole nova-snapshot deployment on this machine, for the demo and tests.
+
+It writes a config file, creates the schema, and starts ``nova-snapshot-api``
+and one ``nova-snapshot-compute`` per host name as child processes, exactly
+as an operator would run them; it stops them by PID. The real services it
+points at (Glance, RabbitMQ, PostgreSQL, libvirtd) are started beforehand by
+``tools/stack/start.sh``, which records their addresses in ``.stack/env``.
+"""
+
+import configparser
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import requests
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STACK_ENV = os.path.join(REPO_ROOT, '.stack', 'env')
+
+
+def read_stack_env(path=STACK_ENV):
+    """Return the KEY=value pairs that tools/stack/start.sh wrote."""
+    if not os.path.exists(path):
+        raise RuntimeError('%s is missing: run tools/stack/start.sh first' % path)
+    env = {}
+    with open(path) as env_file:
+        for line in env_file:
+            line = line.strip()
+            if line and not line.startswith('#') and '=' in line:
+                key, value = line.split('=', 1)
+                if key.startswith('export '):
+                    key = key[len('export '):]
+                env[key.strip()] = value.strip().strip('"\'')
+    return env
+
+
+def free_port():
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def _bin(name):
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+class Deployment:
+    """API + compute services of one deployment, each in its own process.
+
+    :param hosts: compute host names; each gets its own compute service.
+    :param database_url: SQL URL; default a SQLite file in the state dir.
+    :param transport_url: RabbitMQ URL; default the stack's test vhost.
+    :param extra_conf: {section: {option: value}} merged into the config.
+    """
+
+    def __init__(self, stack_env=None, hosts=('compute-1',), database_url=None,
+                 transport_url=None, extra_conf=None, state_dir=None):
+        self.stack = stack_env or read_stack_env()
+        self.hosts = list(hosts)
+        self.state_dir = state_dir or tempfile.mkdtemp(prefix='nova-snapshot-')
+        self.database_url = database_url or 'sqlite:///%s' % os.path.join(
+            self.state_dir, 'nova_snapshot.sqlite')
+        self.transport_url = transport_url or self.stack['TRANSPORT_URL']
+        self.extra_conf = extra_conf or {}
+        self.api_port = free_port()
+        self.endpoint = 'http://127.0.0.1:%d' % self.api_port
+        self.processes = {}
+        self.config_files = {}
+
+    # -- configuration ---------------------------------------------------
+    def _write_config(self, name, host=None):
+        conf = configparser.ConfigParser(interpolation=None)
+        conf['DEFAULT'] = {
+            'state_path': self.state_dir,
+            'instances_path': os.path.join(self.state_dir, 'instances'),
+            'transport_url': self.transport_url,
+            'log_file': os.path.join(self.state_dir, '%s.log' % name),
+            'debug': 'true',
+        }
+        if host:
+            conf['DEFAULT']['host'] = host
+        conf['database'] = {'connection': self.database_url}
+        conf['glance'] = {'api_endpoint': self.stack['GLANCE_URL']}
+        conf['api'] = {'auth_strategy': 'noauth', 'bind_host': '127.0.0.1',
+                       'bind_port': str(self.api_port),
+                       'response_validation': 'error'}
+        conf['libvirt'] = {'connection_uri': self.stack.get(
+            'LIBVIRT_URI', 'qemu:///system')}
+        conf['oslo_messaging_notifications'] = {'driver': 'messagingv2'}
+        for section, values in self.extra_conf.items():
+            if section not in conf:
+                conf[section] = {}
+            for key, value in values.items():
+                conf[section][key] = str(value)
+        path = os.path.join(self.state_dir, '%s.conf' % name)
+        with open(path, 'w') as conf_file:
+            conf.write(conf_file)
+        self.config_files[name] = path
+        return path
+
+    # -- processes -------------------------------------------------------
+    def _spawn(self, name, argv):
+        out = open(os.path.join(self.state_dir, '%s.out' % name), 'ab')
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.processes[name] = proc
+        return proc
+
+    def start(self, timeout=60):
+        api_conf = self._write_config('api')
+        subprocess.run([_bin('nova-snapshot-manage'), '--config-file', api_conf,
+                        'db', 'sync'], check=True, capture_output=True)
+        for host in self.hosts:
+            self.start_compute(host)
+        self._spawn('api', [_bin('nova-snapshot-api'), '--config-file', api_conf])
+        self._wait_for_api(timeout)
+        for host in self.hosts:
+            self.wait_for_compute(host, timeout)
+        return self
+
+    def start_compute(self, host):
+        conf = self._write_config('compute-%s' % host, host=host)
+        return self._spawn('compute-%s' % host,
+                           [_bin('nova-snapshot-compute'), '--config-file', conf])
+
+    def stop_compute(self, host, sig=signal.SIGTERM):
+        self._stop('compute-%s' % host, sig)
+
+    def _wait_for_api(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive('api')
+            try:
+                if requests.get(self.endpoint + '/', timeout=2).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError('nova-snapshot-api did not answer in %ss; see %s'
+                           % (timeout, self.state_dir))
+
+    def wait_for_compute(self, host, timeout=60):
+        """Wait until the compute service has registered its heartbeat."""
+        from nova_snapshot.db import api as db_api
+        db = db_api.Database(self.database_url)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive('compute-%s' % host)
+            if any(s['host'] == host for s in db.service_get_all(
+                    'nova-snapshot-compute')):
+                return
+            time.sleep(0.2)
+        raise RuntimeError('compute %s did not report in %ss' % (host, timeout))
+
+    def _check_alive(self, name):
+        proc = self.processes[name]
+        if proc.poll() is not None:
+            tail = self.log_tail(name)
+            raise RuntimeError('%s exited with %s:\n%s' % (name, proc.returncode, tail))
+
+    def log_tail(self, name, lines=40):
+        path = os.path.join(self.state_dir, '%s.out' % name)
+        log = os.path.join(self.state_dir, '%s.log' % name)
+        text = ''
+        for candidate in (path, log):
+            if os.path.exists(candidate):
+                with open(candidate, errors='replace') as handle:
+                    text += ''.join(handle.readlines()[-lines:])
+        return text
+
+    def _stop(self, name, sig=signal.SIGTERM, timeout=20):
+        proc = self.processes.pop(name, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop(self, remove_state=True):
+        for name in list(self.processes):
+            self._stop(name)
+        if remove_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def client(self, user='demo', project=None):
+        return ComputeClient(self.endpoint, user,
+                             project or uuid.uuid4().hex)
+
+
+class ComputeClient:
+    """Just enough of a compute API client: what novaclient would send."""
+
+    def __init__(self, endpoint, user, project, microversion='2.45'):
+        self.endpoint = endpoint.rstrip('/') + '/v2.1'
+        self.user = user
+        self.project = project
+        self.session = requests.Session()
+        self.session.headers.update({
+            'X-Auth-Token': '%s:%s' % (user, project),
+            'Content-Type': 'application/json',
+        })
+        self.microversion = microversion
+
+    def request(self, method, path, microversion=None, **kwargs):
+        version = microversion or self.microversion
+        headers = kwargs.pop('headers', {})
+        headers.update({'OpenStack-API-Version': 'compute %s' % version,
+                        'X-OpenStack-Nova-API-Version': version})
+        return self.session.request(method, self.endpoint + path,
+                                    headers=headers, timeout=60, **kwargs)
+
+    def create_server(self, name, image_ref, flavor_ref='1', **extra):
+        body = {'server': dict(name=name, imageRef=image_ref,
+                               flavorRef=flavor_ref, networks='none', **extra)}
+        resp = self.request('POST', '/servers', json=body)
+        resp.raise_for_status()
+        return resp.json()['server']
+
+    def get_server(self, server_id):
+        resp = self.request('GET', '/servers/%s' % server_id)
+        resp.raise_for_status()
+        return resp.json()['server']
+
+    def action(self, server_id, body, microversion=None):
+        return self.request('POST', '/servers/%s/action' % server_id,
+                            microversion=microversion, json=body)
+
+    def create_image(self, server_id, name, metadata=None, microversion=None):
+        body = {'createImage': {'name': name, 'metadata': metadata or {}}}
+        resp = self.action(server_id, body, microversion)
+        resp.raise_for_status()
+        if resp.content and 'image_id' in resp.json():
+            return resp.json()['image_id']
+        return resp.headers['Location'].rsplit('/', 1)[-1]
+
+    def console(self, server_id, length=None):
+        resp = self.action(server_id, {'os-getConsoleOutput': {'length': length}})
+        resp.raise_for_status()
+        return resp.json()['output']
+
+    def delete_server(self, server_id):
+        return self.request('DELETE', '/servers/%s' % server_id)
+
+    def wait_for_server(self, server_id, status='ACTIVE', task_state=None,
+                        timeout=120, interval=0.2):
+        deadline = time.monotonic() + timeout
+        while True:
+            server = self.get_server(server_id)
+            if (server['status'] == status
+                    and server.get('OS-EXT-STS:task_state') == task_state):
+                return server
+            if server['status'] == 'ERROR' and status != 'ERROR':
+                raise RuntimeError('server %s went to ERROR: %s'
+                                   % (server_id, server.get('fault')))
+            if time.monotonic() > deadline:
+                raise RuntimeError('server %s is %s/%s after %ss, wanted %s/%s'
+                                   % (server_id, server['status'],
+                                      server.get('OS-EXT-STS:task_state'),
+                                      timeout, status, task_state))
+            time.sleep(interval)
+
+    def wait_for_server_gone(self, server_id, timeout=60):
+        deadline = time.monotonic() + timeout
+        while self.request('GET', '/servers/%s' % server_id).status_code != 404:
+            if time.monotonic() > deadline:
+                raise RuntimeError('server %s still there after %ss'
+                                   % (server_id, timeout))
+            time.sleep(0.2)
+
+
+def user_context(user, project, roles=('member', 'reader')):
+    """A request context for talking to Glance as a tenant would."""
+    from nova_snapshot import context
+    return context.RequestContext(user_id=user, project_id=project,
+                                  roles=list(roles))
+
+
+def upload_tiny_guest(image_api, ctx, guest_dir, name='tiny-guest',
+                      disk_path=None):
+    """Upload the test guest as Nova's AMI-style trio; return the disk image.
+
+    The kernel and initramfs become ``aki``/``ari`` images and the root disk
+    a qcow2 image whose ``kernel_id``/``ramdisk_id`` point at them, so the
+    driver boots it by direct kernel boot.
+    """
+    def upload(image_name, path, disk_format, container_format, **props):
+        image = image_api.create(ctx, dict(
+            name=image_name, disk_format=disk_format,
+            container_format=container_format, visibility='private', **props))
+        with open(path, 'rb') as data:
+            image_api.upload(ctx, image['id'], data,
+                             size=os.path.getsize(path))
+        return image_api.get(ctx, image['id'])
+
+    kernel = upload(name + '-kernel', os.path.join(guest_dir, 'kernel'),
+                    'aki', 'aki')
+    ramdisk = upload(name + '-initramfs',
+                     os.path.join(guest_dir, 'initramfs.gz'), 'ari', 'ari')
+    return upload(name, disk_path or os.path.join(guest_dir, 'disk.qcow2'),
+                  'qcow2', 'bare', kernel_id=kernel['id'],
+                  ramdisk_id=ramdisk['id'], os_command_line='console=ttyS0')
+
+
+def wait_for_image(image_api, ctx, image_id, status='active', timeout=300):
+    deadline = time.monotonic() + timeout
+    while True:
+        image = image_api.get(ctx, image_id)
+        if image['status'] == status:
+            return image
+        if image['status'] in ('killed', 'deleted', 'error'):
+            raise RuntimeError('image %s is %s' % (image_id, image['status']))
+        if time.monotonic() > deadline:
+            raise RuntimeError('image %s is %s after %ss'
+                               % (image_id, image['status'], timeout))
+        time.sleep(0.2)
