@@ -1,0 +1,404 @@
+"""The state database: plain dicts in, plain dicts out.
+
+One :class:`Database` per process wraps one SQLAlchemy engine (thread safe;
+every method takes its own connection from the pool and its own
+transaction). Every state change that can race is one ``UPDATE ... WHERE``
+whose row count tells whether it won, never a read followed by a write.
+
+Timestamps are naive UTC ``datetime`` objects (``oslo_utils.timeutils``).
+"""
+
+import json
+import os
+import uuid as uuidlib
+
+from alembic import command as alembic_command
+from alembic import config as alembic_config
+from alembic import migration
+from oslo_utils import timeutils
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from nova_snapshot.compute import task_states
+from nova_snapshot.db import models
+from nova_snapshot import exception
+
+
+class _Unset:
+    def __repr__(self):
+        return 'UNSET'
+
+
+#: "No expectation" for ``instance_update``; ``None`` is a real task_state.
+UNSET = _Unset()
+
+MIGRATIONS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                              'migrations')
+# Seconds SQLite waits on a locked database before giving up: long enough
+# for the API and a compute service sharing one file on a small host.
+SQLITE_BUSY_TIMEOUT = 30
+
+_JSON_DEFAULTS = {'flavor': None, 'metadata': {}, 'system_metadata': {}}
+_EVENT_RESULTS = {'success': 'Success', 'error': 'Error'}
+
+_instances = models.instances
+_bdms = models.block_device_mappings
+_actions = models.instance_actions
+_events = models.instance_actions_events
+_faults = models.instance_faults
+_services = models.services
+
+
+def _sqlite_on_connect(dbapi_conn, _record):
+    cursor = dbapi_conn.cursor()
+    # SQLite ignores foreign keys unless each connection asks for them.
+    cursor.execute('PRAGMA foreign_keys = ON')
+    cursor.close()
+
+
+def _make_engine(url, pool_size):
+    url = sa.engine.make_url(url)
+    if url.get_backend_name() != 'sqlite':
+        return sa.create_engine(url, pool_size=pool_size,
+                                pool_pre_ping=True)
+    connect_args = {'timeout': SQLITE_BUSY_TIMEOUT}
+    kwargs = {}
+    if url.database in (None, '', ':memory:'):
+        # Every new connection would see its own empty memory database.
+        kwargs['poolclass'] = sa.pool.StaticPool
+        connect_args['check_same_thread'] = False
+    else:
+        directory = os.path.dirname(os.path.abspath(url.database))
+        os.makedirs(directory, exist_ok=True)
+    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
+    sa.event.listen(engine, 'connect', _sqlite_on_connect)
+    return engine
+
+
+def _as_tuple(expected):
+    if isinstance(expected, (list, tuple, set, frozenset)):
+        return tuple(expected)
+    return (expected,)
+
+
+def _one_of(column, values):
+    """``column IN (values)`` where a ``None`` among them means IS NULL."""
+    present = [v for v in values if v is not None]
+    clauses = [column.in_(present)] if present else []
+    if len(present) != len(values):
+        clauses.append(column.is_(None))
+    return sa.or_(*clauses) if clauses else sa.false()
+
+
+def _checked(table, values, forbidden=('id',)):
+    unknown = set(values) - set(table.c.keys())
+    bad = unknown | (set(values) & set(forbidden))
+    if bad:
+        raise ValueError('Cannot set %s on %s' % (sorted(bad), table.name))
+    return dict(values)
+
+
+def _encode_instance(values, forbidden=('id',)):
+    row = _checked(_instances, values, forbidden)
+    for key in _JSON_DEFAULTS:
+        if key in row and row[key] is not None:
+            row[key] = json.dumps(row[key])
+    return row
+
+
+def _instance_dict(row):
+    instance = dict(row._mapping)
+    for key, default in _JSON_DEFAULTS.items():
+        raw = instance[key]
+        instance[key] = json.loads(raw) if raw else default
+    return instance
+
+
+def _dict(row):
+    return None if row is None else dict(row._mapping)
+
+
+class Database:
+    """All reads and writes of nova-snapshot state.
+
+    :param conf_or_url: a ConfigOpts with the ``[database]`` group
+        registered, or an SQLAlchemy URL string.
+    """
+
+    def __init__(self, conf_or_url):
+        if isinstance(conf_or_url, str):
+            self.url, pool_size = conf_or_url, 5
+        else:
+            self.url = conf_or_url.database.connection
+            pool_size = conf_or_url.database.pool_size
+        self.engine = _make_engine(self.url, pool_size)
+
+    def dispose(self):
+        """Close pooled connections (tests, and before dropping a DB)."""
+        self.engine.dispose()
+
+    # Schema
+
+    def create_schema(self):
+        """Run every alembic migration up to head (idempotent)."""
+        config = alembic_config.Config()
+        config.set_main_option('script_location', MIGRATIONS_DIR)
+        with self.engine.begin() as conn:
+            config.attributes['connection'] = conn
+            alembic_command.upgrade(config, 'head')
+
+    def schema_version(self):
+        """Current alembic revision, or None for an empty database."""
+        with self.engine.connect() as conn:
+            context = migration.MigrationContext.configure(conn)
+            return context.get_current_revision()
+
+    # Instances
+
+    def instance_create(self, values):
+        values = dict(values)
+        values.setdefault('uuid', str(uuidlib.uuid4()))
+        values.setdefault('created_at', timeutils.utcnow())
+        values.setdefault('metadata', {})
+        values.setdefault('system_metadata', {})
+        with self.engine.begin() as conn:
+            conn.execute(_instances.insert().values(_encode_instance(values)))
+            return self._instance_get(conn, values['uuid'])
+
+    def instance_get(self, uuid):
+        with self.engine.connect() as conn:
+            return self._instance_get(conn, uuid)
+
+    def _instance_get(self, conn, uuid):
+        row = conn.execute(sa.select(_instances).where(
+            _instances.c.uuid == uuid, _instances.c.deleted == 0)).first()
+        if row is None:
+            raise exception.InstanceNotFound(instance_id=uuid)
+        return _instance_dict(row)
+
+    def instance_get_all(self, project_id=None, host=None, task_states=None):
+        query = sa.select(_instances).where(_instances.c.deleted == 0)
+        if project_id is not None:
+            query = query.where(_instances.c.project_id == project_id)
+        if host is not None:
+            query = query.where(_instances.c.host == host)
+        if task_states is not None:
+            query = query.where(_one_of(_instances.c.task_state,
+                                        _as_tuple(task_states)))
+        query = query.order_by(_instances.c.created_at, _instances.c.id)
+        with self.engine.connect() as conn:
+            return [_instance_dict(row) for row in conn.execute(query)]
+
+    def instance_update(self, uuid, values, expected_task_state=UNSET,
+                        expected_vm_state=UNSET):
+        """Update one live instance if its states are as expected.
+
+        :param expected_task_state: a value or tuple of values (``None``
+            allowed) the current task_state must be one of; UNSET: any.
+        :param expected_vm_state: the same for vm_state.
+        :returns: the updated instance dict.
+        :raises: InstanceNotFound, UnexpectedDeletingTaskStateError,
+            UnexpectedTaskStateError (also for a vm_state mismatch).
+        """
+        row = _encode_instance(values, forbidden=('id', 'uuid', 'deleted'))
+        row.setdefault('updated_at', timeutils.utcnow())
+        expected = {}
+        if expected_task_state is not UNSET:
+            expected['task_state'] = _as_tuple(expected_task_state)
+        if expected_vm_state is not UNSET:
+            expected['vm_state'] = _as_tuple(expected_vm_state)
+        where = [_instances.c.uuid == uuid, _instances.c.deleted == 0]
+        where += [_one_of(_instances.c[field], allowed)
+                  for field, allowed in expected.items()]
+        with self.engine.begin() as conn:
+            result = conn.execute(_instances.update().where(*where)
+                                  .values(row))
+            if result.rowcount == 1:
+                return self._instance_get(conn, uuid)
+        self._raise_update_conflict(uuid, expected)
+
+    def _raise_update_conflict(self, uuid, expected):
+        # Only explains a lost compare-and-swap; nothing is retried.
+        actual = self.instance_get(uuid)
+        conflicts = {f: a for f, a in expected.items()
+                     if actual[f] not in a}
+        if not conflicts:
+            # The row changed again since the UPDATE; report everything.
+            conflicts = expected
+        props = {'instance_uuid': uuid,
+                 'expected': {f: list(v) for f, v in conflicts.items()},
+                 'actual': {f: actual[f] for f in conflicts}}
+        if actual['task_state'] == task_states.DELETING:
+            raise exception.UnexpectedDeletingTaskStateError(**props)
+        raise exception.UnexpectedTaskStateError(**props)
+
+    def instance_destroy(self, uuid):
+        """Soft-delete an instance and its BDMs; returns the deleted row."""
+        now = timeutils.utcnow()
+        deleted = {'deleted_at': now, 'updated_at': now}
+        with self.engine.begin() as conn:
+            result = conn.execute(_instances.update().where(
+                _instances.c.uuid == uuid, _instances.c.deleted == 0).values(
+                deleted=_instances.c.id, **deleted))
+            if result.rowcount != 1:
+                raise exception.InstanceNotFound(instance_id=uuid)
+            conn.execute(_bdms.update().where(
+                _bdms.c.instance_uuid == uuid, _bdms.c.deleted == 0).values(
+                deleted=_bdms.c.id, **deleted))
+            row = conn.execute(sa.select(_instances).where(
+                _instances.c.uuid == uuid)).one()
+        return _instance_dict(row)
+
+    # Block device mappings
+
+    def bdm_create(self, values):
+        values = _checked(_bdms, values)
+        values.setdefault('created_at', timeutils.utcnow())
+        with self.engine.begin() as conn:
+            result = conn.execute(_bdms.insert().values(values))
+            bdm_id = result.inserted_primary_key[0]
+            return _dict(conn.execute(sa.select(_bdms).where(
+                _bdms.c.id == bdm_id)).one())
+
+    def bdm_get_by_instance(self, uuid):
+        query = sa.select(_bdms).where(
+            _bdms.c.instance_uuid == uuid, _bdms.c.deleted == 0
+        ).order_by(_bdms.c.id)
+        with self.engine.connect() as conn:
+            return [_dict(row) for row in conn.execute(query)]
+
+    # Instance actions (os-instance-actions)
+
+    def action_start(self, context, instance_uuid, action):
+        values = {'action': action, 'instance_uuid': instance_uuid,
+                  'request_id': context.request_id,
+                  'user_id': context.user_id,
+                  'project_id': context.project_id,
+                  'start_time': timeutils.utcnow()}
+        with self.engine.begin() as conn:
+            result = conn.execute(_actions.insert().values(values))
+            return _dict(conn.execute(sa.select(_actions).where(
+                _actions.c.id == result.inserted_primary_key[0])).one())
+
+    def _action_row(self, conn, instance_uuid, request_id):
+        row = conn.execute(sa.select(_actions).where(
+            _actions.c.instance_uuid == instance_uuid,
+            _actions.c.request_id == request_id,
+        ).order_by(_actions.c.id.desc()).limit(1)).first()
+        if row is None:
+            raise exception.InstanceActionNotFound(
+                request_id=request_id, instance_uuid=instance_uuid)
+        return row
+
+    def action_event_start(self, context, instance_uuid, event, host=None):
+        """Record the start of ``event`` under the request's action."""
+        with self.engine.begin() as conn:
+            action = self._action_row(conn, instance_uuid, context.request_id)
+            result = conn.execute(_events.insert().values(
+                action_id=action.id, event=event, host=host,
+                start_time=timeutils.utcnow()))
+            return _dict(conn.execute(sa.select(_events).where(
+                _events.c.id == result.inserted_primary_key[0])).one())
+
+    def action_event_finish(self, context, instance_uuid, event, result,
+                            traceback=None, details=None):
+        """Finish the newest ``event`` of the request's action.
+
+        :param result: 'Success' or 'Error' (any case); an error also marks
+            the whole action with message 'Error', as Nova does.
+        """
+        outcome = _EVENT_RESULTS.get(str(result).lower())
+        if outcome is None:
+            raise ValueError('Event result must be Success or Error, not %r'
+                             % (result,))
+        with self.engine.begin() as conn:
+            action = self._action_row(conn, instance_uuid, context.request_id)
+            event_id = conn.execute(sa.select(_events.c.id).where(
+                _events.c.action_id == action.id, _events.c.event == event,
+            ).order_by(_events.c.id.desc()).limit(1)).scalar()
+            if event_id is None:
+                raise exception.InstanceActionEventNotFound(
+                    event=event, action_id=action.id)
+            conn.execute(_events.update().where(_events.c.id == event_id)
+                         .values(result=outcome, traceback=traceback,
+                                 details=details,
+                                 finish_time=timeutils.utcnow()))
+            if outcome == 'Error':
+                conn.execute(_actions.update().where(
+                    _actions.c.id == action.id).values(message='Error'))
+            return _dict(conn.execute(sa.select(_events).where(
+                _events.c.id == event_id)).one())
+
+    def actions_get(self, instance_uuid):
+        """Actions of an instance, newest first."""
+        query = sa.select(_actions).where(
+            _actions.c.instance_uuid == instance_uuid
+        ).order_by(_actions.c.start_time.desc(), _actions.c.id.desc())
+        with self.engine.connect() as conn:
+            return [_dict(row) for row in conn.execute(query)]
+
+    def action_get_by_request_id(self, instance_uuid, request_id):
+        """One action with its ``events`` (newest first).
+
+        :raises: InstanceActionNotFound
+        """
+        with self.engine.connect() as conn:
+            action = _dict(self._action_row(conn, instance_uuid, request_id))
+            events = conn.execute(sa.select(_events).where(
+                _events.c.action_id == action['id']
+            ).order_by(_events.c.start_time.desc(), _events.c.id.desc()))
+            action['events'] = [_dict(row) for row in events]
+        return action
+
+    # Faults
+
+    def fault_create(self, instance_uuid, code, message, details, host=None):
+        values = {'instance_uuid': instance_uuid, 'code': int(code),
+                  # The column is 255 wide; details keep the whole story.
+                  'message': (message or '')[:255], 'details': details,
+                  'host': host, 'created_at': timeutils.utcnow()}
+        with self.engine.begin() as conn:
+            result = conn.execute(_faults.insert().values(values))
+            return _dict(conn.execute(sa.select(_faults).where(
+                _faults.c.id == result.inserted_primary_key[0])).one())
+
+    def fault_get_latest(self, instance_uuid):
+        """The newest fault of an instance, or None."""
+        query = sa.select(_faults).where(
+            _faults.c.instance_uuid == instance_uuid
+        ).order_by(_faults.c.created_at.desc(), _faults.c.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            return _dict(conn.execute(query).first())
+
+    # Services
+
+    def service_update(self, host, topic, binary=None):
+        """Heartbeat: count a report for (host, topic), creating the row."""
+        now = timeutils.utcnow()
+        bump = _services.update().where(
+            _services.c.host == host, _services.c.topic == topic
+        ).values(report_count=_services.c.report_count + 1,
+                 updated_at=now, last_seen_up=now)
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(bump).rowcount == 0:
+                    conn.execute(_services.insert().values(
+                        host=host, topic=topic, binary=binary or topic,
+                        report_count=1, created_at=now, updated_at=now,
+                        last_seen_up=now))
+                return self._service_get(conn, host, topic)
+        except sa_exc.IntegrityError:
+            pass  # a concurrent first heartbeat created the row; bump it
+        with self.engine.begin() as conn:
+            conn.execute(bump)
+            return self._service_get(conn, host, topic)
+
+    def _service_get(self, conn, host, topic):
+        return _dict(conn.execute(sa.select(_services).where(
+            _services.c.host == host, _services.c.topic == topic)).one())
+
+    def service_get_all(self, topic):
+        query = sa.select(_services).where(
+            _services.c.topic == topic).order_by(_services.c.host)
+        with self.engine.connect() as conn:
+            return [_dict(row) for row in conn.execute(query)]

@@ -1,0 +1,151 @@
+"""Table definitions (SQLAlchemy Core) used by ``db.api`` to build queries.
+
+The alembic scripts in ``migrations/versions`` create the schema and are the
+source of truth; these tables must describe the same thing, which
+``tests/unit/db/test_migrations.py`` checks by comparing the two.
+
+JSON columns are plain ``Text`` holding ``json.dumps`` output so the three
+supported backends store them the same way; ``db.api`` decodes them.
+"""
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+metadata = sa.MetaData()
+
+
+def _datetime():
+    # MySQL/MariaDB DATETIME drops sub-seconds unless asked; actions and
+    # faults are ordered by time, so keep microseconds everywhere.
+    return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), 'mysql')
+
+
+def _timestamps():
+    return [
+        sa.Column('created_at', _datetime(), nullable=True),
+        sa.Column('updated_at', _datetime(), nullable=True),
+    ]
+
+
+def _soft_delete():
+    # ``deleted`` is 0 for a live row and the row id once deleted (Nova's
+    # convention), so unique constraints can include it later if needed.
+    return [
+        sa.Column('deleted_at', _datetime(), nullable=True),
+        sa.Column('deleted', sa.Integer, nullable=False, server_default='0'),
+    ]
+
+
+instances = sa.Table(
+    'instances', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column('uuid', sa.String(36), nullable=False),
+    sa.Column('name', sa.String(255), nullable=True),
+    sa.Column('project_id', sa.String(255), nullable=True),
+    sa.Column('user_id', sa.String(255), nullable=True),
+    sa.Column('host', sa.String(255), nullable=True),
+    sa.Column('vm_state', sa.String(255), nullable=True),
+    sa.Column('task_state', sa.String(255), nullable=True),
+    sa.Column('power_state', sa.Integer, nullable=False, server_default='0'),
+    sa.Column('progress', sa.Integer, nullable=False, server_default='0'),
+    sa.Column('image_ref', sa.String(255), nullable=True),
+    sa.Column('flavor', sa.Text, nullable=True),
+    sa.Column('root_device_name', sa.String(255), nullable=True),
+    sa.Column('launched_at', _datetime(), nullable=True),
+    sa.Column('metadata', sa.Text, nullable=True),
+    sa.Column('system_metadata', sa.Text, nullable=True),
+    *_timestamps(),
+    *_soft_delete(),
+    sa.UniqueConstraint('uuid', name='uniq_instances0uuid'),
+    sa.Index('instances_project_id_deleted_idx', 'project_id', 'deleted'),
+    sa.Index('instances_host_deleted_idx', 'host', 'deleted'),
+)
+
+block_device_mappings = sa.Table(
+    'block_device_mappings', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column('instance_uuid', sa.String(36),
+              sa.ForeignKey('instances.uuid',
+                            name='block_device_mappings_instance_uuid_fkey'),
+              nullable=False),
+    sa.Column('source_type', sa.String(255), nullable=True),
+    sa.Column('destination_type', sa.String(255), nullable=True),
+    sa.Column('boot_index', sa.Integer, nullable=True),
+    sa.Column('device_name', sa.String(255), nullable=True),
+    sa.Column('device_type', sa.String(255), nullable=True),
+    sa.Column('disk_bus', sa.String(255), nullable=True),
+    sa.Column('guest_format', sa.String(255), nullable=True),
+    sa.Column('volume_id', sa.String(255), nullable=True),
+    sa.Column('snapshot_id', sa.String(255), nullable=True),
+    sa.Column('image_id', sa.String(255), nullable=True),
+    sa.Column('volume_size', sa.Integer, nullable=True),
+    sa.Column('delete_on_termination', sa.Boolean, nullable=False,
+              server_default=sa.false()),
+    sa.Column('no_device', sa.Boolean, nullable=False,
+              server_default=sa.false()),
+    sa.Column('tag', sa.String(255), nullable=True),
+    sa.Column('volume_type', sa.String(255), nullable=True),
+    sa.Column('connection_info', sa.Text, nullable=True),
+    sa.Column('attachment_id', sa.String(36), nullable=True),
+    *_timestamps(),
+    *_soft_delete(),
+    sa.Index('block_device_mappings_instance_uuid_idx', 'instance_uuid'),
+)
+
+instance_actions = sa.Table(
+    'instance_actions', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column('action', sa.String(255), nullable=False),
+    sa.Column('instance_uuid', sa.String(36), nullable=False),
+    sa.Column('request_id', sa.String(255), nullable=True),
+    sa.Column('user_id', sa.String(255), nullable=True),
+    sa.Column('project_id', sa.String(255), nullable=True),
+    sa.Column('start_time', _datetime(), nullable=True),
+    sa.Column('finish_time', _datetime(), nullable=True),
+    sa.Column('message', sa.String(255), nullable=True),
+    sa.Index('instance_actions_instance_uuid_request_id_idx',
+             'instance_uuid', 'request_id'),
+)
+
+instance_actions_events = sa.Table(
+    'instance_actions_events', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column('action_id', sa.Integer,
+              sa.ForeignKey('instance_actions.id',
+                            name='instance_actions_events_action_id_fkey'),
+              nullable=False),
+    sa.Column('event', sa.String(255), nullable=False),
+    sa.Column('start_time', _datetime(), nullable=True),
+    sa.Column('finish_time', _datetime(), nullable=True),
+    sa.Column('result', sa.String(255), nullable=True),
+    sa.Column('traceback', sa.Text, nullable=True),
+    sa.Column('host', sa.String(255), nullable=True),
+    sa.Column('details', sa.Text, nullable=True),
+    sa.Index('instance_actions_events_action_id_idx', 'action_id'),
+)
+
+instance_faults = sa.Table(
+    'instance_faults', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column('instance_uuid', sa.String(36), nullable=False),
+    sa.Column('code', sa.Integer, nullable=False),
+    sa.Column('message', sa.String(255), nullable=True),
+    sa.Column('details', sa.Text, nullable=True),
+    sa.Column('host', sa.String(255), nullable=True),
+    sa.Column('created_at', _datetime(), nullable=True),
+    sa.Index('instance_faults_instance_uuid_idx', 'instance_uuid'),
+)
+
+services = sa.Table(
+    'services', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column('host', sa.String(255), nullable=False),
+    sa.Column('binary', sa.String(255), nullable=True),
+    sa.Column('topic', sa.String(255), nullable=False),
+    sa.Column('report_count', sa.Integer, nullable=False, server_default='0'),
+    sa.Column('disabled', sa.Boolean, nullable=False,
+              server_default=sa.false()),
+    sa.Column('last_seen_up', _datetime(), nullable=True),
+    *_timestamps(),
+    sa.UniqueConstraint('host', 'topic', name='uniq_services0host0topic'),
+)
