@@ -93,12 +93,13 @@ def wait(domain, on_progress=None, interval=0.01, max_interval=0.5,
 def abort(domain):
     """Abort a running backup job; quiet when there is none."""
     try:
-        if domain.jobStats(0).get('type', libvirt.VIR_DOMAIN_JOB_NONE) != \
+        if domain.jobStats(0).get('type', libvirt.VIR_DOMAIN_JOB_NONE) == \
                 libvirt.VIR_DOMAIN_JOB_NONE:
-            domain.abortJob()
+            return False
+        domain.abortJob()
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             raise
-        # No job, or the domain is not running: nothing to abort.
+        # The job ended meanwhile, or the domain is not running.
         return False
     return True
