@@ -16,9 +16,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
+import libvirt
 import requests
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -75,7 +77,7 @@ class Deployment:
         self.config_files = {}
 
     # -- configuration ---------------------------------------------------
-    def _write_config(self, name, host=None):
+    def _write_config(self, name, host=None, extra_conf=None):
         conf = configparser.ConfigParser(interpolation=None)
         conf['DEFAULT'] = {
             'state_path': self.state_dir,
@@ -94,11 +96,12 @@ class Deployment:
         conf['libvirt'] = {'connection_uri': self.stack.get(
             'LIBVIRT_URI', 'qemu:///system')}
         conf['oslo_messaging_notifications'] = {'driver': 'messagingv2'}
-        for section, values in self.extra_conf.items():
-            if section not in conf:
-                conf[section] = {}
-            for key, value in values.items():
-                conf[section][key] = str(value)
+        for overrides in (self.extra_conf, extra_conf or {}):
+            for section, values in overrides.items():
+                if section not in conf:
+                    conf[section] = {}
+                for key, value in values.items():
+                    conf[section][key] = str(value)
         path = os.path.join(self.state_dir, '%s.conf' % name)
         with open(path, 'w') as conf_file:
             conf.write(conf_file)
@@ -125,8 +128,14 @@ class Deployment:
             self.wait_for_compute(host, timeout)
         return self
 
-    def start_compute(self, host):
-        conf = self._write_config('compute-%s' % host, host=host)
+    def start_compute(self, host, extra_conf=None):
+        """Start (or start again) the compute service of ``host``.
+
+        ``extra_conf`` overrides options for this host only, e.g.
+        ``{'libvirt': {'live_snapshot': False}}``.
+        """
+        conf = self._write_config('compute-%s' % host, host=host,
+                                  extra_conf=extra_conf)
         return self._spawn('compute-%s' % host,
                            [_bin('nova-snapshot-compute'), '--config-file', conf])
 
@@ -323,3 +332,50 @@ def wait_for_image(image_api, ctx, image_id, status='active', timeout=300):
             raise RuntimeError('image %s is %s after %ss'
                                % (image_id, image['status'], timeout))
         time.sleep(0.2)
+
+
+class DomainStateWatcher:
+    """Polls a libvirt domain's state every few ms in a thread.
+
+    Records for how long the domain was not running (paused, or shut off
+    by a managed save), which is what the guest experiences as a pause.
+    """
+
+    def __init__(self, domain, interval=0.002):
+        self.domain = domain
+        self.interval = interval
+        self.not_running_seconds = 0.0
+        self.states_seen = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        last = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                state = self.domain.state()[0]
+            except libvirt.libvirtError:
+                state = libvirt.VIR_DOMAIN_SHUTOFF
+            now = time.monotonic()
+            self.states_seen.add(state)
+            if state != libvirt.VIR_DOMAIN_RUNNING:
+                self.not_running_seconds += now - last
+            last = now
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+DOMAIN_STATE_NAMES = {
+    libvirt.VIR_DOMAIN_RUNNING: 'running',
+    libvirt.VIR_DOMAIN_PAUSED: 'paused',
+    libvirt.VIR_DOMAIN_SHUTOFF: 'shut off',
+    libvirt.VIR_DOMAIN_SHUTDOWN: 'shutting down',
+    libvirt.VIR_DOMAIN_BLOCKED: 'blocked',
+}

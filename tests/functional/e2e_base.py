@@ -8,7 +8,6 @@ guest, and the real Glance. State is in a PostgreSQL database of its own.
 import os
 import re
 import subprocess
-import threading
 import time
 import unittest
 import uuid
@@ -52,44 +51,6 @@ def read_tick(raw_disk_bytes):
 def qcow2_to_raw(path, raw_path):
     subprocess.run(['qemu-img', 'convert', '-U', '-f', 'qcow2', '-O', 'raw',
                     path, raw_path], check=True)
-
-
-class DomainStateWatcher:
-    """Polls a libvirt domain's state every few ms in a thread.
-
-    Records for how long the domain was not running (paused, or shut off
-    by a managed save), which is what the guest experiences as a pause.
-    """
-
-    def __init__(self, domain, interval=0.002):
-        self.domain = domain
-        self.interval = interval
-        self.not_running_seconds = 0.0
-        self.states_seen = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        last = time.monotonic()
-        while not self._stop.is_set():
-            try:
-                state = self.domain.state()[0]
-            except libvirt.libvirtError:
-                state = libvirt.VIR_DOMAIN_SHUTOFF
-            now = time.monotonic()
-            self.states_seen.add(state)
-            if state != libvirt.VIR_DOMAIN_RUNNING:
-                self.not_running_seconds += now - last
-            last = now
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 class EndToEndTestCase(unittest.TestCase):
