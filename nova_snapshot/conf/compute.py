@@ -25,6 +25,11 @@ COMPUTE_OPTS = [
     cfg.StrOpt('default_schedule_host',
                help='Host that new servers are placed on. Unset: the only '
                     'compute service that is up (error if several).'),
+    cfg.ListOpt('non_inheritable_image_properties',
+                default=['cache_in_nova', 'bittorrent'],
+                help='Base-image properties a snapshot does not inherit '
+                     '(on top of the built-in signature, encryption and '
+                     'os_glance* keys).'),
 ]
 
 
