@@ -10,6 +10,7 @@ points at (Glance, RabbitMQ, PostgreSQL, libvirtd) are started beforehand by
 import configparser
 import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -295,7 +296,7 @@ def user_context(user, project, roles=('member', 'reader')):
 
 
 def upload_tiny_guest(image_api, ctx, guest_dir, name='tiny-guest',
-                      disk_path=None):
+                      disk_path=None, command_line='console=ttyS0'):
     """Upload the test guest as Nova's AMI-style trio; return the disk image.
 
     The kernel and initramfs become ``aki``/``ari`` images and the root disk
@@ -317,7 +318,7 @@ def upload_tiny_guest(image_api, ctx, guest_dir, name='tiny-guest',
                      os.path.join(guest_dir, 'initramfs.gz'), 'ari', 'ari')
     return upload(name, disk_path or os.path.join(guest_dir, 'disk.qcow2'),
                   'qcow2', 'bare', kernel_id=kernel['id'],
-                  ramdisk_id=ramdisk['id'], os_command_line='console=ttyS0')
+                  ramdisk_id=ramdisk['id'], os_command_line=command_line)
 
 
 def wait_for_image(image_api, ctx, image_id, status='active', timeout=300):
@@ -379,3 +380,68 @@ DOMAIN_STATE_NAMES = {
     libvirt.VIR_DOMAIN_SHUTDOWN: 'shutting down',
     libvirt.VIR_DOMAIN_BLOCKED: 'blocked',
 }
+
+
+def console_log_path(domain):
+    """Path of the file a domain's serial console writes to."""
+    import xml.etree.ElementTree as ElementTree
+    root = ElementTree.fromstring(domain.XMLDesc(0))
+    source = root.find("./devices/serial[@type='file']/source")
+    if source is None:
+        raise RuntimeError('domain %s has no file-backed serial console'
+                           % domain.name())
+    return source.get('path')
+
+
+class ConsoleTickWatcher:
+    """Timestamps, on the host clock, each tick the guest prints.
+
+    The guest prints ``nova-snapshot-guest: tick N`` (every tick when booted
+    with ``nsguest.print_every=1``). The longest interval between two
+    printed ticks is the longest time the guest could not make progress,
+    which is what a guest experiences as a pause.
+    """
+
+    _TICK = re.compile(rb'nova-snapshot-guest: tick (\d+)')
+
+    def __init__(self, log_path, interval=0.002):
+        self.log_path = log_path
+        self.interval = interval
+        self.ticks = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        with open(self.log_path, 'rb') as log:
+            log.seek(0, os.SEEK_END)
+            pending = b''
+            while not self._stop.is_set():
+                chunk = log.read()
+                now = time.monotonic()
+                if chunk:
+                    pending += chunk
+                    *lines, pending = pending.split(b'\n')
+                    for line in lines:
+                        match = self._TICK.search(line)
+                        if match:
+                            self.ticks.append((now, int(match.group(1))))
+                else:
+                    time.sleep(self.interval)
+
+    def mark(self):
+        return time.monotonic()
+
+    def max_gap(self, start=None, end=None):
+        """Longest host-time interval between consecutive printed ticks."""
+        points = [t for t, _ in self.ticks
+                  if (start is None or t >= start) and (end is None or t <= end)]
+        gaps = [b - a for a, b in zip(points, points[1:])]
+        return max(gaps) if gaps else None
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,185 @@
+"""createImage benchmark: guest pause, end-to-end time, bytes, vs qemu-img.
+
+For a running guest whose disk holds N MiB (default 512) of non-zero data,
+this prints, all measured in one run on this machine:
+
+* the pause the guest experiences (longest gap between the ticks it prints,
+  on the host clock) during a live and during a suspend snapshot, next to
+  the gap in a quiet window of the same length (the guest's own jitter);
+* the end-to-end createImage time (request to an active image with the
+  server's task state cleared) for each path;
+* the bytes uploaded to Glance against the bytes allocated in the disk;
+* the ratio of the end-to-end time to a plain ``qemu-img convert`` of the
+  same disk to a local qcow2 file, timed in the same run.
+
+Usage: tools/benchmark.sh [--data-mib N] [--json FILE]
+It prints numbers; it asserts nothing about them.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import libvirt  # noqa: E402
+
+from nova_snapshot import conf as ns_conf  # noqa: E402
+from nova_snapshot import devenv  # noqa: E402
+from nova_snapshot.image import glance  # noqa: E402
+
+HOST = 'bench-compute'
+CMDLINE = 'console=ttyS0 nsguest.print_every=1'
+
+
+def make_data_disk(guest_dir, data_mib, workdir):
+    """A qcow2 disk: the guest's blank disk plus N MiB of random data.
+
+    Data starts at 1 MiB so the tick sector stays the guest's; random bytes
+    keep qcow2 from treating anything as zero.
+    """
+    raw = os.path.join(workdir, 'bench.raw')
+    disk = os.path.join(workdir, 'bench.qcow2')
+    size_mib = data_mib + 64
+    with open(raw, 'wb') as out:
+        out.truncate(size_mib * 2 ** 20)
+        out.seek(2 ** 20)
+        for _ in range(data_mib):
+            out.write(os.urandom(2 ** 20))
+    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw,
+                    disk], check=True)
+    os.unlink(raw)
+    return disk
+
+
+def allocated_bytes(path):
+    """Bytes of guest data the disk (with its backing chain) holds."""
+    out = subprocess.run(['qemu-img', 'map', '-U', '--output=json', path],
+                         check=True, capture_output=True, text=True).stdout
+    return sum(extent['length'] for extent in json.loads(out)
+               if extent.get('data'))
+
+
+def time_qemu_img_convert(disk, workdir):
+    target = os.path.join(workdir, 'baseline.qcow2')
+    start = time.monotonic()
+    subprocess.run(['qemu-img', 'convert', '-U', '-f', 'qcow2', '-O', 'qcow2',
+                    disk, target], check=True)
+    elapsed = time.monotonic() - start
+    size = os.path.getsize(target)
+    os.unlink(target)
+    return elapsed, size
+
+
+def snapshot(client, image_api, ctx, server_id, watcher, name):
+    start = time.monotonic()
+    image_id = client.create_image(server_id, name)
+    while True:
+        image = image_api.get(ctx, image_id)
+        if image['status'] == 'active':
+            if client.get_server(server_id)['OS-EXT-STS:task_state'] is None:
+                break
+        elif image['status'] in ('killed', 'deleted'):
+            raise RuntimeError('snapshot %s failed: %s' % (
+                image_id, client.get_server(server_id).get('fault')))
+        time.sleep(0.05)
+    end = time.monotonic()
+    return {'image_id': image_id, 'seconds': end - start,
+            'bytes_uploaded': image['size'],
+            'guest_max_tick_gap': watcher.max_gap(start, end)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--data-mib', type=int, default=512)
+    parser.add_argument('--json', help='also write the results to this file')
+    args = parser.parse_args()
+
+    stack = devenv.read_stack_env()
+    conf = ns_conf.new_conf([])
+    conf.set_override('api_endpoint', stack['GLANCE_URL'], group='glance')
+    image_api = glance.GlanceAPI(conf)
+    project = uuid.uuid4().hex
+    ctx = devenv.user_context('bench', project)
+    workdir = tempfile.mkdtemp(prefix='nova-snapshot-bench-')
+    deployment = devenv.Deployment(stack_env=stack, hosts=[HOST])
+    images = []
+    results = {'data_mib': args.data_mib}
+    try:
+        print('preparing a disk with %d MiB of random data' % args.data_mib)
+        disk = make_data_disk(stack['GUEST_DIR'], args.data_mib, workdir)
+        deployment.start()
+        client = deployment.client('bench', project)
+        client_timeout = max(120, args.data_mib // 2)
+        base = devenv.upload_tiny_guest(image_api, ctx, stack['GUEST_DIR'],
+                                        'bench-guest', disk_path=disk,
+                                        command_line=CMDLINE)
+        images += [base['id'], base['kernel_id'], base['ramdisk_id']]
+        server = client.create_server('bench', base['id'], flavor_ref='2')
+        client.wait_for_server(server['id'], timeout=client_timeout)
+        conn = libvirt.open(stack.get('LIBVIRT_URI', 'qemu:///system'))
+        domain = conn.lookupByName('instance-%s' % server['id'])
+        instance_disk = os.path.join(deployment.state_dir, 'instances',
+                                     server['id'], 'disk')
+        with devenv.ConsoleTickWatcher(devenv.console_log_path(domain)) as ticks:
+            while len(ticks.ticks) < 20:
+                time.sleep(0.1)
+            results['disk_allocated_bytes'] = allocated_bytes(instance_disk)
+            base_s, base_size = time_qemu_img_convert(instance_disk, workdir)
+            results['qemu_img_convert_seconds'] = base_s
+            results['qemu_img_convert_bytes'] = base_size
+            for path, live in (('live', True), ('suspend', False)):
+                if not live:
+                    deployment.stop_compute(HOST)
+                    deployment.start_compute(
+                        HOST, {'libvirt': {'live_snapshot': False}})
+                    deployment.wait_for_compute(HOST)
+                quiet_start = time.monotonic()
+                time.sleep(results.get('live', {}).get('seconds', 5.0))
+                quiet_gap = ticks.max_gap(quiet_start, time.monotonic())
+                res = snapshot(client, image_api, ctx, server['id'], ticks,
+                               'bench-%s' % path)
+                images.append(res['image_id'])
+                res['quiet_max_tick_gap'] = quiet_gap
+                res['ratio_to_qemu_img'] = res['seconds'] / base_s
+                res['uploaded_over_allocated'] = (
+                    res['bytes_uploaded'] / results['disk_allocated_bytes'])
+                results[path] = res
+        conn.close()
+    finally:
+        for image_id in images:
+            try:
+                image_api.delete(ctx, image_id)
+            except Exception:
+                pass
+        deployment.stop()
+        subprocess.run(['rm', '-rf', workdir])
+
+    print()
+    print('disk: %d MiB of data, %d bytes allocated'
+          % (args.data_mib, results['disk_allocated_bytes']))
+    print('baseline qemu-img convert to a local qcow2: %.2f s (%d bytes)'
+          % (results['qemu_img_convert_seconds'],
+             results['qemu_img_convert_bytes']))
+    print('%-8s %10s %10s %12s %12s %14s %10s' % (
+        'path', 'e2e s', 'x qemu-img', 'pause s', 'jitter s',
+        'uploaded B', 'x alloc'))
+    for path in ('live', 'suspend'):
+        res = results[path]
+        print('%-8s %10.2f %10.2f %12.3f %12.3f %14d %10.3f' % (
+            path, res['seconds'], res['ratio_to_qemu_img'],
+            res['guest_max_tick_gap'] or -1, res['quiet_max_tick_gap'] or -1,
+            res['bytes_uploaded'], res['uploaded_over_allocated']))
+    if args.json:
+        with open(args.json, 'w') as out:
+            json.dump(results, out, indent=2, sort_keys=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
