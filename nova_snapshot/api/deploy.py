@@ -1,0 +1,103 @@
+"""Build the API WSGI application from a ConfigOpts (no paste).
+
+From the outside in::
+
+    FaultWrapper       anything unexpected -> logged 500 computeFault
+    RequestId          x-openstack-request-id / x-compute-request-id
+    (GET / only)       -> Microversion -> Router, without authentication
+    auth               noauth or keystonemiddleware + KeystoneContext
+    Microversion       parse the version, echo it on every response
+    Router             route table -> handlers -> ComputeAPI
+
+The request id sits outside auth so even a 401 carries one; the fault
+wrapper is outermost so not even middleware can leak a traceback.
+"""
+
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_middleware import request_id
+import webob.dec
+
+from nova_snapshot.api import auth
+from nova_snapshot.api import faults
+from nova_snapshot.api import microversion
+from nova_snapshot.api import router
+from nova_snapshot import conf as nova_conf
+from nova_snapshot import policy
+
+LOG = logging.getLogger(__name__)
+
+
+class ComputeRequestId(request_id.RequestId):
+    """Nova returns the request id in x-compute-request-id as well."""
+
+    compat_headers = ['x-compute-request-id']
+
+
+class _RootSplit:
+    """Send the unauthenticated routes around the auth middleware."""
+
+    def __init__(self, open_app, authed_app):
+        self.open_app = open_app
+        self.authed_app = authed_app
+
+    @webob.dec.wsgify
+    def __call__(self, req):
+        if (req.path_info or '/') in router.UNAUTHENTICATED_ROUTES:
+            return req.get_response(self.open_app)
+        return req.get_response(self.authed_app)
+
+
+def make_conf(args=None, default_config_files=None):
+    """A ConfigOpts with our options, oslo.log's and oslo.messaging's."""
+    from nova_snapshot import rpc  # only the real stack needs messaging
+
+    conf = cfg.ConfigOpts()
+    nova_conf.register_opts(conf)
+    logging.register_options(conf)
+    rpc.register_opts(conf)
+    conf(args if args is not None else [], project='nova-snapshot',
+         default_config_files=default_config_files)
+    return conf
+
+
+def build_compute_api(conf):
+    """The real ComputeAPI: SQL database, Glance, RPC over the transport."""
+    from nova_snapshot.compute import api as compute_api
+    from nova_snapshot.compute import rpcapi
+    from nova_snapshot.db import api as db_api
+    from nova_snapshot.image import glance
+    from nova_snapshot import rpc
+
+    transport = rpc.get_transport(conf)
+    return compute_api.ComputeAPI(
+        conf, db_api.Database(conf), glance.GlanceAPI(conf),
+        rpcapi.ComputeRPCAPI(transport))
+
+
+def _auth_middleware(conf, application, enforcer):
+    if conf.api.auth_strategy == 'noauth':
+        return auth.NoAuthMiddleware(application, enforcer)
+    from keystonemiddleware import auth_token
+
+    return auth_token.AuthProtocol(
+        auth.KeystoneContext(application, enforcer),
+        {'oslo_config_config': conf})
+
+
+def loadapp(conf, compute_api=None, enforcer=None):
+    """Return the WSGI application.
+
+    :param compute_api: the ComputeAPI to call; built from ``conf`` when
+        None (tests pass their own).
+    :param enforcer: a ``policy.Enforcer``; built from ``conf`` when None.
+    """
+    if compute_api is None:
+        compute_api = build_compute_api(conf)
+    if enforcer is None:
+        enforcer = policy.Enforcer(conf)
+    app = router.Router(conf, compute_api)
+    app = microversion.MicroversionMiddleware(app)
+    app = _RootSplit(app, _auth_middleware(conf, app, enforcer))
+    app = ComputeRequestId(app)
+    return faults.FaultWrapper(app)

@@ -1,0 +1,68 @@
+"""The createImage server action, in Nova's order.
+
+1. load the server (404, even for callers the policy would refuse);
+2. policy ``create_image`` against the *instance's* project (403);
+3. below 2.39, the image metadata quota (403, Nova's default limit 128);
+4. volume-backed servers need ``create_image:allow_volume_backed`` too and
+   go to ``snapshot_volume_backed``; the rest to ``snapshot``;
+5. 202: below 2.45 a ``Location`` header naming the Glance image, from 2.45
+   ``{"image_id": ...}`` and no header.
+
+The body was validated against ``schemas.servers.CREATE_IMAGE`` already.
+"""
+
+from nova_snapshot.api import faults
+from nova_snapshot.api.handlers import servers
+from nova_snapshot.api.schemas import servers as schema
+from nova_snapshot.api import util
+from nova_snapshot import exception
+from nova_snapshot.policies import servers as policies
+
+# Nova's [quota] metadata_items default; it only applies below 2.39.
+METADATA_ITEMS_LIMIT = 128
+ACTION = 'createImage'
+
+
+def image_location(conf, image_id):
+    """Nova's generate_image_url: <glance endpoint>/images/<id>, no /v2."""
+    return '%s/images/%s' % (conf.glance.api_endpoint.rstrip('/'), image_id)
+
+
+def create_image(req, server_id, body):
+    context = util.context(req)
+    compute_api = util.compute_api(req)
+    version = util.version(req)
+
+    instance = servers.load_server(req, server_id)
+    target = {'project_id': instance['project_id']}
+    context.can(policies.CREATE_IMAGE, target=target)
+
+    entity = body[ACTION]
+    # The schema already refuses edge whitespace; strip() is Nova's
+    # normalize_name and changes nothing in practice.
+    name = entity['name'].strip()
+    metadata = entity.get('metadata', {})
+
+    if not version.matches((2, 39)) and len(metadata) > METADATA_ITEMS_LIMIT:
+        raise faults.APIFault(403, 'Image metadata limit exceeded')
+
+    try:
+        if compute_api.is_volume_backed(context, instance):
+            context.can(policies.CREATE_IMAGE_VOLUME_BACKED, target=target)
+            image = compute_api.snapshot_volume_backed(
+                context, instance, name, extra_properties=metadata)
+        else:
+            image = compute_api.snapshot(
+                context, instance, name, extra_properties=metadata)
+    except exception.InstanceInvalidState as exc:
+        raise servers.conflict(exc, ACTION, server_id)
+    except exception.OverQuota as exc:
+        raise faults.APIFault(403, exc.format_message())
+
+    image_id = str(image['id'])
+    if version.matches((2, 45)):
+        return util.json_response(req, {'image_id': image_id}, status=202,
+                                  schema=schema.CREATE_IMAGE_RESPONSE_V245)
+    response = util.empty_response(202)
+    response.headers['Location'] = image_location(util.conf(req), image_id)
+    return response

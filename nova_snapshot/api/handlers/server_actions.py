@@ -1,0 +1,84 @@
+"""POST /servers/{server_id}/action: one body key picks the action.
+
+The body must be a JSON object with exactly one key; that key selects an
+entry of ``ACTIONS`` (an unknown one is 400, Nova's "There is no such
+action"). Each entry names its schema, checked before anything is loaded,
+as Nova's validation decorator does.
+"""
+
+from nova_snapshot.api import faults
+from nova_snapshot.api.handlers import create_image
+from nova_snapshot.api.handlers import servers
+from nova_snapshot.api.schemas import servers as schema
+from nova_snapshot.api import util
+from nova_snapshot.api import validation
+from nova_snapshot import exception
+from nova_snapshot.policies import servers as policies
+
+
+def _simple(method, policy, nova_action):
+    """An action that loads the server, checks policy and calls
+    ``ComputeAPI.<method>``; 202 with no body."""
+
+    def handler(req, server_id, body):
+        context = util.context(req)
+        instance = servers.load_server(req, server_id)
+        context.can(policy, target={'project_id': instance['project_id']})
+        try:
+            getattr(util.compute_api(req), method)(context, instance)
+        except exception.InstanceInvalidState as exc:
+            raise servers.conflict(exc, nova_action, server_id)
+        return util.empty_response(202)
+
+    handler.__name__ = method
+    return handler
+
+
+def console_output(req, server_id, body):
+    context = util.context(req)
+    instance = servers.load_server(req, server_id)
+    context.can(policies.CONSOLE_OUTPUT,
+                target={'project_id': instance['project_id']})
+    length = (body['os-getConsoleOutput'] or {}).get('length')
+    if length is not None:
+        length = int(length)
+        if length < 0:
+            length = None  # -1: the whole log, as in Nova
+    try:
+        output = util.compute_api(req).get_console_output(
+            context, instance, length=length)
+    except exception.InstanceInvalidState as exc:
+        raise servers.conflict(exc, 'getConsoleOutput', server_id)
+    except NotImplementedError:
+        raise faults.APIFault(501, 'Unable to get console output.')
+    return util.json_response(req, {'output': output},
+                              schema=schema.CONSOLE_OUTPUT_RESPONSE)
+
+
+# body key -> (request schema, handler(req, server_id, body))
+ACTIONS = {
+    'createImage': (schema.CREATE_IMAGE, create_image.create_image),
+    'os-stop': (schema.STOP, _simple('stop', policies.STOP, 'stop')),
+    'os-start': (schema.START, _simple('start', policies.START, 'start')),
+    'pause': (schema.PAUSE, _simple('pause', policies.PAUSE, 'pause')),
+    'unpause': (schema.UNPAUSE,
+                _simple('unpause', policies.UNPAUSE, 'unpause')),
+    'suspend': (schema.SUSPEND,
+                _simple('suspend', policies.SUSPEND, 'suspend')),
+    'resume': (schema.RESUME, _simple('resume', policies.RESUME, 'resume')),
+    'os-getConsoleOutput': (schema.GET_CONSOLE_OUTPUT, console_output),
+}
+
+
+def action(req, server_id):
+    body = util.extract_json(req)
+    if not isinstance(body, dict) or len(body) != 1:
+        raise faults.APIFault(
+            400, 'Malformed request body: the body must be an object with '
+                 'exactly one action key')
+    key = next(iter(body))
+    if key not in ACTIONS:
+        raise faults.APIFault(400, 'There is no such action: %s' % key)
+    action_schema, handler = ACTIONS[key]
+    validation.validate(body, action_schema)
+    return handler(req, server_id, body)

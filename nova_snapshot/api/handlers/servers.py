@@ -1,0 +1,91 @@
+"""/servers: list, create, show, delete."""
+
+from nova_snapshot.api import faults
+from nova_snapshot.api.schemas import servers as schema
+from nova_snapshot.api import util
+from nova_snapshot.api import validation
+from nova_snapshot.api import views
+from nova_snapshot import exception
+from nova_snapshot.policies import servers as policies
+
+
+def load_server(req, server_id):
+    """The instance, or 404: another project's server does not exist."""
+    return util.compute_api(req).get(util.context(req), server_id)
+
+
+def index(req):
+    context = util.context(req)
+    context.can(policies.INDEX, target={'project_id': context.project_id})
+    instances = util.compute_api(req).get_all(context)
+    body = {'servers': [views.server_summary(req, i) for i in instances]}
+    return util.json_response(req, body, schema=schema.INDEX_RESPONSE)
+
+
+def detail(req):
+    context = util.context(req)
+    context.can(policies.DETAIL, target={'project_id': context.project_id})
+    compute_api = util.compute_api(req)
+    show_extended = context.can(policies.EXTENDED_ATTRIBUTES, fatal=False)
+    servers = []
+    for instance in compute_api.get_all(context):
+        try:
+            # Reload through get() so faults come with the instance.
+            instance = compute_api.get(context, instance['uuid'])
+        except exception.InstanceNotFound:
+            continue  # deleted while we listed
+        servers.append(views.server(req, instance, show_extended))
+    return util.json_response(req, {'servers': servers},
+                              schema=schema.DETAIL_RESPONSE)
+
+
+def show(req, server_id):
+    context = util.context(req)
+    instance = load_server(req, server_id)
+    context.can(policies.SHOW, target={'project_id': instance['project_id']})
+    return util.json_response(req, {'server': views.server(req, instance)},
+                              schema=schema.SHOW_RESPONSE)
+
+
+def create(req):
+    context = util.context(req)
+    body = util.extract_json(req)
+    if util.version(req).matches((2, 37)):
+        validation.validate(body, schema.CREATE_V237)
+    else:
+        validation.validate(body, schema.CREATE)
+    context.can(policies.CREATE, target={'project_id': context.project_id,
+                                         'user_id': context.user_id})
+    server = body['server']
+    instance = util.compute_api(req).create(
+        context, server['name'], server['imageRef'],
+        str(server['flavorRef']), metadata=server.get('metadata'))
+    response = util.json_response(
+        req, {'server': views.server_create(req, instance)}, status=202,
+        schema=schema.CREATE_RESPONSE)
+    response.location = util.link(req, 'servers', instance['uuid'])
+    return response
+
+
+def delete(req, server_id):
+    context = util.context(req)
+    instance = load_server(req, server_id)
+    context.can(policies.DELETE, target={'project_id': instance['project_id']})
+    try:
+        util.compute_api(req).delete(context, instance)
+    except exception.InstanceInvalidState as exc:
+        raise conflict(exc, 'delete', server_id)
+    return util.empty_response(204)
+
+
+def conflict(exc, action, server_id):
+    """Nova's raise_http_conflict_for_instance_invalid_state message."""
+    attr = exc.kwargs.get('attr')
+    state = exc.kwargs.get('state')
+    if attr is not None and state is not None:
+        message = ("Cannot '%s' instance %s while it is in %s %s"
+                   % (action, server_id, attr, state))
+    else:
+        message = ("Instance %s is in an invalid state for '%s'"
+                   % (server_id, action))
+    return faults.APIFault(409, message)

@@ -1,0 +1,313 @@
+"""Request and response schemas for /servers and its actions.
+
+Named after Nova's (``nova/api/openstack/compute/schemas/servers.py``);
+every object is closed with ``additionalProperties: False`` (checked at
+import by ``validation.check_schema``).
+"""
+
+from nova_snapshot.api import validation
+
+UUID_PATTERN = ('^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
+                '[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$')
+
+# Nova parameter_types.name.
+NAME = {
+    'type': 'string', 'minLength': 1, 'maxLength': 255, 'format': 'name',
+}
+
+# Nova parameter_types.metadata: no count limit in the schema.
+METADATA = {
+    'type': 'object',
+    'patternProperties': {
+        '^[a-zA-Z0-9-_:. ]{1,255}$': {'type': 'string', 'maxLength': 255},
+    },
+    'additionalProperties': False,
+}
+
+_NETWORK_LIST = {
+    'type': 'array',
+    'items': {
+        'type': 'object',
+        'properties': {
+            'uuid': {'type': 'string'},
+            'port': {'type': ['string', 'null']},
+            'fixed_ip': {'type': 'string'},
+            'tag': {'type': 'string'},
+        },
+        'additionalProperties': False,
+    },
+}
+_NETWORK_KEYWORD = {'type': 'string', 'enum': ['none', 'auto']}
+
+
+def _create(networks, networks_required):
+    server = {
+        'type': 'object',
+        'properties': {
+            'name': NAME,
+            'imageRef': {'type': 'string', 'pattern': UUID_PATTERN},
+            'flavorRef': {'type': ['string', 'integer'], 'minLength': 1},
+            'metadata': METADATA,
+            'networks': networks,
+            # Sent by python-openstackclient and novaclient on every
+            # create; only one server per request is supported.
+            'min_count': {'enum': [1, '1']},
+            'max_count': {'enum': [1, '1']},
+        },
+        'required': ['name', 'imageRef', 'flavorRef'],
+        'additionalProperties': False,
+    }
+    if networks_required:
+        server['required'] = server['required'] + ['networks']
+    return {
+        'type': 'object',
+        'properties': {'server': server},
+        'required': ['server'],
+        'additionalProperties': False,
+    }
+
+
+# Before 2.37 networks is an optional list; from 2.37 it is required and may
+# be the keywords "none" or "auto" (we have no networking: both are no-ops).
+CREATE = _create(_NETWORK_LIST, networks_required=False)
+CREATE_V237 = _create({'oneOf': [_NETWORK_LIST, _NETWORK_KEYWORD]},
+                      networks_required=True)
+
+CREATE_IMAGE = {
+    'type': 'object',
+    'properties': {
+        'createImage': {
+            'type': 'object',
+            'properties': {
+                'name': NAME,
+                'metadata': METADATA,
+            },
+            'required': ['name'],
+            'additionalProperties': False,
+        },
+    },
+    'required': ['createImage'],
+    'additionalProperties': False,
+}
+
+
+def _no_argument_action(key):
+    return {
+        'type': 'object',
+        'properties': {key: {'type': 'null'}},
+        'required': [key],
+        'additionalProperties': False,
+    }
+
+
+STOP = _no_argument_action('os-stop')
+START = _no_argument_action('os-start')
+PAUSE = _no_argument_action('pause')
+UNPAUSE = _no_argument_action('unpause')
+SUSPEND = _no_argument_action('suspend')
+RESUME = _no_argument_action('resume')
+
+GET_CONSOLE_OUTPUT = {
+    'type': 'object',
+    'properties': {
+        'os-getConsoleOutput': {
+            'type': 'object',
+            'properties': {
+                'length': {
+                    'type': ['integer', 'string', 'null'],
+                    'pattern': '^-?[0-9]+$',
+                    # -1 means the whole log, as in Nova.
+                    'minimum': -1,
+                },
+            },
+            'additionalProperties': False,
+        },
+    },
+    'required': ['os-getConsoleOutput'],
+    'additionalProperties': False,
+}
+
+# -- responses -------------------------------------------------------------
+
+CREATE_IMAGE_RESPONSE = {'type': 'null'}
+CREATE_IMAGE_RESPONSE_V245 = {
+    'type': 'object',
+    'properties': {
+        'image_id': {'type': ['string', 'null'], 'pattern': UUID_PATTERN},
+    },
+    'required': ['image_id'],
+    'additionalProperties': False,
+}
+
+_LINKS = {
+    'type': 'array',
+    'items': {
+        'type': 'object',
+        'properties': {
+            'href': {'type': 'string'},
+            'rel': {'type': 'string'},
+            'type': {'type': 'string'},
+        },
+        'required': ['href', 'rel'],
+        'additionalProperties': False,
+    },
+}
+
+_REF = {
+    'type': 'object',
+    'properties': {'id': {'type': 'string'}, 'links': _LINKS},
+    'required': ['id', 'links'],
+    'additionalProperties': False,
+}
+
+_FAULT = {
+    'type': 'object',
+    'properties': {
+        'code': {'type': 'integer'},
+        'message': {'type': 'string'},
+        'created': {'type': 'string'},
+        'details': {'type': ['string', 'null']},
+    },
+    'required': ['code', 'message', 'created'],
+    'additionalProperties': False,
+}
+
+_NULLABLE_STRING = {'type': ['string', 'null']}
+
+SERVER = {
+    'type': 'object',
+    'properties': {
+        'id': {'type': 'string', 'pattern': UUID_PATTERN},
+        'name': {'type': 'string'},
+        'status': {'type': 'string'},
+        'tenant_id': {'type': 'string'},
+        'user_id': {'type': 'string'},
+        'metadata': {
+            'type': 'object',
+            'patternProperties': {'^.+$': {'type': 'string'}},
+            'additionalProperties': False,
+        },
+        'hostId': {'type': 'string'},
+        'image': {'oneOf': [_REF, {'type': 'string', 'enum': ['']}]},
+        'flavor': _REF,
+        'created': {'type': 'string'},
+        'updated': {'type': 'string'},
+        'addresses': {'type': 'object', 'additionalProperties': False},
+        'accessIPv4': {'type': 'string'},
+        'accessIPv6': {'type': 'string'},
+        'links': _LINKS,
+        'progress': {'type': 'integer'},
+        'key_name': {'type': 'null'},
+        'config_drive': {'type': 'string'},
+        'security_groups': {
+            'type': 'array',
+            'items': {
+                'type': 'object',
+                'properties': {'name': {'type': 'string'}},
+                'additionalProperties': False,
+            },
+        },
+        'fault': _FAULT,
+        'locked': {'type': 'boolean'},
+        'description': _NULLABLE_STRING,
+        'tags': {'type': 'array', 'items': {'type': 'string'}},
+        'OS-DCF:diskConfig': {'type': 'string'},
+        'OS-EXT-AZ:availability_zone': {'type': 'string'},
+        'OS-EXT-STS:task_state': _NULLABLE_STRING,
+        'OS-EXT-STS:vm_state': {'type': 'string'},
+        'OS-EXT-STS:power_state': {'type': 'integer'},
+        'OS-SRV-USG:launched_at': _NULLABLE_STRING,
+        'OS-SRV-USG:terminated_at': _NULLABLE_STRING,
+        'os-extended-volumes:volumes_attached': {
+            'type': 'array',
+            'items': {
+                'type': 'object',
+                'properties': {'id': {'type': 'string'},
+                               'delete_on_termination': {'type': 'boolean'}},
+                'additionalProperties': False,
+            },
+        },
+        'OS-EXT-SRV-ATTR:host': _NULLABLE_STRING,
+        'OS-EXT-SRV-ATTR:hypervisor_hostname': _NULLABLE_STRING,
+        'OS-EXT-SRV-ATTR:instance_name': {'type': 'string'},
+        'OS-EXT-SRV-ATTR:hostname': _NULLABLE_STRING,
+        'OS-EXT-SRV-ATTR:reservation_id': _NULLABLE_STRING,
+        'OS-EXT-SRV-ATTR:launch_index': {'type': ['integer', 'null']},
+        'OS-EXT-SRV-ATTR:kernel_id': _NULLABLE_STRING,
+        'OS-EXT-SRV-ATTR:ramdisk_id': _NULLABLE_STRING,
+        'OS-EXT-SRV-ATTR:root_device_name': _NULLABLE_STRING,
+        'OS-EXT-SRV-ATTR:user_data': _NULLABLE_STRING,
+    },
+    'required': ['id', 'name', 'status', 'tenant_id', 'user_id', 'metadata',
+                 'image', 'flavor', 'created', 'updated', 'addresses',
+                 'links', 'OS-EXT-STS:task_state', 'OS-EXT-STS:vm_state',
+                 'OS-EXT-STS:power_state'],
+    'additionalProperties': False,
+}
+
+SHOW_RESPONSE = {
+    'type': 'object',
+    'properties': {'server': SERVER},
+    'required': ['server'],
+    'additionalProperties': False,
+}
+
+DETAIL_RESPONSE = {
+    'type': 'object',
+    'properties': {'servers': {'type': 'array', 'items': SERVER}},
+    'required': ['servers'],
+    'additionalProperties': False,
+}
+
+INDEX_RESPONSE = {
+    'type': 'object',
+    'properties': {
+        'servers': {
+            'type': 'array',
+            'items': {
+                'type': 'object',
+                'properties': {
+                    'id': {'type': 'string'},
+                    'name': {'type': 'string'},
+                    'links': _LINKS,
+                },
+                'required': ['id', 'name', 'links'],
+                'additionalProperties': False,
+            },
+        },
+    },
+    'required': ['servers'],
+    'additionalProperties': False,
+}
+
+CREATE_RESPONSE = {
+    'type': 'object',
+    'properties': {
+        'server': {
+            'type': 'object',
+            'properties': {
+                'id': {'type': 'string', 'pattern': UUID_PATTERN},
+                'links': _LINKS,
+                'OS-DCF:diskConfig': {'type': 'string'},
+                'security_groups': SERVER['properties']['security_groups'],
+            },
+            'required': ['id', 'links'],
+            'additionalProperties': False,
+        },
+    },
+    'required': ['server'],
+    'additionalProperties': False,
+}
+
+CONSOLE_OUTPUT_RESPONSE = {
+    'type': 'object',
+    'properties': {'output': {'type': 'string'}},
+    'required': ['output'],
+    'additionalProperties': False,
+}
+
+for _schema in (CREATE, CREATE_V237, CREATE_IMAGE, STOP, START, PAUSE,
+                UNPAUSE, SUSPEND, RESUME, GET_CONSOLE_OUTPUT,
+                CREATE_IMAGE_RESPONSE_V245, SHOW_RESPONSE, DETAIL_RESPONSE,
+                INDEX_RESPONSE, CREATE_RESPONSE, CONSOLE_OUTPUT_RESPONSE):
+    validation.check_schema(_schema)

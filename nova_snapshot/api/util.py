@@ -1,0 +1,76 @@
+"""Small HTTP helpers shared by the handlers."""
+
+import json
+
+import webob
+
+from nova_snapshot.api import auth
+from nova_snapshot.api import faults
+from nova_snapshot.api import microversion
+from nova_snapshot.api import validation
+
+CONF_KEY = 'nova_snapshot.conf'
+COMPUTE_API_KEY = 'nova_snapshot.compute_api'
+
+
+def context(req):
+    return auth.get_context(req)
+
+
+def conf(req):
+    return req.environ[CONF_KEY]
+
+
+def compute_api(req):
+    return req.environ[COMPUTE_API_KEY]
+
+
+def version(req):
+    return microversion.get(req)
+
+
+def extract_json(req):
+    """Decode a JSON request body; 400 (Nova's message) when it is not."""
+    if not req.body:
+        raise faults.APIFault(400, 'Malformed request body')
+    try:
+        return json.loads(req.body.decode('utf-8'))
+    except (ValueError, UnicodeDecodeError):
+        raise faults.APIFault(400, 'Malformed request body')
+
+
+def json_response(req, body, status=200, schema=None):
+    """A JSON response; ``schema`` checks it per [api] response_validation."""
+    if schema is not None:
+        validation.validate_response(conf(req), body, schema)
+    response = webob.Response(status=status, charset='utf-8',
+                              content_type='application/json')
+    response.text = json.dumps(body)
+    return response
+
+
+def empty_response(status):
+    response = webob.Response(status=status)
+    response.content_type = None
+    response.body = b''
+    return response
+
+
+def base_url(req):
+    """The public endpoint root (scheme://host[:port][script_name])."""
+    return req.application_url.rstrip('/')
+
+
+def link(req, *parts):
+    return '/'.join([base_url(req), 'v2.1'] + [str(p) for p in parts])
+
+
+def bookmark(req, *parts):
+    return '/'.join([base_url(req)] + [str(p) for p in parts])
+
+
+def links(req, collection, identifier):
+    return [
+        {'rel': 'self', 'href': link(req, collection, identifier)},
+        {'rel': 'bookmark', 'href': bookmark(req, collection, identifier)},
+    ]

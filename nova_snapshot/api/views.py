@@ -1,0 +1,194 @@
+"""Nova's JSON shapes for servers and flavors, built from plain dicts."""
+
+import datetime
+import hashlib
+
+from nova_snapshot.api import util
+from nova_snapshot.compute import vm_states
+from nova_snapshot.policies import servers as server_policies
+
+# Nova's _STATE_MAP (nova/api/openstack/common.py), reduced to the states
+# this service has. A task_state without an entry shows the default; the
+# snapshot and deleting task states therefore keep e.g. ACTIVE, as in Nova.
+_STATE_MAP = {
+    vm_states.ACTIVE: {'default': 'ACTIVE'},
+    vm_states.BUILDING: {'default': 'BUILD'},
+    vm_states.STOPPED: {'default': 'SHUTOFF'},
+    vm_states.PAUSED: {'default': 'PAUSED'},
+    vm_states.SUSPENDED: {'default': 'SUSPENDED'},
+    vm_states.ERROR: {'default': 'ERROR'},
+    vm_states.DELETED: {'default': 'DELETED'},
+}
+# Nova shows progress only in these statuses and the fault only in these.
+_PROGRESS_STATUSES = ('ACTIVE', 'BUILD', 'REBUILD', 'RESIZE',
+                      'VERIFY_RESIZE', 'MIGRATING')
+_FAULT_STATUSES = ('ERROR', 'DELETED')
+# Not Nova's domain name scheme; ours (virt/libvirt/host.py).
+_INSTANCE_NAME_PREFIX = 'instance-'
+
+
+def status_from_state(vm_state, task_state=None):
+    task_map = _STATE_MAP.get(vm_state, {'default': 'UNKNOWN'})
+    return task_map.get(task_state, task_map['default'])
+
+
+def isotime(value):
+    """Nova's utils.isotime: second precision with a Z."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value.strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def precise_time(value):
+    """Nova's launched_at / action times: microseconds, no zone."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if value.tzinfo is not None:
+        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    return value.strftime('%Y-%m-%dT%H:%M:%S.%f')
+
+
+def _host_id(instance):
+    host = instance.get('host')
+    if not host:
+        return ''
+    data = (instance.get('project_id') or '') + host
+    return hashlib.sha224(data.encode('utf-8')).hexdigest()
+
+
+def _image(req, instance):
+    image_ref = instance.get('image_ref')
+    if not image_ref:
+        return ''  # volume-backed: Nova sends an empty string
+    return {'id': image_ref, 'links': [
+        {'rel': 'bookmark', 'href': util.bookmark(req, 'images', image_ref)}]}
+
+
+def _flavor(req, instance):
+    flavor = instance.get('flavor') or {}
+    flavor_id = str(flavor.get('id', ''))
+    return {'id': flavor_id, 'links': [
+        {'rel': 'bookmark',
+         'href': util.bookmark(req, 'flavors', flavor_id)}]}
+
+
+def _fault(context, fault):
+    body = {'code': fault['code'], 'message': fault.get('message') or '',
+            'created': isotime(fault.get('created_at'))}
+    # Nova hides the details (a traceback) of 500 faults from non-admins.
+    if fault.get('details') and (context.is_admin or fault['code'] != 500):
+        body['details'] = fault['details']
+    return body
+
+
+def server_summary(req, instance):
+    return {'id': instance['uuid'], 'name': instance.get('name') or '',
+            'links': util.links(req, 'servers', instance['uuid'])}
+
+
+def server_create(req, instance):
+    return {
+        'id': instance['uuid'],
+        'links': util.links(req, 'servers', instance['uuid']),
+        'OS-DCF:diskConfig': 'MANUAL',
+        'security_groups': [{'name': 'default'}],
+    }
+
+
+def server(req, instance, show_extended=None):
+    """The full server body (show and detail), shaped per microversion.
+
+    ``show_extended``: whether the caller passes the extended-attributes
+    policy; checked once per request by the caller of a list.
+    """
+    context = util.context(req)
+    version = util.version(req)
+    if show_extended is None:
+        show_extended = context.can(server_policies.EXTENDED_ATTRIBUTES,
+                                    fatal=False)
+    status = status_from_state(instance.get('vm_state'),
+                               instance.get('task_state'))
+    body = {
+        'id': instance['uuid'],
+        'name': instance.get('name') or '',
+        'status': status,
+        'tenant_id': instance.get('project_id') or '',
+        'user_id': instance.get('user_id') or '',
+        'metadata': dict(instance.get('metadata') or {}),
+        'hostId': _host_id(instance),
+        'image': _image(req, instance),
+        'flavor': _flavor(req, instance),
+        'created': isotime(instance.get('created_at')),
+        'updated': isotime(instance.get('updated_at')
+                           or instance.get('created_at')),
+        'addresses': {},
+        'accessIPv4': '',
+        'accessIPv6': '',
+        'links': util.links(req, 'servers', instance['uuid']),
+        'key_name': None,
+        'config_drive': '',
+        'security_groups': [{'name': 'default'}],
+        'OS-DCF:diskConfig': 'MANUAL',
+        'OS-EXT-AZ:availability_zone': 'nova',
+        'OS-EXT-STS:task_state': instance.get('task_state'),
+        'OS-EXT-STS:vm_state': instance.get('vm_state'),
+        'OS-EXT-STS:power_state': int(instance.get('power_state') or 0),
+        'OS-SRV-USG:launched_at': precise_time(instance.get('launched_at')),
+        'OS-SRV-USG:terminated_at': precise_time(
+            instance.get('terminated_at')),
+        'os-extended-volumes:volumes_attached': [],
+    }
+    if status in _PROGRESS_STATUSES:
+        body['progress'] = int(instance.get('progress') or 0)
+    fault = instance.get('fault')
+    if fault and status in _FAULT_STATUSES:
+        body['fault'] = _fault(context, fault)
+    if show_extended:
+        body['OS-EXT-SRV-ATTR:host'] = instance.get('host')
+        body['OS-EXT-SRV-ATTR:hypervisor_hostname'] = instance.get('host')
+        body['OS-EXT-SRV-ATTR:instance_name'] = (
+            _INSTANCE_NAME_PREFIX + instance['uuid'])
+        if version.matches((2, 3)):
+            body.update({
+                'OS-EXT-SRV-ATTR:reservation_id': None,
+                'OS-EXT-SRV-ATTR:launch_index': 0,
+                'OS-EXT-SRV-ATTR:hostname': instance.get('name'),
+                'OS-EXT-SRV-ATTR:kernel_id': None,
+                'OS-EXT-SRV-ATTR:ramdisk_id': None,
+                'OS-EXT-SRV-ATTR:root_device_name': instance.get(
+                    'root_device_name'),
+                'OS-EXT-SRV-ATTR:user_data': None,
+            })
+    if version.matches((2, 9)):
+        body['locked'] = bool(instance.get('locked', False))
+    if version.matches((2, 19)):
+        body['description'] = instance.get('description')
+    if version.matches((2, 26)):
+        body['tags'] = list(instance.get('tags') or [])
+    return body
+
+
+def flavor_summary(req, flavor):
+    return {'id': str(flavor['id']), 'name': flavor['name'],
+            'links': util.links(req, 'flavors', flavor['id'])}
+
+
+def flavor(req, flavor):
+    body = flavor_summary(req, flavor)
+    body.update({
+        'ram': flavor['memory_mb'],
+        'disk': flavor['root_gb'],
+        'vcpus': flavor['vcpus'],
+        'OS-FLV-EXT-DATA:ephemeral': flavor.get('ephemeral_gb', 0),
+        'OS-FLV-DISABLED:disabled': False,
+        'swap': flavor.get('swap') or '',
+        'rxtx_factor': 1.0,
+        'os-flavor-access:is_public': True,
+    })
+    return body

@@ -1,0 +1,17 @@
+"""All policy defaults (entry point ``oslo.policy.policies``)."""
+
+import itertools
+
+from nova_snapshot.policies import base
+from nova_snapshot.policies import flavors
+from nova_snapshot.policies import instance_actions
+from nova_snapshot.policies import servers
+
+
+def list_rules():
+    return list(itertools.chain(
+        base.list_rules(),
+        servers.list_rules(),
+        instance_actions.list_rules(),
+        flavors.list_rules(),
+    ))

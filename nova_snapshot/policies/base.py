@@ -1,0 +1,28 @@
+"""Personas every rule is built from (Nova's names and meanings)."""
+
+from oslo_policy import policy
+
+ADMIN = 'rule:context_is_admin'
+PROJECT_MEMBER = 'role:member and project_id:%(project_id)s'
+PROJECT_READER = 'role:reader and project_id:%(project_id)s'
+PROJECT_MEMBER_OR_ADMIN = 'rule:project_member_api or rule:context_is_admin'
+PROJECT_READER_OR_ADMIN = 'rule:project_reader_api or rule:context_is_admin'
+
+rules = [
+    policy.RuleDefault('context_is_admin', 'role:admin',
+                       'Decides what is required for the admin role.'),
+    policy.RuleDefault('project_member_api', PROJECT_MEMBER,
+                       'Default rule for project-level non-admin APIs.'),
+    policy.RuleDefault('project_reader_api', PROJECT_READER,
+                       'Default rule for project-level read-only APIs.'),
+    policy.RuleDefault('project_member_or_admin', PROJECT_MEMBER_OR_ADMIN,
+                       'Default rule for project-level non-admin APIs, or '
+                       'an admin.'),
+    policy.RuleDefault('project_reader_or_admin', PROJECT_READER_OR_ADMIN,
+                       'Default rule for project-level read-only APIs, or '
+                       'an admin.'),
+]
+
+
+def list_rules():
+    return rules

@@ -1,0 +1,89 @@
+"""Policies for /servers and its actions (Nova's rule names)."""
+
+from oslo_policy import policy
+
+from nova_snapshot.policies import base
+
+SERVERS = 'os_compute_api:servers:%s'
+INDEX = SERVERS % 'index'
+DETAIL = SERVERS % 'detail'
+SHOW = SERVERS % 'show'
+CREATE = SERVERS % 'create'
+DELETE = SERVERS % 'delete'
+STOP = SERVERS % 'stop'
+START = SERVERS % 'start'
+CREATE_IMAGE = SERVERS % 'create_image'
+CREATE_IMAGE_VOLUME_BACKED = SERVERS % 'create_image:allow_volume_backed'
+EXTENDED_ATTRIBUTES = 'os_compute_api:os-extended-server-attributes'
+PAUSE = 'os_compute_api:os-pause-server:pause'
+UNPAUSE = 'os_compute_api:os-pause-server:unpause'
+SUSPEND = 'os_compute_api:os-suspend-server:suspend'
+RESUME = 'os_compute_api:os-suspend-server:resume'
+CONSOLE_OUTPUT = 'os_compute_api:os-console-output'
+
+
+def _action(name, action, check_str, description):
+    return policy.DocumentedRuleDefault(
+        name=name, check_str=check_str, description=description,
+        operations=[{'method': 'POST',
+                     'path': '/servers/{server_id}/action (%s)' % action}],
+        scope_types=['project'])
+
+
+rules = [
+    policy.DocumentedRuleDefault(
+        name=INDEX, check_str=base.PROJECT_READER_OR_ADMIN,
+        description='List servers.',
+        operations=[{'method': 'GET', 'path': '/servers'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=DETAIL, check_str=base.PROJECT_READER_OR_ADMIN,
+        description='List servers with details.',
+        operations=[{'method': 'GET', 'path': '/servers/detail'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=SHOW, check_str=base.PROJECT_READER_OR_ADMIN,
+        description='Show a server.',
+        operations=[{'method': 'GET', 'path': '/servers/{server_id}'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=CREATE, check_str=base.PROJECT_MEMBER_OR_ADMIN,
+        description='Create a server.',
+        operations=[{'method': 'POST', 'path': '/servers'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=DELETE, check_str=base.PROJECT_MEMBER_OR_ADMIN,
+        description='Delete a server.',
+        operations=[{'method': 'DELETE', 'path': '/servers/{server_id}'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=EXTENDED_ATTRIBUTES, check_str=base.ADMIN,
+        description='Return the OS-EXT-SRV-ATTR fields (host and others) '
+                    'in the server body.',
+        operations=[{'method': 'GET', 'path': '/servers/{server_id}'},
+                    {'method': 'GET', 'path': '/servers/detail'}],
+        scope_types=['project']),
+    _action(STOP, 'os-stop', base.PROJECT_MEMBER_OR_ADMIN, 'Stop a server.'),
+    _action(START, 'os-start', base.PROJECT_MEMBER_OR_ADMIN,
+            'Start a server.'),
+    _action(CREATE_IMAGE, 'createImage', base.PROJECT_MEMBER_OR_ADMIN,
+            'Create an image (snapshot) from a server.'),
+    _action(CREATE_IMAGE_VOLUME_BACKED, 'createImage',
+            base.PROJECT_MEMBER_OR_ADMIN,
+            'Create an image from a volume-backed server; checked in '
+            'addition to create_image for those servers only.'),
+    _action(PAUSE, 'pause', base.PROJECT_MEMBER_OR_ADMIN, 'Pause a server.'),
+    _action(UNPAUSE, 'unpause', base.PROJECT_MEMBER_OR_ADMIN,
+            'Unpause a paused server.'),
+    _action(SUSPEND, 'suspend', base.PROJECT_MEMBER_OR_ADMIN,
+            'Suspend a server.'),
+    _action(RESUME, 'resume', base.PROJECT_MEMBER_OR_ADMIN,
+            'Resume a suspended server.'),
+    _action(CONSOLE_OUTPUT, 'os-getConsoleOutput',
+            base.PROJECT_MEMBER_OR_ADMIN, 'Show the console output of a '
+            'server.'),
+]
+
+
+def list_rules():
+    return rules

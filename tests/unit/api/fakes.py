@@ -1,0 +1,154 @@
+"""An in-memory ComputeAPI with the real one's interface (design.rst).
+
+Enough behaviour for API unit tests: project scoping on get, Nova's state
+check for snapshots, a task_state CAS, and instance actions. It keeps
+every call so tests can assert what the handlers asked for.
+"""
+
+import datetime
+import uuid as uuidlib
+
+from nova_snapshot.compute import flavors
+from nova_snapshot.compute import task_states
+from nova_snapshot.compute import vm_states
+from nova_snapshot import exception
+
+
+class FakeComputeAPI:
+
+    def __init__(self):
+        self.instances = {}
+        self.bdms = {}
+        self.actions = {}
+        self.calls = []
+
+    # -- test helpers ------------------------------------------------------
+    def add_instance(self, project_id, user_id='user', **values):
+        now = datetime.datetime(2024, 1, 2, 3, 4, 5)
+        instance = {
+            'uuid': str(uuidlib.uuid4()), 'name': 'server',
+            'project_id': project_id, 'user_id': user_id, 'host': 'host1',
+            'vm_state': vm_states.ACTIVE, 'task_state': None,
+            'power_state': 1, 'progress': 0,
+            'image_ref': str(uuidlib.uuid4()),
+            'flavor': flavors.get_flavor('1'), 'root_device_name': '/dev/vda',
+            'launched_at': now, 'created_at': now, 'updated_at': now,
+            'metadata': {}, 'system_metadata': {}, 'fault': None,
+        }
+        instance.update(values)
+        self.instances[instance['uuid']] = instance
+        return instance
+
+    # -- ComputeAPI --------------------------------------------------------
+    def get(self, context, uuid):
+        instance = self.instances.get(uuid)
+        if instance is None or instance['vm_state'] == vm_states.DELETED or (
+                not context.is_admin
+                and instance['project_id'] != context.project_id):
+            raise exception.InstanceNotFound(instance_id=uuid)
+        return dict(instance)
+
+    def get_all(self, context):
+        return [dict(i) for i in self.instances.values()
+                if i['project_id'] == context.project_id
+                and i['vm_state'] != vm_states.DELETED]
+
+    def create(self, context, name, image_ref, flavor_id, metadata=None):
+        self.calls.append(('create', name, image_ref, flavor_id, metadata))
+        try:
+            flavor = flavors.get_flavor(flavor_id)
+        except exception.FlavorNotFound:
+            raise exception.FlavorNotFoundBadRequest(flavor_id=flavor_id)
+        instance = self.add_instance(
+            context.project_id, context.user_id, name=name,
+            image_ref=image_ref, flavor=flavor,
+            vm_state=vm_states.BUILDING, task_state=task_states.SCHEDULING,
+            launched_at=None, metadata=dict(metadata or {}))
+        self._record(context, instance, 'create')
+        return dict(instance)
+
+    def delete(self, context, instance):
+        self.calls.append(('delete', instance['uuid']))
+        self.instances[instance['uuid']]['vm_state'] = vm_states.DELETED
+
+    def _check(self, instance, method, allowed):
+        if instance['vm_state'] not in allowed:
+            raise exception.InstanceInvalidState(
+                attr='vm_state', instance_uuid=instance['uuid'],
+                state=instance['vm_state'], method=method)
+        if instance['task_state'] is not None:
+            raise exception.InstanceInvalidState(
+                attr='task_state', instance_uuid=instance['uuid'],
+                state=instance['task_state'], method=method)
+
+    def _power(self, context, instance, method, allowed):
+        self.calls.append((method, instance['uuid']))
+        self._check(instance, method, allowed)
+        self._record(context, instance, method)
+
+    def stop(self, context, instance):
+        self._power(context, instance, 'stop', (vm_states.ACTIVE,))
+
+    def start(self, context, instance):
+        self._power(context, instance, 'start', (vm_states.STOPPED,))
+
+    def pause(self, context, instance):
+        self._power(context, instance, 'pause', (vm_states.ACTIVE,))
+
+    def unpause(self, context, instance):
+        self._power(context, instance, 'unpause', (vm_states.PAUSED,))
+
+    def suspend(self, context, instance):
+        self._power(context, instance, 'suspend', (vm_states.ACTIVE,))
+
+    def resume(self, context, instance):
+        self._power(context, instance, 'resume', (vm_states.SUSPENDED,))
+
+    def get_console_output(self, context, instance, length=None):
+        self.calls.append(('get_console_output', instance['uuid'], length))
+        lines = ['line %d' % i for i in range(10)]
+        if length is not None:
+            lines = lines[-length:] if length else []
+        return '\n'.join(lines)
+
+    def is_volume_backed(self, context, instance):
+        return not instance.get('image_ref')
+
+    def snapshot(self, context, instance, name, extra_properties=None):
+        self.calls.append(('snapshot', instance['uuid'], name,
+                           extra_properties))
+        self._check(instance, 'createImage', vm_states.SNAPSHOT_ALLOWED)
+        stored = self.instances[instance['uuid']]
+        stored['task_state'] = task_states.IMAGE_SNAPSHOT_PENDING
+        self._record(context, instance, 'createImage')
+        return {'id': str(uuidlib.uuid4()), 'name': name, 'status': 'queued'}
+
+    def snapshot_volume_backed(self, context, instance, name,
+                               extra_properties=None):
+        self.calls.append(('snapshot_volume_backed', instance['uuid'], name,
+                           extra_properties))
+        raise exception.VolumeBackedSnapshotNotSupported(
+            instance_uuid=instance['uuid'])
+
+    def _record(self, context, instance, action):
+        self.actions.setdefault(instance['uuid'], []).insert(0, {
+            'action': action, 'instance_uuid': instance['uuid'],
+            'request_id': context.request_id or 'req-%s' % uuidlib.uuid4(),
+            'user_id': context.user_id, 'project_id': context.project_id,
+            'start_time': datetime.datetime(2024, 1, 2, 3, 4, 6),
+            'finish_time': None, 'message': None,
+            'events': [{'event': 'compute_%s' % action, 'result': 'Success',
+                        'traceback': None,
+                        'start_time': datetime.datetime(2024, 1, 2, 3, 4, 7),
+                        'finish_time': datetime.datetime(2024, 1, 2, 3, 4, 8)}],
+        })
+
+    def get_instance_actions(self, context, instance):
+        return [dict(a) for a in self.actions.get(instance['uuid'], [])]
+
+    def get_instance_action(self, context, instance, request_id):
+        for action in self.actions.get(instance['uuid'], []):
+            if action['request_id'] == request_id:
+                return dict(action)
+        raise exception.InstanceActionNotFound(
+            request_id=request_id, instance_uuid=instance['uuid'])
