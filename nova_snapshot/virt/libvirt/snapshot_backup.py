@@ -93,6 +93,9 @@ def wait(domain, on_progress=None, interval=0.01, max_interval=0.5,
 def abort(domain):
     """Abort a running backup job; quiet when there is none."""
     try:
+        # An inactive domain runs no job (and jobStats would log an error).
+        if not domain.isActive():
+            return False
         if domain.jobStats(0).get('type', libvirt.VIR_DOMAIN_JOB_NONE) == \
                 libvirt.VIR_DOMAIN_JOB_NONE:
             return False
