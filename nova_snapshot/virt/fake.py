@@ -1,0 +1,177 @@
+"""An in-memory compute driver for unit tests of the manager.
+
+It keeps a power state per instance and follows the driver contract
+(task-state moves, progress, upload through ``image_api``) without a
+hypervisor. Tests steer it through attributes:
+
+* ``fail_<method>_with``: an exception class or instance that the next
+  calls of ``spawn``/``power_off``/.../``snapshot`` raise (``None``: off).
+* ``fail_snapshot_at``: where ``fail_snapshot_with`` is raised: ``'start'``
+  (before any task-state move, the default), ``'capture'`` (after
+  IMAGE_PENDING_UPLOAD) or ``'upload'`` (after IMAGE_UPLOADING).
+* ``snapshot_gate``: a ``threading.Event`` the snapshot waits on after the
+  capture, to hold a snapshot in flight.
+* ``snapshot_data``: the bytes uploaded.
+
+``calls`` records ``(method, instance_uuid)`` tuples in order.
+"""
+
+import threading
+
+from nova_snapshot.compute import power_state
+from nova_snapshot.compute import task_states
+from nova_snapshot import exception
+from nova_snapshot.virt import driver
+
+FAIL_POINTS = ('start', 'capture', 'upload')
+
+
+class FakeDriver(driver.ComputeDriver):
+
+    def __init__(self, conf, image_api, volume_api=None):
+        super().__init__(conf, image_api, volume_api=volume_api)
+        self.instances = {}        # uuid -> power state
+        self.consoles = {}         # uuid -> text
+        self.calls = []
+        self.repaired = []
+        self.snapshot_data = b'fake-snapshot-data\n' * 64
+        self.snapshot_gate = None
+        self.fail_snapshot_at = 'start'
+        for name in ('spawn', 'destroy', 'power_off', 'power_on', 'pause',
+                     'unpause', 'suspend', 'resume', 'snapshot',
+                     'get_console_output'):
+            setattr(self, 'fail_%s_with' % name, None)
+        self._lock = threading.Lock()
+
+    # -- helpers ----------------------------------------------------------
+
+    def _record(self, method, instance):
+        with self._lock:
+            self.calls.append((method, instance['uuid']))
+
+    def _maybe_fail(self, method):
+        error = getattr(self, 'fail_%s_with' % method)
+        if error is None:
+            return
+        if isinstance(error, type):
+            error = error()
+        raise error
+
+    def _state(self, instance):
+        try:
+            return self.instances[instance['uuid']]
+        except KeyError:
+            raise exception.InstanceNotFound(instance_id=instance['uuid'])
+
+    def _set(self, instance, state):
+        self._state(instance)
+        self.instances[instance['uuid']] = state
+
+    def _transition(self, method, instance, allowed, new_state):
+        self._record(method, instance)
+        self._maybe_fail(method)
+        current = self._state(instance)
+        if current not in allowed:
+            raise exception.HypervisorError(
+                reason='cannot %s instance %s in power state %s' % (
+                    method, instance['uuid'],
+                    power_state.NAMES.get(current, current)))
+        self._set(instance, new_state)
+
+    # -- the contract ------------------------------------------------------
+
+    def list_instance_uuids(self):
+        return list(self.instances)
+
+    def spawn(self, context, instance, image_meta):
+        self._record('spawn', instance)
+        self._maybe_fail('spawn')
+        self.instances[instance['uuid']] = power_state.RUNNING
+        self.consoles[instance['uuid']] = (
+            'fake guest %s booted from image %s\n' % (
+                instance['uuid'], image_meta.get('id')))
+        return power_state.RUNNING
+
+    def destroy(self, context, instance):
+        self._record('destroy', instance)
+        self._maybe_fail('destroy')
+        self.instances.pop(instance['uuid'], None)
+        self.consoles.pop(instance['uuid'], None)
+
+    def get_power_state(self, instance):
+        return self._state(instance)
+
+    def power_off(self, instance):
+        self._transition('power_off', instance,
+                         (power_state.RUNNING, power_state.PAUSED,
+                          power_state.SHUTDOWN), power_state.SHUTDOWN)
+
+    def power_on(self, context, instance):
+        self._transition('power_on', instance,
+                         (power_state.SHUTDOWN, power_state.RUNNING),
+                         power_state.RUNNING)
+
+    def pause(self, instance):
+        self._transition('pause', instance, (power_state.RUNNING,),
+                         power_state.PAUSED)
+
+    def unpause(self, instance):
+        self._transition('unpause', instance, (power_state.PAUSED,),
+                         power_state.RUNNING)
+
+    def suspend(self, instance):
+        # Like libvirt's managed save: the guest is shut off (see host.py).
+        self._transition('suspend', instance,
+                         (power_state.RUNNING, power_state.PAUSED),
+                         power_state.SHUTDOWN)
+
+    def resume(self, instance):
+        self._transition('resume', instance, (power_state.SHUTDOWN,),
+                         power_state.RUNNING)
+
+    def get_console_output(self, instance):
+        self._record('get_console_output', instance)
+        self._maybe_fail('get_console_output')
+        self._state(instance)
+        return self.consoles.get(instance['uuid'], '')
+
+    def snapshot(self, context, instance, image_id, update_task_state,
+                 report_progress):
+        self._record('snapshot', instance)
+        if self.fail_snapshot_at not in FAIL_POINTS:
+            raise ValueError('fail_snapshot_at must be one of %s' %
+                             (FAIL_POINTS,))
+        self._state(instance)
+        if self.fail_snapshot_at == 'start':
+            self._maybe_fail('snapshot')
+
+        update_task_state(task_state=task_states.IMAGE_PENDING_UPLOAD,
+                          expected_state=task_states.IMAGE_SNAPSHOT)
+        report_progress(0)
+        if self.fail_snapshot_at == 'capture':
+            self._maybe_fail('snapshot')
+        if self.snapshot_gate is not None:
+            self.snapshot_gate.wait()
+        # The guest may have been deleted while the snapshot was held.
+        self._state(instance)
+        report_progress(50)
+
+        update_task_state(task_state=task_states.IMAGE_UPLOADING,
+                          expected_state=task_states.IMAGE_PENDING_UPLOAD)
+        if self.fail_snapshot_at == 'upload':
+            self._maybe_fail('snapshot')
+        data = self.snapshot_data
+        self.image_api.update(context, image_id,
+                              {'disk_format': 'raw',
+                               'container_format': 'bare'})
+        self.image_api.upload(context, image_id, iter([data]), size=len(data))
+        report_progress(100)
+        return {'method': 'fake', 'guest_paused_seconds': 0.0,
+                'bytes_uploaded': len(data)}
+
+    def repair_after_crash(self, instance):
+        self._record('repair_after_crash', instance)
+        self.repaired.append(instance['uuid'])
+
+    def capabilities(self):
+        return {'live_snapshot': True}

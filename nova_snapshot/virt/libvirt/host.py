@@ -1,0 +1,112 @@
+"""The libvirt connection of one compute host and domain lookups."""
+
+import threading
+import uuid as uuidlib
+
+import libvirt
+
+from nova_snapshot.compute import power_state
+from nova_snapshot import exception
+
+DOMAIN_PREFIX = 'instance-'
+
+# libvirt's states in Nova's terms. A domain that libvirt has shut off
+# after a managed save is SHUTDOWN too, as in Nova: the instance's vm_state
+# (suspended) says why.
+POWER_STATES = {
+    libvirt.VIR_DOMAIN_NOSTATE: power_state.NOSTATE,
+    libvirt.VIR_DOMAIN_RUNNING: power_state.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: power_state.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: power_state.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: power_state.SHUTDOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: power_state.SHUTDOWN,
+    libvirt.VIR_DOMAIN_CRASHED: power_state.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: power_state.SUSPENDED,
+}
+
+
+def domain_name(instance_uuid):
+    """The libvirt name of an instance's domain (never the server name)."""
+    return DOMAIN_PREFIX + str(uuidlib.UUID(instance_uuid))
+
+
+def _ignore_libvirt_error(_ctx, _err):
+    pass
+
+
+def is_not_found(exc):
+    return exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
+
+
+class Host:
+    """Owns one libvirt connection, reopened when it drops."""
+
+    def __init__(self, uri):
+        # libvirt prints every error to stderr by default; ours are raised
+        # as exceptions and logged where they matter.
+        libvirt.registerErrorHandler(_ignore_libvirt_error, None)
+        self.uri = uri
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def get_connection(self):
+        with self._lock:
+            conn = self._conn
+            if conn is not None:
+                try:
+                    if conn.isAlive():
+                        return conn
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+            try:
+                self._conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as exc:
+                raise exception.HypervisorError(
+                    reason='cannot connect to %s: %s' % (self.uri, exc))
+            return self._conn
+
+    def close(self):
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.close()
+                except libvirt.libvirtError:
+                    pass
+                self._conn = None
+
+    def get_domain(self, instance_uuid):
+        """Return the virDomain of an instance or raise InstanceNotFound."""
+        try:
+            key = str(uuidlib.UUID(instance_uuid))
+        except (TypeError, ValueError):
+            raise exception.InstanceNotFound(instance_id=instance_uuid)
+        try:
+            return self.get_connection().lookupByUUIDString(key)
+        except libvirt.libvirtError as exc:
+            if is_not_found(exc):
+                raise exception.InstanceNotFound(instance_id=instance_uuid)
+            raise exception.HypervisorError(reason=str(exc))
+
+    def define(self, xml):
+        return self.get_connection().defineXML(xml)
+
+    def list_instance_uuids(self):
+        """UUIDs of every domain (running or not) that this service made."""
+        domains = self.get_connection().listAllDomains(0)
+        return [d.UUIDString() for d in domains
+                if d.name().startswith(DOMAIN_PREFIX)]
+
+    @staticmethod
+    def power_state(domain):
+        try:
+            state, _reason = domain.state()
+        except libvirt.libvirtError as exc:
+            if is_not_found(exc):
+                raise exception.InstanceNotFound(instance_id=domain.UUIDString())
+            raise exception.HypervisorError(reason=str(exc))
+        return POWER_STATES.get(state, power_state.NOSTATE)
+
+    @staticmethod
+    def state_and_reason(domain):
+        return domain.state()
