@@ -59,8 +59,9 @@ def _sqlite_on_connect(dbapi_conn, _record):
 def _make_engine(url, pool_size):
     url = sa.engine.make_url(url)
     if url.get_backend_name() != 'sqlite':
+        # pre_ping/recycle: survive server restarts and MySQL wait_timeout.
         return sa.create_engine(url, pool_size=pool_size,
-                                pool_pre_ping=True)
+                                pool_pre_ping=True, pool_recycle=3600)
     connect_args = {'timeout': SQLITE_BUSY_TIMEOUT}
     kwargs = {}
     if url.database in (None, '', ':memory:'):
