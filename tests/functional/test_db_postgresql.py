@@ -6,8 +6,8 @@ runs never collide), runs the alembic migrations into it, runs every test of
 and drops the database at the end. A server that is not reachable is an
 error, never a skip.
 
-Override the servers with NOVA_SNAPSHOT_TEST_PG_URL / NOVA_SNAPSHOT_TEST_MYSQL_URL
-(a URL whose database part is ignored).
+Override the servers with NOVA_SNAPSHOT_TEST_PG_URL and
+NOVA_SNAPSHOT_TEST_MYSQL_URL (URLs whose database part is ignored).
 """
 
 import os

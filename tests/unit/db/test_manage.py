@@ -51,8 +51,7 @@ class TestManageDB(unittest.TestCase):
         self.assertIn('0001_initial', out)
 
     def test_options_after_command(self):
-        rc, out = manage.main(['db', 'sync', '--config-file',
-                               self.conf_file]), None
+        rc = manage.main(['db', 'sync', '--config-file', self.conf_file])
         self.assertEqual(0, rc)
         self.assertTrue(os.path.exists(self.db_path))
 

@@ -69,8 +69,9 @@ def upgrade():
         'block_device_mappings',
         sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
         sa.Column('instance_uuid', sa.String(36),
-                  sa.ForeignKey('instances.uuid',
-                                name='block_device_mappings_instance_uuid_fkey'),
+                  sa.ForeignKey(
+                      'instances.uuid',
+                      name='block_device_mappings_instance_uuid_fkey'),
                   nullable=False),
         _str('source_type'),
         _str('destination_type'),
