@@ -49,8 +49,8 @@ _LINKS = ('self', 'file', 'schema')
 _CONNECT_ERRORS = (glance_exc.CommunicationError, glance_exc.InvalidEndpoint,
                    ksa_exc.ConnectionError)
 # Failures while reading a download body that has started.
-_STREAM_ERRORS = (requests.exceptions.RequestException, ksa_exc.ConnectionError,
-                  OSError)
+_STREAM_ERRORS = (requests.exceptions.RequestException,
+                  ksa_exc.ConnectionError, OSError)
 
 
 def identity_headers(context):
@@ -116,7 +116,9 @@ def to_glance(values):
             continue
         if key in _SETTABLE:
             if value is not None:
-                kwargs[key] = int(value) if key in ('min_ram', 'min_disk') else value
+                if key in ('min_ram', 'min_disk'):
+                    value = int(value)
+                kwargs[key] = value
             continue
         if value is None:
             removed.append(key)
@@ -222,7 +224,8 @@ class GlanceAPI(object):
                 if attempt > self.num_retries or sent:
                     raise exception.GlanceConnectionFailed(
                         reason='%s (attempt %d%s)' % (
-                            exc, attempt, ', data already sent' if sent else ''))
+                            exc, attempt,
+                            ', data already sent' if sent else ''))
                 LOG.warning('Glance at %s unreachable (%s); retry %d of %d',
                             self.endpoint, exc, attempt, self.num_retries)
                 time.sleep(self.retry_backoff * attempt)
@@ -254,8 +257,9 @@ class GlanceAPI(object):
         owner = image_meta.get('instance_owner')
         if owner and owner != context.project_id:
             if image.get('visibility') == 'shared':
-                self._call(context, image['id'],
-                           lambda c: c.image_members.create(image['id'], owner))
+                self._call(
+                    context, image['id'],
+                    lambda c: c.image_members.create(image['id'], owner))
             else:
                 LOG.debug('Image %s is %s: not adding member %s',
                           image['id'], image.get('visibility'), owner)
@@ -268,8 +272,8 @@ class GlanceAPI(object):
         try:
             image = self._call(
                 context, image_id,
-                lambda c: c.images.update(image_id, remove_props=remove or None,
-                                          **kwargs))
+                lambda c: c.images.update(
+                    image_id, remove_props=remove or None, **kwargs))
         except TypeError as exc:
             raise exception.ImageBadRequest(image_id=image_id, reason=str(exc))
         return flatten(image)

@@ -142,7 +142,8 @@ class GlanceAPITestCase(base.StackTestCase):
         # Glance computed these from what it received.
         self.assertEqual(hashlib.md5(data).hexdigest(), got['checksum'])
         self.assertEqual('sha512', got['os_hash_algo'])
-        self.assertEqual(hashlib.sha512(data).hexdigest(), got['os_hash_value'])
+        self.assertEqual(hashlib.sha512(data).hexdigest(),
+                         got['os_hash_value'])
 
         dest = os.path.join(tempfile.mkdtemp(prefix='glance-dl-'), 'disk')
         self.addCleanup(os.rmdir, os.path.dirname(dest))
@@ -162,7 +163,8 @@ class GlanceAPITestCase(base.StackTestCase):
                                                iter(pieces)))
         got = api.get(self.ctx, image['id'])
         self.assertEqual(len(data), got['size'])
-        self.assertEqual(hashlib.sha512(data).hexdigest(), got['os_hash_value'])
+        self.assertEqual(hashlib.sha512(data).hexdigest(),
+                         got['os_hash_value'])
 
     def test_upload_to_active_image_is_rejected(self):
         image = self._create()
@@ -213,7 +215,8 @@ class GlanceAPITestCase(base.StackTestCase):
     def test_instance_owner_becomes_member(self):
         admin = make_context(roles=('admin', 'member', 'reader'))
         server_project = make_context()
-        image = self._create(ctx=admin, instance_owner=server_project.project_id)
+        image = self._create(ctx=admin,
+                             instance_owner=server_project.project_id)
         self.assertEqual(admin.project_id, image['owner'])
         got = self.api.get(server_project, image['id'])
         self.assertEqual(image['id'], got['id'])
