@@ -103,7 +103,8 @@ class Host:
             state, _reason = domain.state()
         except libvirt.libvirtError as exc:
             if is_not_found(exc):
-                raise exception.InstanceNotFound(instance_id=domain.UUIDString())
+                raise exception.InstanceNotFound(
+                    instance_id=domain.UUIDString())
             raise exception.HypervisorError(reason=str(exc))
         return POWER_STATES.get(state, power_state.NOSTATE)
 

@@ -55,7 +55,8 @@ class DomainXMLTest(unittest.TestCase):
                          serials[0].find('source').get('path'))
 
     def test_no_network(self):
-        self.assertEqual([], parse(make_guest()).findall('./devices/interface'))
+        self.assertEqual([],
+                         parse(make_guest()).findall('./devices/interface'))
 
     def test_boot_from_disk_without_kernel(self):
         os_elem = parse(make_guest()).find('os')

@@ -148,7 +148,8 @@ class LibvirtDriverTest(unittest.TestCase):
         return ''
 
     def meta(self, **extra):
-        meta = {'id': 'img', 'disk_format': 'qcow2', 'container_format': 'bare'}
+        meta = {'id': 'img', 'disk_format': 'qcow2',
+                'container_format': 'bare'}
         meta.update(extra)
         return meta
 
