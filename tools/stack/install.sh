@@ -11,7 +11,8 @@ source "$(dirname "$0")/common.sh"
 
 APT_PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 qemu-system-x86 qemu-utils qemu-block-extra libvirt-dev pkg-config
-busybox-static cpio qemu-guest-agent e2fsprogs python3-venv gcc python3-dev"
+busybox-static cpio qemu-guest-agent e2fsprogs
+python3-venv python3-dev gcc git curl"
 # Only installed when missing: the machines we run on already have them
 # running, and reinstalling would not touch a running server anyway.
 APT_IF_ABSENT="rabbitmq-server postgresql"
@@ -20,21 +21,31 @@ GLANCE_PACKAGES="glance python-glanceclient uwsgi"
 [ "$(id -u)" -eq 0 ] || die "install.sh must run as root"
 mkdir -p "$STACK_DIR" "$LOG_DIR"
 
-pkg_installed() {
-    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+# missing_packages PKG...: print the ones dpkg does not have installed.
+missing_packages() {
+    local installed
+    installed=$(dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null \
+        | awk '$NF == "installed" {print $1}')
+    local p
+    for p in "$@"; do
+        grep -qx "$p" <<<"$installed" || echo "$p"
+    done
 }
 
 apt_packages() {
-    local missing=() p
-    for p in $APT_PACKAGES $APT_IF_ABSENT; do
-        pkg_installed "$p" || missing+=("$p")
-    done
-    [ ${#missing[@]} -gt 0 ] || return 0
-    log "apt: installing ${missing[*]}"
+    local missing
+    missing=$(missing_packages $APT_PACKAGES $APT_IF_ABSENT)
+    # tools/guest/build.sh resolves the kernel package from the apt lists,
+    # which container images often ship without.
+    if [ -z "$missing" ] && compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; then
+        return 0
+    fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get -o DPkg::Lock::Timeout=600 update -qq
+    [ -n "$missing" ] || return 0
+    log "apt: installing" $missing
     apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
-        --no-install-recommends "${missing[@]}" >"$LOG_DIR/apt-install.log"
+        --no-install-recommends $missing >"$LOG_DIR/apt-install.log"
 }
 
 # libvirtd will not start its QEMU driver until these exist.
