@@ -328,8 +328,7 @@ class _Snapshot(object):
         restored = True
         if failed:
             try:
-                with contextlib.suppress(snapshot_backup.BackupNotSupported):
-                    snapshot_backup.abort(self.domain)
+                snapshot_backup.abort(self.domain)
                 restore_guest(self.domain, self.original)
             except libvirt.libvirtError as exc:
                 # A guest that is gone has nothing left to restore.
