@@ -28,7 +28,8 @@ def _as_aware(value):
 
 def service_is_up(service, now=None):
     now = now or datetime.datetime.now(datetime.timezone.utc)
-    last = _as_aware(service.get('updated_at') or service.get('created_at'))
+    last = _as_aware(service.get('last_seen_up') or service.get('updated_at')
+                     or service.get('created_at'))
     if last is None:
         return False
     return (now - last).total_seconds() <= SERVICE_DOWN_SECONDS

@@ -1,0 +1,123 @@
+"""The nova-snapshot-compute service: manager + RPC server + heartbeat.
+
+:class:`ComputeService` builds whatever it is not given, so the console
+script passes only a ConfigOpts while tests inject a database, a fake
+driver, a fake image API and a shared in-memory transport, and run several
+services with different host names in one process.
+"""
+
+import logging
+import threading
+
+import oslo_messaging as messaging
+
+from nova_snapshot.compute import manager as compute_manager
+from nova_snapshot.compute import notifications
+from nova_snapshot.compute import rpcapi as compute_rpcapi
+from nova_snapshot import rpc
+
+LOG = logging.getLogger(__name__)
+
+BINARY = 'nova-snapshot-compute'
+HEARTBEAT_INTERVAL = 10
+# How long stop() lets running snapshots finish before giving up on them.
+STOP_TASK_TIMEOUT = 60
+
+
+class ComputeService(object):
+    """One compute host.
+
+    :param conf: the service's ConfigOpts.
+    :param host: host name (default ``conf.host``); RPC server name and
+        ``instances.host`` value.
+    :param db: a ``db.api.Database`` (default: built from ``[database]``).
+    :param image_api: default ``GlanceAPI(conf)``.
+    :param driver: default: ``[compute] compute_driver`` via stevedore.
+    :param transport: RPC transport (default from ``transport_url``; tests
+        share one ``fake:/`` transport between clients and servers).
+    :param notifier: default an oslo.messaging Notifier from
+        ``[oslo_messaging_notifications]``.
+    """
+
+    def __init__(self, conf, host=None, db=None, image_api=None, driver=None,
+                 transport=None, notifier=None,
+                 heartbeat_interval=HEARTBEAT_INTERVAL):
+        self.conf = conf
+        self.host = host or conf.host
+        if db is None:
+            from nova_snapshot.db import api as db_api
+            db = db_api.Database(conf)
+        self.db = db
+        if image_api is None:
+            from nova_snapshot.image import glance
+            image_api = glance.GlanceAPI(conf)
+        self.image_api = image_api
+        if driver is None:
+            from nova_snapshot.virt import loader
+            driver = loader.load_compute_driver(conf, image_api)
+        self.driver = driver
+        self.transport = transport or rpc.get_transport(conf)
+        self._owns_transport = transport is None
+        if notifier is None:
+            notifier = rpc.get_notifier(
+                conf, notifications.publisher_id(self.host))
+        self.notifier = notifier
+        self.heartbeat_interval = heartbeat_interval
+        self.manager = compute_manager.ComputeManager(
+            conf, self.host, self.db, self.driver, self.image_api,
+            self.notifier)
+        self.server = None
+        self._stopping = threading.Event()
+        self._heartbeat_thread = None
+
+    def start(self):
+        """Repair the host, then take RPC messages and report in."""
+        self.manager.init_host()
+        target = messaging.Target(topic=compute_rpcapi.TOPIC,
+                                  server=self.host)
+        self.server = rpc.get_server(self.transport, target, [self.manager])
+        self.server.start()
+        self._stopping.clear()
+        # First report before returning: whoever started us can schedule
+        # onto this host right away.
+        self._report()
+        self._heartbeat_thread = threading.Thread(
+            target=self._heartbeat_loop, name='heartbeat-%s' % self.host,
+            daemon=True)
+        self._heartbeat_thread.start()
+        LOG.info('%s started on host %s', BINARY, self.host)
+        return self
+
+    def _report(self):
+        try:
+            self.db.service_update(self.host, compute_rpcapi.TOPIC,
+                                   binary=BINARY)
+        except Exception:
+            LOG.warning('Heartbeat of %s failed', self.host, exc_info=True)
+
+    def _heartbeat_loop(self):
+        while not self._stopping.wait(self.heartbeat_interval):
+            self._report()
+
+    def stop(self, task_timeout=STOP_TASK_TIMEOUT):
+        """Stop taking messages, let running work finish, stop reporting."""
+        self._stopping.set()
+        if self.server is not None:
+            self.server.stop()
+            self.server.wait()
+            self.server = None
+        if not self.manager.wait_for_tasks(task_timeout):
+            LOG.warning('Snapshots still running on %s at stop; the next '
+                        'start-up repairs them', self.host)
+        if self._heartbeat_thread is not None:
+            self._heartbeat_thread.join(self.heartbeat_interval + 1)
+            self._heartbeat_thread = None
+        if self._owns_transport:
+            self.transport.cleanup()
+        LOG.info('%s stopped on host %s', BINARY, self.host)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
