@@ -208,9 +208,12 @@ rabbitmq >"$LOG_DIR/start-rabbitmq.log" 2>&1 & RABBIT_JOB=$!
 step "postgresql" postgres
 step "libvirtd" libvirt
 step "glance" glance
-step "guest image" guest
 step "rabbitmq (wait)" wait "$RABBIT_JOB" \
     || { cat "$LOG_DIR/start-rabbitmq.log" >&2; die "RabbitMQ setup failed"; }
+# Services are up: publish them before the (slower, separate) guest build so
+# a guest failure does not hide the services from everyone else.
+write_env
+step "guest image" guest
 write_env
 MS=$(( ($(now_us) - T0) / 1000 ))
 log "start.sh done in $((MS / 1000)).$(printf '%03d' $((MS % 1000)))s; wrote $STACK_DIR/env"
