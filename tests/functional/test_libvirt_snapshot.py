@@ -201,7 +201,8 @@ class LibvirtSnapshotTest(unittest.TestCase):
                 elif tick >= first + 2:
                     return tick
             time.sleep(0.05)
-        self.fail('the guest does not tick; console:\n%s' % self.console_tail())
+        self.fail('the guest does not tick; console:\n%s'
+                  % self.console_tail())
 
     def console_tail(self):
         try:
