@@ -115,5 +115,3 @@ def validate_response(conf, body, schema):
         raise ValueError('Response body does not match its schema: %s' %
                          error.message)
     LOG.warning('Response body does not match its schema: %s', error.message)
-
-

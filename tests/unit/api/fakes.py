@@ -139,8 +139,8 @@ class FakeComputeAPI:
             'finish_time': None, 'message': None,
             'events': [{'event': 'compute_%s' % action, 'result': 'Success',
                         'traceback': None,
-                        'start_time': datetime.datetime(2024, 1, 2, 3, 4, 7),
-                        'finish_time': datetime.datetime(2024, 1, 2, 3, 4, 8)}],
+                        'start_time': datetime.datetime(2024, 1, 2, 3, 4),
+                        'finish_time': datetime.datetime(2024, 1, 2, 3, 5)}],
         })
 
     def get_instance_actions(self, context, instance):
