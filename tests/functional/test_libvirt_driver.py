@@ -19,6 +19,7 @@ import unittest
 import uuid
 
 import libvirt
+import libvirt_qemu
 
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute import task_states
@@ -32,6 +33,8 @@ BOOT_TIMEOUT = 90
 SECTOR = 512
 LAST_TICK = re.compile(r'nova-snapshot-guest: last tick (\d+|none)')
 TICK = re.compile(r'nova-snapshot-guest: tick (\d+)')
+AGENT_UP = re.compile(r'nova-snapshot-guest: qemu-ga started')
+MOUNTED = re.compile(r'nova-snapshot-guest: mounted /dev/vda on /mnt')
 
 
 class FileImageAPI:
@@ -103,6 +106,7 @@ class LibvirtDriverTest(unittest.TestCase):
             'kernel-image': os.path.join(self.guest_dir, 'kernel'),
             'ramdisk-image': os.path.join(self.guest_dir, 'initramfs.gz'),
             'disk-image': os.path.join(self.guest_dir, 'disk.qcow2'),
+            'ext4-image': os.path.join(self.guest_dir, 'disk-ext4.qcow2'),
         })
         self.driver = libvirt_driver.LibvirtDriver(self.conf, self.image_api)
         self.driver.init_host('test-host')
@@ -279,6 +283,37 @@ class LibvirtDriverTest(unittest.TestCase):
         self.assertFalse(os.path.exists(inst_dir))
         self.assertFalse(os.path.exists(scratch))
         self.driver.destroy(None, instance)
+
+    def test_guest_agent_freezes_the_ext4_disk(self):
+        instance = self.spawn(id='ext4-image', hw_qemu_guest_agent='true')
+        self.wait_console(instance, MOUNTED)
+        self.wait_console(instance, AGENT_UP)
+        dom = self.domain(instance)
+        # libvirt marks the agent connected once it sees the guest open
+        # the port, a moment after the agent started.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                reply = libvirt_qemu.qemuAgentCommand(
+                    dom, '{"execute":"guest-ping"}', 10, 0)
+                break
+            except libvirt.libvirtError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        self.assertEqual('{"return":{}}', reply.replace(' ', ''))
+        started = time.monotonic()
+        self.assertEqual(1, dom.fsFreeze(None, 0))
+        try:
+            status = libvirt_qemu.qemuAgentCommand(
+                dom, '{"execute":"guest-fsfreeze-status"}', 10, 0)
+            self.assertIn('frozen', status)
+        finally:
+            self.assertEqual(1, dom.fsThaw(None, 0))
+        print('freeze + status + thaw: %.3f s' % (time.monotonic() - started))
+        status = libvirt_qemu.qemuAgentCommand(
+            dom, '{"execute":"guest-fsfreeze-status"}', 10, 0)
+        self.assertIn('thawed', status)
 
     def test_repair_after_crash_resumes_a_guest_paused_by_a_snapshot(self):
         instance = self.spawn()
