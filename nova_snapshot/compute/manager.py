@@ -6,6 +6,7 @@ through callbacks. Every task_state change is a compare-and-swap, so a
 delete that arrives mid-action wins and the action backs off quietly.
 """
 
+import functools
 import logging
 import threading
 import time
@@ -32,6 +33,18 @@ _IMAGE_DONE = 'active'
 # re-raised as the same class on the caller's side.
 _EXPECTED = (exception.InstanceNotFound, exception.InstanceNotRunning,
              exception.InstanceInvalidState, exception.UnexpectedTaskStateError)
+
+
+
+def _expected_exceptions(*exceptions):
+    """``messaging.expected_exceptions`` that keeps the endpoint's name and
+    signature (oslo's wrapper does not), so tests can compare endpoints
+    with the client."""
+    def outer(func):
+        return functools.update_wrapper(
+            messaging.expected_exceptions(*exceptions)(func), func)
+    return outer
+
 
 # rpc method -> (event name, notification action, task_state it runs in,
 #                driver method, vm_state after)
@@ -286,9 +299,9 @@ class ComputeManager(object):
             return
         except Exception as exc:
             LOG.exception('Build of %s failed', instance_uuid)
-            self._build_failed(context, instance, exc)
             self._event_finish(context, instance_uuid, event, exc=exc,
                                tb=traceback.format_exc())
+            self._build_failed(context, instance, exc)
             return
         self._notify(context, instance, 'create', 'end')
         self._event_finish(context, instance_uuid, event)
@@ -347,10 +360,10 @@ class ComputeManager(object):
         except Exception as exc:
             LOG.exception('%s of %s failed', method, instance_uuid)
             self._fault(instance_uuid, exc)
-            self._revert_task_state(instance_uuid, task_state)
-            self._notify(context, instance, action, 'error', exc=exc)
             self._event_finish(context, instance_uuid, event, exc=exc,
                                tb=traceback.format_exc())
+            self._revert_task_state(instance_uuid, task_state)
+            self._notify(context, instance, action, 'error', exc=exc)
             return
         self._notify(context, instance, action, 'end')
         self._event_finish(context, instance_uuid, event)
@@ -421,7 +434,7 @@ class ComputeManager(object):
 
     # Console
 
-    @messaging.expected_exceptions(*_EXPECTED)
+    @_expected_exceptions(*_EXPECTED)
     def get_console_output(self, context, instance_uuid, length=None):
         instance = self.db.instance_get(instance_uuid)
         output = self.driver.get_console_output(instance) or ''
@@ -518,22 +531,24 @@ class ComputeManager(object):
             # server, nothing to delete.
             LOG.warning('Image %s was deleted during the snapshot of %s',
                         image_id, uuid)
+            self._event_finish(context, uuid, SNAPSHOT_EVENT, exc=exc)
             self._end_snapshot_task(state['instance'])
             notifications.notify_about_instance_snapshot(
                 self.notifier, context, state['instance'], image_id, 'error',
                 exc=exc)
-            self._event_finish(context, uuid, SNAPSHOT_EVENT, exc=exc)
             return
         except Exception as exc:
             LOG.exception('Snapshot of %s to image %s failed', uuid, image_id)
-            tb = traceback.format_exc()
+            # Record first, release last: whoever sees task_state None
+            # also finds the fault and the failed action event.
             self._delete_image(context, image_id)
             self._fault(uuid, exc)
+            self._event_finish(context, uuid, SNAPSHOT_EVENT, exc=exc,
+                               tb=traceback.format_exc())
             reverted = self._end_snapshot_task(state['instance'])
             notifications.notify_about_instance_snapshot(
                 self.notifier, context, reverted or state['instance'],
                 image_id, 'error', exc=exc)
-            self._event_finish(context, uuid, SNAPSHOT_EVENT, exc=exc, tb=tb)
             return
         LOG.info('Snapshot of %s to image %s took %.1f s (%s)', uuid,
                  image_id, time.monotonic() - started, facts)

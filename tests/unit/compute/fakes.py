@@ -235,6 +235,19 @@ class ComputeTestCase(unittest.TestCase):
             return instance if predicate(instance) else None
         return wait_for(check, message=message)
 
+    def wait_for_event(self, uuid, event, ctx=None):
+        """The finished ``event`` of the request's action (the manager
+        writes it after the instance is released on success)."""
+        ctx = ctx or self.ctx
+
+        def finished():
+            action = self.db.action_get_by_request_id(uuid, ctx.request_id)
+            for found in action['events']:
+                if found['event'] == event and found['result']:
+                    return found
+            return None
+        return wait_for(finished, message='event %s' % event)
+
     def wait_idle(self, uuid):
         self.manager.wait_for_tasks(10)
         return self.wait_for_instance(uuid, lambda i: i['task_state'] is None,

@@ -33,6 +33,7 @@ class SnapshotHappyPathTest(fakes.ComputeTestCase):
         self.assertEqual(self.driver.snapshot_data,
                          self.image_api.data[image['id']])
 
+        self.wait_for_event(instance['uuid'], 'compute_snapshot_instance')
         actions = self.api.get_instance_actions(self.ctx, instance)
         self.assertEqual('createImage', actions[0]['action'])
         action = self.api.get_instance_action(self.ctx, instance,
