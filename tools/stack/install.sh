@@ -20,6 +20,9 @@ GLANCE_PACKAGES="glance python-glanceclient uwsgi"
 
 [ "$(id -u)" -eq 0 ] || die "install.sh must run as root"
 mkdir -p "$STACK_DIR" "$LOG_DIR"
+# One install.sh at a time: two pip runs into one venv corrupt it.
+exec 9>"$STACK_DIR/.install.lock"
+flock 9
 
 # missing_packages PKG...: print the ones dpkg does not have installed.
 missing_packages() {

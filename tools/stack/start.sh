@@ -12,6 +12,10 @@ source "$(dirname "$0")/common.sh"
 [ "$(id -u)" -eq 0 ] || die "start.sh must run as root"
 [ -x "$GLANCE_VENV/bin/uwsgi" ] || die "no Glance venv; run tools/stack/install.sh first"
 mkdir -p "$PID_DIR" "$LOG_DIR"
+# One start.sh at a time (two test runs at once would both start Glance).
+# Daemons started below get "9>&-" so they do not keep the lock forever.
+exec 9>"$STACK_DIR/.start.lock"
+flock 9
 
 # --- PostgreSQL --------------------------------------------------------------
 
@@ -29,7 +33,7 @@ postgres() {
         ver=$(ls /etc/postgresql | sort -V | tail -1)
         [ -n "$ver" ] || die "no PostgreSQL cluster in /etc/postgresql"
         log "starting PostgreSQL $ver"
-        pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+        pg_ctlcluster --skip-systemctl-redirect "$ver" main start 9>&-
         wait_for 30 pg_up || die "PostgreSQL did not come up"
     fi
     # A stock Debian cluster wants a password on TCP; tests connect as
@@ -56,7 +60,7 @@ rabbit_up() {
 rabbitmq() {
     if ! rabbit_up; then
         log "starting RabbitMQ"
-        rabbitmq-server -detached
+        rabbitmq-server -detached 9>&-
         timeout 60 rabbitmqctl -q await_startup || die "RabbitMQ did not come up"
     fi
     local have v
@@ -89,12 +93,12 @@ libvirt() {
     fi
     mkdir -p /var/log/libvirt /var/run/libvirt /var/lib/libvirt/images
     if ! pid_alive /run/virtlogd.pid; then
-        virtlogd -d
+        virtlogd -d 9>&-
         wait_for 5 pid_alive /run/virtlogd.pid || die "virtlogd did not start"
         record_pid virtlogd /run/virtlogd.pid
     fi
     if ! pid_alive /run/libvirtd.pid; then
-        libvirtd -d
+        libvirtd -d 9>&-
         wait_for 10 pid_alive /run/libvirtd.pid || die "libvirtd did not start"
         record_pid libvirtd /run/libvirtd.pid
     fi
@@ -164,7 +168,7 @@ glance() {
     fi
     rm -f "$GLANCE_PIDFILE"
     setsid nohup "$GLANCE_VENV/bin/uwsgi" --ini "$GLANCE_ETC/glance-uwsgi.ini" \
-        </dev/null >>"$LOG_DIR/glance-uwsgi.out" 2>&1 &
+        </dev/null >>"$LOG_DIR/glance-uwsgi.out" 2>&1 9>&- &
     if ! wait_for 60 glance_healthy; then
         tail -30 "$LOG_DIR/glance-uwsgi.log" >&2 || true
         die "Glance did not become healthy on $GLANCE_URL"
