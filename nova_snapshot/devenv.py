@@ -63,10 +63,12 @@ class Deployment:
     :param extra_conf: {section: {option: value}} merged into the config.
     """
 
-    def __init__(self, stack_env=None, hosts=('compute-1',), database_url=None,
+    def __init__(self, stack_env=None, hosts=None, database_url=None,
                  transport_url=None, extra_conf=None, state_dir=None):
         self.stack = stack_env or read_stack_env()
-        self.hosts = list(hosts)
+        # A unique default host name: two deployments on one broker whose
+        # compute services share a name would consume each other's casts.
+        self.hosts = list(hosts or ['compute-%s' % uuid.uuid4().hex[:8]])
         self.state_dir = state_dir or tempfile.mkdtemp(prefix='nova-snapshot-')
         self.database_url = database_url or 'sqlite:///%s' % os.path.join(
             self.state_dir, 'nova_snapshot.sqlite')

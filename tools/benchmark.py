@@ -33,7 +33,6 @@ from nova_snapshot import conf as ns_conf  # noqa: E402
 from nova_snapshot import devenv  # noqa: E402
 from nova_snapshot.image import glance  # noqa: E402
 
-HOST = 'bench-compute'
 CMDLINE = 'console=ttyS0 nsguest.print_every=1'
 
 
@@ -107,7 +106,7 @@ def main():
     project = uuid.uuid4().hex
     ctx = devenv.user_context('bench', project)
     workdir = tempfile.mkdtemp(prefix='nova-snapshot-bench-')
-    deployment = devenv.Deployment(stack_env=stack, hosts=[HOST])
+    deployment = devenv.Deployment(stack_env=stack)
     images = []
     results = {'data_mib': args.data_mib}
     try:
@@ -135,10 +134,10 @@ def main():
             results['qemu_img_convert_bytes'] = base_size
             for path, live in (('live', True), ('suspend', False)):
                 if not live:
-                    deployment.stop_compute(HOST)
+                    deployment.stop_compute(deployment.hosts[0])
                     deployment.start_compute(
-                        HOST, {'libvirt': {'live_snapshot': False}})
-                    deployment.wait_for_compute(HOST)
+                        deployment.hosts[0], {'libvirt': {'live_snapshot': False}})
+                    deployment.wait_for_compute(deployment.hosts[0])
                 quiet_start = time.monotonic()
                 time.sleep(results.get('live', {}).get('seconds', 5.0))
                 quiet_gap = ticks.max_gap(quiet_start, time.monotonic())

@@ -18,8 +18,6 @@ from nova_snapshot import devenv  # noqa: E402
 from nova_snapshot.image import glance  # noqa: E402
 from nova_snapshot import conf as ns_conf  # noqa: E402
 
-HOST = 'demo-compute'
-
 
 class Steps:
     def __init__(self):
@@ -100,8 +98,9 @@ def snapshot(steps, client, deployment, image_api, ctx, server_id, name):
 def main():
     steps = Steps()
     stack = devenv.read_stack_env()
-    deployment = devenv.Deployment(stack_env=stack, hosts=[HOST],
-                                   transport_url=stack['TRANSPORT_URL'])
+    # The demo has a RabbitMQ vhost of its own, apart from the tests'.
+    transport_url = stack['TRANSPORT_URL'].rsplit('/', 1)[0] + '/nova_snapshot'
+    deployment = devenv.Deployment(stack_env=stack, transport_url=transport_url)
     conf = ns_conf.new_conf([])
     conf.set_override('api_endpoint', stack['GLANCE_URL'], group='glance')
     image_api = glance.GlanceAPI(conf)
@@ -174,9 +173,9 @@ def main():
 
 
 def _restart_compute(deployment, extra_conf):
-    deployment.stop_compute(HOST)
-    deployment.start_compute(HOST, extra_conf=extra_conf)
-    deployment.wait_for_compute(HOST)
+    deployment.stop_compute(deployment.hosts[0])
+    deployment.start_compute(deployment.hosts[0], extra_conf=extra_conf)
+    deployment.wait_for_compute(deployment.hosts[0])
 
 
 if __name__ == '__main__':

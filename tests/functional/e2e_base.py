@@ -56,7 +56,9 @@ def qcow2_to_raw(path, raw_path):
 class EndToEndTestCase(unittest.TestCase):
     """Starts one deployment per test class and the tiny guest image."""
 
-    hosts = ('e2e-compute',)
+    # Host names are unique per class: two deployments on one broker whose
+    # computes share a name would take each other's casts.
+    host_count = 1
     extra_conf = {}
     glance_through_proxy = False
 
@@ -72,6 +74,8 @@ class EndToEndTestCase(unittest.TestCase):
             from tests.functional import glance_proxy
             cls.proxy = glance_proxy.GlanceProxy(cls.stack['GLANCE_URL']).start()
             extra.setdefault('glance', {})['api_endpoint'] = cls.proxy.url
+        cls.hosts = ['e2e-%s-%d' % (uuid.uuid4().hex[:8], n)
+                     for n in range(cls.host_count)]
         cls.deployment = devenv.Deployment(
             stack_env=cls.stack, hosts=cls.hosts, database_url=db_url,
             extra_conf=extra)
@@ -103,7 +107,8 @@ class EndToEndTestCase(unittest.TestCase):
                 except RuntimeError:
                     pass
         finally:
-            cls.deployment.stop(remove_state=True)
+            cls.deployment.stop(
+                remove_state=not os.environ.get('NOVA_SNAPSHOT_KEEP_STATE'))
             drop_pg_database(cls.db_name)
             if cls.proxy:
                 cls.proxy.stop()
