@@ -134,12 +134,15 @@ class ChunkedReader(object):
     (it rejects bare iterators), calling ``read()`` until it gets b''. Each
     call here returns one chunk of ``chunk_size`` bytes (the last may be
     shorter) whatever size is asked for, so memory stays at about one chunk.
-    ``bytes_read`` tells the retry logic whether any data went out.
+    ``bytes_read`` tells the retry logic whether any data went out. A bytes
+    object is accepted too (small payloads such as the empty upload).
     """
 
     def __init__(self, data, chunk_size):
         self.chunk_size = chunk_size
         self.bytes_read = 0
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            data = io.BytesIO(data)
         if hasattr(data, 'read'):
             self._file = data
             self._iter = None

@@ -162,6 +162,10 @@ class ChunkedReaderTest(unittest.TestCase):
         # One chunk needs five 1000-byte pieces, not all hundred.
         self.assertEqual(5, len(consumed))
 
+    def test_bytes(self):
+        reader = glance.ChunkedReader(b'q' * 5000, 4096)
+        self.assertEqual([4096, 904], [len(c) for c in self._drain(reader)])
+
     def test_empty(self):
         reader = glance.ChunkedReader(iter([]), 4096)
         self.assertEqual(b'', reader.read())
