@@ -17,6 +17,7 @@ GLANCE_URL=http://$GLANCE_HOST:$GLANCE_PORT
 PG_HOST=127.0.0.1
 PG_PORT=5432
 PG_TEST_DB=nova_snapshot_test
+GLANCE_DB=nova_snapshot_glance
 RABBIT_VHOSTS="nova_snapshot nova_snapshot_test"
 LIBVIRT_URI=qemu:///system
 

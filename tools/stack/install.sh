@@ -16,7 +16,7 @@ python3-venv python3-dev gcc git curl"
 # Only installed when missing: the machines we run on already have them
 # running, and reinstalling would not touch a running server anyway.
 APT_IF_ABSENT="rabbitmq-server postgresql"
-GLANCE_PACKAGES="glance python-glanceclient uwsgi"
+GLANCE_PACKAGES="glance python-glanceclient uwsgi psycopg2-binary"
 
 [ "$(id -u)" -eq 0 ] || die "install.sh must run as root"
 mkdir -p "$STACK_DIR" "$LOG_DIR"

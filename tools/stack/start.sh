@@ -116,7 +116,8 @@ glance_healthy() {
 }
 
 render() {
-    sed -e "s|@STACK_DIR@|$STACK_DIR|g" -e "s|@GLANCE_PORT@|$GLANCE_PORT|g" "$1" >"$2"
+    sed -e "s|@STACK_DIR@|$STACK_DIR|g" -e "s|@GLANCE_PORT@|$GLANCE_PORT|g" \
+        -e "s|@PG_PORT@|$PG_PORT|g" -e "s|@GLANCE_DB@|$GLANCE_DB|g" "$1" >"$2"
 }
 
 glance_config() {
@@ -142,6 +143,23 @@ glance_stop() {
     rm -f "$GLANCE_PIDFILE"
 }
 
+glance_db_sync() {
+    # Schema once per Glance version and database (db_sync takes seconds).
+    local version
+    version=$("$GLANCE_VENV/bin/python" -c \
+        'import importlib.metadata as m; print(m.version("glance"))')
+    if [ "$(pg_sql "select 1 from pg_database where datname = '$GLANCE_DB'")" != 1 ]; then
+        pg_sql "create database $GLANCE_DB owner postgres" >/dev/null
+        rm -f "$GLANCE_DIR/.db_synced"
+    fi
+    if [ "$(cat "$GLANCE_DIR/.db_synced" 2>/dev/null)" != "$version $GLANCE_DB" ]; then
+        "$GLANCE_VENV/bin/glance-manage" --config-file "$GLANCE_ETC/glance-api.conf" \
+            db_sync >"$LOG_DIR/glance-db-sync.log" 2>&1 \
+            || { tail -20 "$LOG_DIR/glance-db-sync.log" >&2; die "glance-manage db_sync failed"; }
+        echo "$version $GLANCE_DB" >"$GLANCE_DIR/.db_synced"
+    fi
+}
+
 glance() {
     local confhash running_hash=
     confhash=$(glance_config)
@@ -150,21 +168,14 @@ glance() {
         if [ "$confhash" = "$running_hash" ] && glance_healthy; then
             return 0
         fi
-        log "restarting Glance (config changed or unhealthy)"
-        glance_stop
     elif glance_healthy; then
         die "something that is not ours answers on $GLANCE_URL; stop it first"
     fi
-    # Schema once per Glance version (db_sync takes seconds).
-    local version
-    version=$("$GLANCE_VENV/bin/python" -c \
-        'import importlib.metadata as m; print(m.version("glance"))')
-    if [ ! -s "$GLANCE_DIR/glance.sqlite" ] \
-            || [ "$(cat "$GLANCE_DIR/.db_synced" 2>/dev/null)" != "$version" ]; then
-        "$GLANCE_VENV/bin/glance-manage" --config-file "$GLANCE_ETC/glance-api.conf" \
-            db_sync >"$LOG_DIR/glance-db-sync.log" 2>&1 \
-            || { tail -20 "$LOG_DIR/glance-db-sync.log" >&2; die "glance-manage db_sync failed"; }
-        echo "$version" >"$GLANCE_DIR/.db_synced"
+    # Before any restart, so a running Glance is down only for the restart.
+    glance_db_sync
+    if pid_alive "$GLANCE_PIDFILE"; then
+        log "restarting Glance (config changed or unhealthy)"
+        glance_stop
     fi
     rm -f "$GLANCE_PIDFILE"
     setsid nohup "$GLANCE_VENV/bin/uwsgi" --ini "$GLANCE_ETC/glance-uwsgi.ini" \
