@@ -27,7 +27,8 @@ flock 9
 # missing_packages PKG...: print the ones dpkg does not have installed.
 missing_packages() {
     local installed
-    installed=$(dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null \
+    # dpkg-query fails for names it has never seen; that just means missing.
+    installed=$( (dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null || true) \
         | awk '$NF == "installed" {print $1}')
     local p
     for p in "$@"; do
