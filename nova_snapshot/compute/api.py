@@ -311,4 +311,3 @@ class ComputeAPI(object):
         except (exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError):
             pass
-

@@ -32,8 +32,8 @@ _IMAGE_DONE = 'active'
 # Business errors: logged without a traceback on the server side and
 # re-raised as the same class on the caller's side.
 _EXPECTED = (exception.InstanceNotFound, exception.InstanceNotRunning,
-             exception.InstanceInvalidState, exception.UnexpectedTaskStateError)
-
+             exception.InstanceInvalidState,
+             exception.UnexpectedTaskStateError)
 
 
 def _expected_exceptions(*exceptions):
@@ -50,7 +50,8 @@ def _expected_exceptions(*exceptions):
 #                driver method, vm_state after)
 _POWER_ACTIONS = {
     'stop_instance': ('compute_stop_instance', 'power_off',
-                      task_states.POWERING_OFF, 'power_off', vm_states.STOPPED),
+                      task_states.POWERING_OFF, 'power_off',
+                      vm_states.STOPPED),
     'start_instance': ('compute_start_instance', 'power_on',
                        task_states.POWERING_ON, 'power_on', vm_states.ACTIVE),
     'pause_instance': ('compute_pause_instance', 'pause',
@@ -177,7 +178,8 @@ class ComputeManager(object):
             if not tasks:
                 return True
             for thread in tasks:
-                left = None if deadline is None else deadline - time.monotonic()
+                left = (None if deadline is None
+                        else deadline - time.monotonic())
                 if left is not None and left <= 0:
                     return False
                 thread.join(left)

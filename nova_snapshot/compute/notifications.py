@@ -1,10 +1,11 @@
 """Notifications the compute service emits.
 
-Event types follow Nova's versioned notifications (``instance.snapshot.start``,
-``instance.snapshot.end``, ``instance.snapshot.error``, ``instance.<action>.*``)
-but the payload is a plain dict, not an ovo: consumers of this service read
-JSON. Sending is best effort: a broken notification bus must never fail
-or roll back the operation it reports.
+Event types follow Nova's versioned notifications
+(``instance.snapshot.start``, ``instance.snapshot.end``,
+``instance.snapshot.error``, ``instance.<action>.*``) but the payload is a
+plain dict, not an ovo: consumers of this service read JSON. Sending is
+best effort: a broken notification bus must never fail or roll back the
+operation it reports.
 """
 
 import logging

@@ -120,8 +120,8 @@ class SnapshotStateCheckTest(fakes.ComputeTestCase):
     def assertRefused(self, instance, attr, state):
         before = set(self.image_api.images)
         exc = self.raises(exception.InstanceInvalidState,
-                                self.api.snapshot, self.ctx, instance,
-                                'snap', {})
+                          self.api.snapshot, self.ctx, instance,
+                          'snap', {})
         self.assertEqual(409, exc.code)
         self.assertEqual(attr, exc.kwargs['attr'])
         self.assertEqual(state, exc.kwargs['state'])
@@ -151,8 +151,8 @@ class SnapshotStateCheckTest(fakes.ComputeTestCase):
         # The stale dict passes the early check; the CAS must stop it.
         before = set(self.image_api.images)
         exc = self.raises(exception.InstanceInvalidState,
-                                self.api.snapshot, self.ctx, instance,
-                                'second', {})
+                          self.api.snapshot, self.ctx, instance,
+                          'second', {})
         self.assertEqual('task_state', exc.kwargs['attr'])
         self.assertEqual('image_pending_upload', exc.kwargs['state'])
         self.assertEqual(before, set(self.image_api.images))
@@ -170,8 +170,8 @@ class SnapshotStateCheckTest(fakes.ComputeTestCase):
         instance = self.boot()
         self.db.instance_destroy(instance['uuid'])
         exc = self.raises(exception.InstanceInvalidState,
-                                self.api.snapshot, self.ctx, instance,
-                                'snap', {})
+                          self.api.snapshot, self.ctx, instance,
+                          'snap', {})
         self.assertEqual(('vm_state', 'deleted'),
                          (exc.kwargs['attr'], exc.kwargs['state']))
         self.assertEqual(1, len(self.image_api.deleted))
@@ -261,8 +261,14 @@ class SnapshotFailureTest(fakes.ComputeTestCase):
                        message='guest destroyed')
         gate.set()
         self.assertTrue(self.manager.wait_for_tasks(10))
-        self.assertRaises(exception.InstanceNotFound, self.db.instance_get,
-                          instance['uuid'])
+
+        def gone():
+            try:
+                self.db.instance_get(instance['uuid'])
+            except exception.InstanceNotFound:
+                return True
+            return False
+        fakes.wait_for(gone, message='instance row deleted')
         # Quiet cleanup: the unfinished image is gone, nothing else said.
         self.assertNotIn(image['id'], self.image_api.images)
         self.assertEqual([], self.notifications.of_type(
@@ -342,7 +348,8 @@ class RepairAtStartTest(fakes.ComputeTestCase):
 
     def test_init_host_syncs_power_state(self):
         instance = self.boot()
-        self.driver.instances[instance['uuid']] = 4  # shut down behind our back
+        # Shut down behind our back.
+        self.driver.instances[instance['uuid']] = 4
         self.manager.init_host()
         self.assertEqual(4, self.db.instance_get(instance['uuid'])
                          ['power_state'])
