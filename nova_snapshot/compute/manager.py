@@ -523,10 +523,16 @@ class ComputeManager(object):
         except (exception.InstanceNotFound, exception.InstanceNotRunning,
                 exception.UnexpectedDeletingTaskStateError) as exc:
             # Nova: "instance disappeared during snapshot". Keep an image
-            # that made it to active; there is nobody to tell otherwise.
+            # that made it to active. When only the guest vanished (the
+            # row is still here, e.g. its domain was undefined behind our
+            # back), the server must not stay stuck in an image_* state:
+            # record why and release the task state as for any failure.
             LOG.info('Instance %s disappeared during snapshot: %s', uuid, exc)
             self._delete_image(context, image_id, only_unfinished=True)
+            if not isinstance(exc, exception.UnexpectedDeletingTaskStateError):
+                self._fault(uuid, exc)
             self._event_finish(context, uuid, SNAPSHOT_EVENT, exc=exc)
+            self._end_snapshot_task(state['instance'])
             return
         except exception.ImageNotFound as exc:
             # The user deleted the image mid-flight: not a fault of the
