@@ -159,3 +159,40 @@ class NoComputeHost(NovaSnapshotException):
 
 class DriverLoadError(NovaSnapshotException):
     msg_fmt = 'Compute driver %(driver)s could not be loaded: %(reason)s'
+
+
+
+# volume-backed servers (Cinder)
+class VolumeNotFound(NotFound):
+    msg_fmt = 'Volume %(volume_id)s could not be found.'
+
+
+class SnapshotNotFound(NotFound):
+    msg_fmt = 'Snapshot %(snapshot_id)s could not be found.'
+
+
+class VolumeAttachmentNotFound(NotFound):
+    msg_fmt = ('Volume %(volume_id)s is not attached to instance '
+               '%(instance_uuid)s.')
+
+
+class InvalidVolume(Invalid):
+    msg_fmt = 'Invalid volume: %(reason)s'
+
+
+class InvalidBDM(Invalid):
+    msg_fmt = 'Block Device Mapping is Invalid: %(reason)s'
+
+
+class InstanceQuiesceNotSupported(Invalid):
+    msg_fmt = ('Quiescing is not supported in instance %(instance_id)s: '
+               '%(reason)s')
+
+
+class VolumeError(NovaSnapshotException):
+    msg_fmt = 'Volume operation failed: %(reason)s'
+
+
+class VolumeSnapshotFailed(NovaSnapshotException):
+    msg_fmt = ('Snapshot of the volumes of instance %(instance_uuid)s '
+               'failed: %(reason)s')
