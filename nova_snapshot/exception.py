@@ -161,7 +161,6 @@ class DriverLoadError(NovaSnapshotException):
     msg_fmt = 'Compute driver %(driver)s could not be loaded: %(reason)s'
 
 
-
 # volume-backed servers (Cinder)
 class VolumeNotFound(NotFound):
     msg_fmt = 'Volume %(volume_id)s could not be found.'
