@@ -61,10 +61,13 @@ class Deployment:
     :param database_url: SQL URL; default a SQLite file in the state dir.
     :param transport_url: RabbitMQ URL; default the stack's test vhost.
     :param extra_conf: {section: {option: value}} merged into the config.
+    :param all_in_one: run ``nova-snapshot-all`` (API and compute in one
+        process, in-memory RPC) instead of separate services; one host.
     """
 
     def __init__(self, stack_env=None, hosts=None, database_url=None,
-                 transport_url=None, extra_conf=None, state_dir=None):
+                 transport_url=None, extra_conf=None, state_dir=None,
+                 all_in_one=False):
         self.stack = stack_env or read_stack_env()
         # A unique default host name: two deployments on one broker whose
         # compute services share a name would consume each other's casts.
@@ -72,7 +75,9 @@ class Deployment:
         self.state_dir = state_dir or tempfile.mkdtemp(prefix='nova-snapshot-')
         self.database_url = database_url or 'sqlite:///%s' % os.path.join(
             self.state_dir, 'nova_snapshot.sqlite')
-        self.transport_url = transport_url or self.stack['TRANSPORT_URL']
+        self.all_in_one = all_in_one
+        self.transport_url = None if all_in_one else (
+            transport_url or self.stack['TRANSPORT_URL'])
         self.extra_conf = extra_conf or {}
         self.api_port = free_port()
         self.endpoint = 'http://127.0.0.1:%d' % self.api_port
@@ -85,10 +90,11 @@ class Deployment:
         conf['DEFAULT'] = {
             'state_path': self.state_dir,
             'instances_path': os.path.join(self.state_dir, 'instances'),
-            'transport_url': self.transport_url,
             'log_file': os.path.join(self.state_dir, '%s.log' % name),
             'debug': 'true',
         }
+        if self.transport_url:
+            conf['DEFAULT']['transport_url'] = self.transport_url
         if host:
             conf['DEFAULT']['host'] = host
         conf['database'] = {'connection': self.database_url}
@@ -120,6 +126,14 @@ class Deployment:
         return proc
 
     def start(self, timeout=60):
+        if self.all_in_one:
+            conf = self._write_config('all', host=self.hosts[0])
+            self._spawn('all', [_bin('nova-snapshot-all'), '--config-file', conf])
+            self.processes['api'] = self.processes['compute-%s' % self.hosts[0]] = (
+                self.processes['all'])
+            self._wait_for_api(timeout)
+            self.wait_for_compute(self.hosts[0], timeout)
+            return self
         api_conf = self._write_config('api')
         subprocess.run([_bin('nova-snapshot-manage'), '--config-file', api_conf,
                         'db', 'sync'], check=True, capture_output=True)

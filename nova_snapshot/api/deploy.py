@@ -61,15 +61,19 @@ def make_conf(args=None, default_config_files=None):
     return conf
 
 
-def build_compute_api(conf):
-    """The real ComputeAPI: SQL database, Glance, RPC over the transport."""
+def build_compute_api(conf, transport=None):
+    """The real ComputeAPI: SQL database, Glance, RPC over the transport.
+
+    :param transport: an oslo.messaging transport to share (the all-in-one
+        process shares its in-memory one with the compute service).
+    """
     from nova_snapshot.compute import api as compute_api
     from nova_snapshot.compute import rpcapi
     from nova_snapshot.db import api as db_api
     from nova_snapshot.image import glance
     from nova_snapshot import rpc
 
-    transport = rpc.get_transport(conf)
+    transport = transport or rpc.get_transport(conf)
     return compute_api.ComputeAPI(
         conf, db_api.Database(conf), glance.GlanceAPI(conf),
         rpcapi.ComputeRPCAPI(transport))

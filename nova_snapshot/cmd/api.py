@@ -26,15 +26,20 @@ class _QuietHandler(simple_server.WSGIRequestHandler):
         LOG.info('%s %s', self.address_string(), fmt % args)
 
 
-def main(argv=None):
-    conf = deploy.make_conf(sys.argv[1:] if argv is None else argv)
-    logging.setup(conf, 'nova-snapshot')
-    app = deploy.loadapp(conf)
+def make_server(conf, app):
+    """A threaded HTTP server for ``app`` on ``[api] bind_host/bind_port``."""
     server = simple_server.make_server(
         conf.api.bind_host, conf.api.bind_port, app,
         server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
     LOG.info('nova-snapshot-api listening on %s:%s', conf.api.bind_host,
              conf.api.bind_port)
+    return server
+
+
+def main(argv=None):
+    conf = deploy.make_conf(sys.argv[1:] if argv is None else argv)
+    logging.setup(conf, 'nova-snapshot')
+    server = make_server(conf, deploy.loadapp(conf))
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -25,10 +25,8 @@ def build_conf(argv):
     return conf
 
 
-def main(argv=None):
-    conf = build_conf(sys.argv[1:] if argv is None else argv)
-    logging.setup(conf, 'nova-snapshot')
-
+def wait_for_stop_signal():
+    """Block until SIGTERM or SIGINT (call from the main thread)."""
     stop = threading.Event()
 
     def _on_signal(signum, _frame):
@@ -37,12 +35,17 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-
-    compute = service.ComputeService(conf)
-    compute.start()
     # Wake up now and then: the signal handler runs in this thread.
     while not stop.wait(1):
         pass
+
+
+def main(argv=None):
+    conf = build_conf(sys.argv[1:] if argv is None else argv)
+    logging.setup(conf, 'nova-snapshot')
+    compute = service.ComputeService(conf)
+    compute.start()
+    wait_for_stop_signal()
     compute.stop()
     return 0
 

@@ -59,6 +59,8 @@ class EndToEndTestCase(unittest.TestCase):
     # Host names are unique per class: two deployments on one broker whose
     # computes share a name would take each other's casts.
     host_count = 1
+    # True: one nova-snapshot-all process with in-memory RPC and SQLite.
+    all_in_one = False
     extra_conf = {}
     glance_through_proxy = False
 
@@ -67,7 +69,9 @@ class EndToEndTestCase(unittest.TestCase):
         super().setUpClass()
         cls.stack = devenv.read_stack_env()
         cls.guest_dir = cls.stack['GUEST_DIR']
-        cls.db_name, db_url = create_pg_database()
+        cls.db_name, db_url = None, None
+        if not cls.all_in_one:
+            cls.db_name, db_url = create_pg_database()
         extra = {k: dict(v) for k, v in cls.extra_conf.items()}
         cls.proxy = None
         if cls.glance_through_proxy:
@@ -78,12 +82,13 @@ class EndToEndTestCase(unittest.TestCase):
                      for n in range(cls.host_count)]
         cls.deployment = devenv.Deployment(
             stack_env=cls.stack, hosts=cls.hosts, database_url=db_url,
-            extra_conf=extra)
+            extra_conf=extra, all_in_one=cls.all_in_one)
         try:
             cls.deployment.start()
         except Exception:
             cls.deployment.stop(remove_state=False)
-            drop_pg_database(cls.db_name)
+            if cls.db_name:
+                drop_pg_database(cls.db_name)
             raise
         cls.project = uuid.uuid4().hex
         cls.user = 'e2e-user'
@@ -109,7 +114,8 @@ class EndToEndTestCase(unittest.TestCase):
         finally:
             cls.deployment.stop(
                 remove_state=not os.environ.get('NOVA_SNAPSHOT_KEEP_STATE'))
-            drop_pg_database(cls.db_name)
+            if cls.db_name:
+                drop_pg_database(cls.db_name)
             if cls.proxy:
                 cls.proxy.stop()
             cls.libvirt.close()
