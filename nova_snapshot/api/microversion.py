@@ -26,13 +26,16 @@ ENVIRON_KEY = 'nova_snapshot.microversion'
 # ``microversion.get(req).matches(...)`` and add a gabbi test.
 CHANGES = {
     '2.1': 'The v2.1 API as first released (our baseline).',
-    '2.3': 'Admins see more OS-EXT-SRV-ATTR fields in the server body.',
+    '2.3': 'Admins see more OS-EXT-SRV-ATTR fields in the server body; '
+           'volumes_attached items carry delete_on_termination.',
     '2.9': '"locked" in the server body.',
     '2.16': 'Nova adds host_status for admins (not reported here).',
     '2.19': '"description" in the server body.',
     '2.26': '"tags" in the server body.',
+    '2.32': '"tag" in block_device_mapping_v2 items (removed in 2.33).',
     '2.37': '"networks" is required when creating a server.',
     '2.39': 'createImage no longer checks an image metadata quota.',
+    '2.42': '"tag" in block_device_mapping_v2 items again.',
     '2.45': 'createImage returns {"image_id": ...} and no Location header.',
 }
 MAX_MINOR = 45

@@ -22,6 +22,7 @@ from nova_snapshot.api.handlers import instance_actions
 from nova_snapshot.api.handlers import server_actions
 from nova_snapshot.api.handlers import servers
 from nova_snapshot.api.handlers import versions
+from nova_snapshot.api.handlers import volume_attachments
 from nova_snapshot.api import util
 
 ROUTES = {
@@ -36,6 +37,10 @@ ROUTES = {
         'GET': instance_actions.index},
     '/v2.1/servers/{server_id}/os-instance-actions/{request_id}': {
         'GET': instance_actions.show},
+    '/v2.1/servers/{server_id}/os-volume_attachments': {
+        'GET': volume_attachments.index, 'POST': volume_attachments.create},
+    '/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}': {
+        'GET': volume_attachments.show, 'DELETE': volume_attachments.delete},
     '/v2.1/flavors': {'GET': flavors.index},
     '/v2.1/flavors/detail': {'GET': flavors.detail},
     '/v2.1/flavors/{flavor_id}': {'GET': flavors.show},

@@ -87,6 +87,24 @@ def _fault(context, fault):
     return body
 
 
+def _volumes_attached(req, context, instance):
+    """Nova's os-extended-volumes: the volume ids, and from 2.3 whether
+    each goes with the server."""
+    compute_api = util.compute_api(req)
+    lister = getattr(compute_api, 'get_volume_attachments', None)
+    if lister is None:
+        return []  # a compute API without volume support: none attached
+    with_delete = util.version(req).matches((2, 3))
+    volumes = []
+    for bdm in lister(context, instance):
+        volume = {'id': bdm['volume_id']}
+        if with_delete:
+            volume['delete_on_termination'] = bool(
+                bdm.get('delete_on_termination'))
+        volumes.append(volume)
+    return volumes
+
+
 def server_summary(req, instance):
     return {'id': instance['uuid'], 'name': instance.get('name') or '',
             'links': util.links(req, 'servers', instance['uuid'])}
@@ -142,7 +160,8 @@ def server(req, instance, show_extended=None):
         'OS-SRV-USG:launched_at': precise_time(instance.get('launched_at')),
         'OS-SRV-USG:terminated_at': precise_time(
             instance.get('terminated_at')),
-        'os-extended-volumes:volumes_attached': [],
+        'os-extended-volumes:volumes_attached': _volumes_attached(
+            req, context, instance),
     }
     if status in _PROGRESS_STATUSES:
         body['progress'] = int(instance.get('progress') or 0)

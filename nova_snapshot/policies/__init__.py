@@ -6,6 +6,7 @@ from nova_snapshot.policies import base
 from nova_snapshot.policies import flavors
 from nova_snapshot.policies import instance_actions
 from nova_snapshot.policies import servers
+from nova_snapshot.policies import volumes_attachments
 
 
 def list_rules():
@@ -14,4 +15,5 @@ def list_rules():
         servers.list_rules(),
         instance_actions.list_rules(),
         flavors.list_rules(),
+        volumes_attachments.list_rules(),
     ))

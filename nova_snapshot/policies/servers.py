@@ -9,6 +9,7 @@ INDEX = SERVERS % 'index'
 DETAIL = SERVERS % 'detail'
 SHOW = SERVERS % 'show'
 CREATE = SERVERS % 'create'
+CREATE_ATTACH_VOLUME = SERVERS % 'create:attach_volume'
 DELETE = SERVERS % 'delete'
 STOP = SERVERS % 'stop'
 START = SERVERS % 'start'
@@ -49,6 +50,13 @@ rules = [
     policy.DocumentedRuleDefault(
         name=CREATE, check_str=base.PROJECT_MEMBER_OR_ADMIN,
         description='Create a server.',
+        operations=[{'method': 'POST', 'path': '/servers'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=CREATE_ATTACH_VOLUME, check_str=base.PROJECT_MEMBER_OR_ADMIN,
+        description='Create a server with block_device_mapping_v2 (boot '
+                    'from volume, data volumes); checked in addition to '
+                    'create.',
         operations=[{'method': 'POST', 'path': '/servers'}],
         scope_types=['project']),
     policy.DocumentedRuleDefault(

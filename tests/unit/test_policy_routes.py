@@ -36,6 +36,14 @@ SAMPLES = {
     ('/v2.1/servers/{server_id}/os-instance-actions', 'GET'): [None],
     ('/v2.1/servers/{server_id}/os-instance-actions/{request_id}',
      'GET'): [None],
+    ('/v2.1/servers/{server_id}/os-volume_attachments', 'GET'): [None],
+    ('/v2.1/servers/{server_id}/os-volume_attachments', 'POST'): [
+        {'volumeAttachment': {
+            'volumeId': '5f0c6e43-77ab-4e31-8a0b-3c2d1e0f9a88'}}],
+    ('/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}',
+     'GET'): [None],
+    ('/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}',
+     'DELETE'): [None],
     ('/v2.1/flavors', 'GET'): [None],
     ('/v2.1/flavors/detail', 'GET'): [None],
     ('/v2.1/flavors/{flavor_id}', 'GET'): [None],
@@ -54,15 +62,18 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
         # A server of the caller's own project, in a state every action
         # accepts, so only policy can refuse.
         self.instance = self.compute.add_instance(PROJECT)
+        self.volume = self.compute.add_volume(self.instance)
         self.compute.actions[self.instance['uuid']] = [{
             'action': 'create', 'instance_uuid': self.instance['uuid'],
             'request_id': 'req-1', 'user_id': 'u', 'project_id': PROJECT,
             'start_time': None, 'message': None, 'events': []}]
+        self.app_conf = conf
         self.app = deploy.loadapp(conf, compute_api=self.compute)
 
     def _request(self, template, method, body, roles):
         path = template.format(server_id=self.instance['uuid'],
-                               request_id='req-1', flavor_id='1')
+                               request_id='req-1', flavor_id='1',
+                               volume_id=self.volume['volume_id'])
         headers = {'X-Auth-Token': 'user:%s' % PROJECT,
                    'X-Roles': ','.join(roles),
                    'OpenStack-API-Version': 'compute latest'}
@@ -105,6 +116,32 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
                                              ['member', 'reader'])
                     self.assertIn(response.status_int, (200, 202, 204, 409),
                                   response.text)
+
+    def test_boot_from_volume_checks_attach_volume_too(self):
+        # A member may create servers, but an operator who closes
+        # create:attach_volume closes boot from volume alone (Nova).
+        from oslo_policy import policy as oslo_policy
+        from nova_snapshot import policy
+        enforcer = policy.Enforcer(self.app_conf)
+        enforcer.oslo_enforcer.load_rules()
+        enforcer.oslo_enforcer.set_rules(oslo_policy.Rules.from_dict(
+            {'os_compute_api:servers:create:attach_volume': '!'}),
+            overwrite=False, use_conf=False)
+        self.app = deploy.loadapp(self.app_conf, compute_api=self.compute,
+                                  enforcer=enforcer)
+        body = {'server': {'name': 'vm', 'imageRef': '', 'flavorRef': '1',
+                           'networks': 'none', 'block_device_mapping_v2': [
+                               {'source_type': 'volume', 'boot_index': 0,
+                                'uuid': self.volume['volume_id']}]}}
+        response = self._request('/v2.1/servers', 'POST', body,
+                                 ['member', 'reader'])
+        self.assertEqual(403, response.status_int, response.text)
+        self.assertEqual([], self.compute.calls)
+        del body['server']['block_device_mapping_v2']
+        body['server']['imageRef'] = '6b0c7a5d-0c86-4b2f-9c5f-1a0c7e0d1f11'
+        response = self._request('/v2.1/servers', 'POST', body,
+                                 ['member', 'reader'])
+        self.assertEqual(202, response.status_int, response.text)
 
     def test_unpoliced_routes_are_only_version_documents(self):
         self.assertEqual({'/', '/v2.1'}, set(router.UNPOLICED_ROUTES))

@@ -5,11 +5,17 @@
 3. below 2.39, the image metadata quota (403, Nova's default limit 128);
 4. volume-backed servers need ``create_image:allow_volume_backed`` too and
    go to ``snapshot_volume_backed``; the rest to ``snapshot``;
-5. 202: below 2.45 a ``Location`` header naming the Glance image, from 2.45
+5. errors as Nova's handler maps them (nova-createimage.md 1.7): state
+   409, ``InstanceQuiesceFailed`` 409, ``OverQuota`` 403 whatever its own
+   code, any other ``Invalid`` 400, ``Forbidden`` 403; everything else
+   (``VolumeNotFound`` included) is a 500;
+6. 202: below 2.45 a ``Location`` header naming the Glance image, from 2.45
    ``{"image_id": ...}`` and no header.
 
 The body was validated against ``schemas.servers.CREATE_IMAGE`` already.
 """
+
+from oslo_log import log as logging
 
 from nova_snapshot.api import faults
 from nova_snapshot.api.handlers import servers
@@ -18,6 +24,7 @@ from nova_snapshot.api import util
 from nova_snapshot import exception
 from nova_snapshot.policies import servers as policies
 
+LOG = logging.getLogger(__name__)
 # Nova's [quota] metadata_items default; it only applies below 2.39.
 METADATA_ITEMS_LIMIT = 128
 ACTION = 'createImage'
@@ -56,8 +63,20 @@ def create_image(req, server_id, body):
                 context, instance, name, extra_properties=metadata)
     except exception.InstanceInvalidState as exc:
         raise servers.conflict(exc, ACTION, server_id)
+    except exception.InstanceQuiesceFailed as exc:
+        raise faults.APIFault(409, exc.format_message())
     except exception.OverQuota as exc:
+        # Before Forbidden/Invalid: Nova answers 403 even where the
+        # exception says 413.
         raise faults.APIFault(403, exc.format_message())
+    except exception.Invalid as exc:
+        raise faults.APIFault(400, exc.format_message())
+    except exception.Forbidden as exc:
+        raise faults.APIFault(403, exc.format_message())
+    except exception.NovaSnapshotException as exc:
+        LOG.error('createImage of server %s failed: %s', server_id,
+                  exc.format_message())
+        raise faults.APIFault(500, '%s\n%s' % (faults.UNEXPECTED, type(exc)))
 
     image_id = str(image['id'])
     if version.matches((2, 45)):

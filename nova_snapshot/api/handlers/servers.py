@@ -1,5 +1,6 @@
 """/servers: list, create, show, delete."""
 
+from nova_snapshot.api import block_device
 from nova_snapshot.api import faults
 from nova_snapshot.api.schemas import servers as schema
 from nova_snapshot.api import util
@@ -50,16 +51,19 @@ def show(req, server_id):
 def create(req):
     context = util.context(req)
     body = util.extract_json(req)
-    if util.version(req).matches((2, 37)):
-        validation.validate(body, schema.CREATE_V237)
-    else:
-        validation.validate(body, schema.CREATE)
-    context.can(policies.CREATE, target={'project_id': context.project_id,
-                                         'user_id': context.user_id})
+    validation.validate(body, schema.create_schema(util.version(req)))
+    target = {'project_id': context.project_id, 'user_id': context.user_id}
+    context.can(policies.CREATE, target=target)
     server = body['server']
+    image_ref, bdms = block_device.from_request(server)
+    kwargs = {'metadata': server.get('metadata')}
+    if bdms:
+        # Nova checks this one only when the request maps block devices.
+        context.can(policies.CREATE_ATTACH_VOLUME, target=target)
+        kwargs['block_device_mapping'] = bdms
     instance = util.compute_api(req).create(
-        context, server['name'], server['imageRef'],
-        str(server['flavorRef']), metadata=server.get('metadata'))
+        context, server['name'], image_ref, str(server['flavorRef']),
+        **kwargs)
     response = util.json_response(
         req, {'server': views.server_create(req, instance)}, status=202,
         schema=schema.CREATE_RESPONSE)

@@ -5,6 +5,7 @@ every object is closed with ``additionalProperties: False`` (checked at
 import by ``validation.check_schema``).
 """
 
+from nova_snapshot.api.schemas import block_device_mapping as bdm_schema
 from nova_snapshot.api import validation
 
 UUID_PATTERN = ('^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
@@ -40,12 +41,19 @@ _NETWORK_LIST = {
 _NETWORK_KEYWORD = {'type': 'string', 'enum': ['none', 'auto']}
 
 
-def _create(networks, networks_required):
+# Nova's image_id_or_empty_string: "" when booting from a volume.
+_IMAGE_REF = {'oneOf': [{'type': 'string', 'pattern': UUID_PATTERN},
+                        {'type': 'string', 'maxLength': 0}]}
+
+
+def _create(networks, networks_required, bdm_v2=None):
     server = {
         'type': 'object',
         'properties': {
             'name': NAME,
-            'imageRef': {'type': 'string', 'pattern': UUID_PATTERN},
+            # Optional: a mapping with boot_index 0 may be the root disk
+            # (api/block_device.py says when it must be there).
+            'imageRef': _IMAGE_REF,
             'flavorRef': {'type': ['string', 'integer'], 'minLength': 1},
             'metadata': METADATA,
             'networks': networks,
@@ -53,8 +61,11 @@ def _create(networks, networks_required):
             # create; only one server per request is supported.
             'min_count': {'enum': [1, '1']},
             'max_count': {'enum': [1, '1']},
+            'block_device_mapping': bdm_schema.LEGACY_LIST,
+            'block_device_mapping_v2': bdm_v2 or {
+                'type': 'array', 'items': bdm_schema.ITEM},
         },
-        'required': ['name', 'imageRef', 'flavorRef'],
+        'required': ['name', 'flavorRef'],
         'additionalProperties': False,
     }
     if networks_required:
@@ -72,6 +83,16 @@ def _create(networks, networks_required):
 CREATE = _create(_NETWORK_LIST, networks_required=False)
 CREATE_V237 = _create({'oneOf': [_NETWORK_LIST, _NETWORK_KEYWORD]},
                       networks_required=True)
+
+
+def create_schema(version):
+    """The create body schema for an APIVersion (networks from 2.37, the
+    BDM ``tag`` at 2.32 and from 2.42)."""
+    bdm_v2 = bdm_schema.v2_list(version)
+    if version.matches((2, 37)):
+        return _create({'oneOf': [_NETWORK_LIST, _NETWORK_KEYWORD]},
+                       networks_required=True, bdm_v2=bdm_v2)
+    return _create(_NETWORK_LIST, networks_required=False, bdm_v2=bdm_v2)
 
 CREATE_IMAGE = {
     'type': 'object',

@@ -21,6 +21,8 @@ class FakeComputeAPI:
         self.bdms = {}
         self.actions = {}
         self.calls = []
+        # What snapshot_volume_backed raises; None: it succeeds.
+        self.volume_snapshot_error = exception.VolumeBackedSnapshotNotSupported
 
     # -- test helpers ------------------------------------------------------
     def add_instance(self, project_id, user_id='user', **values):
@@ -53,8 +55,20 @@ class FakeComputeAPI:
                 if i['project_id'] == context.project_id
                 and i['vm_state'] != vm_states.DELETED]
 
-    def create(self, context, name, image_ref, flavor_id, metadata=None):
+    def add_volume(self, instance, volume_id=None, boot_index=None,
+                   device_name='/dev/vdb', delete_on_termination=False):
+        bdm = {'volume_id': volume_id or str(uuidlib.uuid4()),
+               'source_type': 'volume', 'destination_type': 'volume',
+               'boot_index': boot_index, 'device_name': device_name,
+               'delete_on_termination': delete_on_termination}
+        self.bdms.setdefault(instance['uuid'], []).append(bdm)
+        return bdm
+
+    def create(self, context, name, image_ref, flavor_id, metadata=None,
+               block_device_mapping=None):
         self.calls.append(('create', name, image_ref, flavor_id, metadata))
+        if block_device_mapping is not None:
+            self.calls.append(('create_bdms', block_device_mapping))
         try:
             flavor = flavors.get_flavor(flavor_id)
         except exception.FlavorNotFound:
@@ -64,8 +78,35 @@ class FakeComputeAPI:
             image_ref=image_ref, flavor=flavor,
             vm_state=vm_states.BUILDING, task_state=task_states.SCHEDULING,
             launched_at=None, metadata=dict(metadata or {}))
+        for bdm in block_device_mapping or ():
+            if bdm['destination_type'] == 'volume':
+                self.add_volume(instance, bdm.get('uuid'),
+                                boot_index=bdm['boot_index'],
+                                device_name=bdm['device_name'],
+                                delete_on_termination=bdm[
+                                    'delete_on_termination'])
         self._record(context, instance, 'create')
         return dict(instance)
+
+    def get_volume_attachments(self, context, instance):
+        return [dict(b) for b in self.bdms.get(instance['uuid'], [])]
+
+    def attach_volume(self, context, instance, volume_id, device=None):
+        self.calls.append(('attach_volume', instance['uuid'], volume_id,
+                           device))
+        self._check(instance, 'attach_volume',
+                    (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED))
+        if volume_id.startswith('00000000'):
+            raise exception.VolumeNotFound(volume_id=volume_id)
+        if any(b['volume_id'] == volume_id
+               for b in self.bdms.get(instance['uuid'], [])):
+            raise exception.InvalidVolume(reason='already attached')
+        return device or '/dev/vdc'
+
+    def detach_volume(self, context, instance, volume_id):
+        self.calls.append(('detach_volume', instance['uuid'], volume_id))
+        self._check(instance, 'detach_volume',
+                    (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED))
 
     def delete(self, context, instance):
         self.calls.append(('delete', instance['uuid']))
@@ -127,8 +168,14 @@ class FakeComputeAPI:
                                extra_properties=None):
         self.calls.append(('snapshot_volume_backed', instance['uuid'], name,
                            extra_properties))
-        raise exception.VolumeBackedSnapshotNotSupported(
-            instance_uuid=instance['uuid'])
+        self._check(instance, 'createImage', vm_states.SNAPSHOT_ALLOWED)
+        error = self.volume_snapshot_error
+        if isinstance(error, type):
+            error = error(instance_uuid=instance['uuid'], reason='test')
+        if error is not None:
+            raise error
+        return {'id': str(uuidlib.uuid4()), 'name': name, 'status': 'active',
+                'size': 0}
 
     def _record(self, context, instance, action):
         self.actions.setdefault(instance['uuid'], []).insert(0, {
