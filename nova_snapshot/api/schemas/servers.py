@@ -94,6 +94,7 @@ def create_schema(version):
                        networks_required=True, bdm_v2=bdm_v2)
     return _create(_NETWORK_LIST, networks_required=False, bdm_v2=bdm_v2)
 
+
 CREATE_IMAGE = {
     'type': 'object',
     'properties': {
