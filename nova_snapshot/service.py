@@ -24,6 +24,17 @@ HEARTBEAT_INTERVAL = 10
 STOP_TASK_TIMEOUT = 60
 
 
+def build_volume_api(conf):
+    """The CinderAPI from ``[cinder]``, or None when it cannot be made."""
+    try:
+        from nova_snapshot.volume import cinder
+        return cinder.CinderAPI(conf)
+    except Exception:
+        LOG.warning('No Cinder client: volume-backed servers are not '
+                    'available on this host', exc_info=True)
+        return None
+
+
 class ComputeService(object):
     """One compute host.
 
@@ -37,11 +48,14 @@ class ComputeService(object):
         share one ``fake:/`` transport between clients and servers).
     :param notifier: default an oslo.messaging Notifier from
         ``[oslo_messaging_notifications]``.
+    :param volume_api: default ``CinderAPI(conf)`` (None, with a warning,
+        when the Cinder client cannot be built: image-backed servers work
+        without it).
     """
 
     def __init__(self, conf, host=None, db=None, image_api=None, driver=None,
                  transport=None, notifier=None,
-                 heartbeat_interval=HEARTBEAT_INTERVAL):
+                 heartbeat_interval=HEARTBEAT_INTERVAL, volume_api=None):
         self.conf = conf
         self.host = host or conf.host
         if db is None:
@@ -52,9 +66,13 @@ class ComputeService(object):
             from nova_snapshot.image import glance
             image_api = glance.GlanceAPI(conf)
         self.image_api = image_api
+        if volume_api is None:
+            volume_api = build_volume_api(conf)
+        self.volume_api = volume_api
         if driver is None:
             from nova_snapshot.virt import loader
-            driver = loader.load_compute_driver(conf, image_api)
+            driver = loader.load_compute_driver(conf, image_api,
+                                                volume_api=volume_api)
         self.driver = driver
         self.transport = transport or rpc.get_transport(conf)
         self._owns_transport = transport is None
@@ -65,7 +83,7 @@ class ComputeService(object):
         self.heartbeat_interval = heartbeat_interval
         self.manager = compute_manager.ComputeManager(
             conf, self.host, self.db, self.driver, self.image_api,
-            self.notifier)
+            self.notifier, volume_api=self.volume_api)
         self.server = None
         self._stopping = threading.Event()
         self._heartbeat_thread = None

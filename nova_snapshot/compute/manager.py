@@ -19,8 +19,11 @@ from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import notifications
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute.rpcapi import RPC_API_VERSION
+from nova_snapshot.compute import snapshot_metadata
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
+from nova_snapshot.compute import volume_snapshot
+from nova_snapshot.compute import volumes as compute_volumes
 from nova_snapshot import context as ns_context
 from nova_snapshot import exception
 
@@ -34,6 +37,14 @@ _IMAGE_DONE = 'active'
 _EXPECTED = (exception.InstanceNotFound, exception.InstanceNotRunning,
              exception.InstanceInvalidState,
              exception.UnexpectedTaskStateError)
+# ... and those of a volume-backed snapshot (quiesce 409/400, Cinder).
+_EXPECTED_VOLUME_SNAPSHOT = _EXPECTED + (
+    exception.InstanceQuiesceFailed, exception.InstanceQuiesceNotSupported,
+    exception.VolumeBackedSnapshotNotSupported, exception.OverQuota,
+    exception.VolumeNotFound, exception.VolumeSnapshotFailed,
+    exception.VolumeError, exception.ImageNotAuthorized,
+    exception.ImageBadRequest)
+VOLUME_SNAPSHOT_EVENT = 'compute_snapshot_volume_backed'
 
 
 def _expected_exceptions(*exceptions):
@@ -89,13 +100,19 @@ class ComputeManager(object):
 
     target = messaging.Target(version=RPC_API_VERSION)
 
-    def __init__(self, conf, host, db, driver, image_api, notifier):
+    def __init__(self, conf, host, db, driver, image_api, notifier,
+                 volume_api=None):
         self.conf = conf
         self.host = host
         self.db = db
         self.driver = driver
         self.image_api = image_api
         self.notifier = notifier
+        self.volume_api = volume_api
+        self.volumes = compute_volumes.InstanceVolumes(conf, db, driver,
+                                                       volume_api)
+        self.volume_snapshotter = volume_snapshot.VolumeSnapshotter(
+            conf, db, driver, volume_api, image_api)
         self._snapshot_semaphore = threading.BoundedSemaphore(
             conf.compute.max_concurrent_snapshots)
         self._tasks = set()
@@ -198,6 +215,7 @@ class ComputeManager(object):
                               instance['uuid'])
 
     def _init_instance(self, context, instance):
+        self._thaw_if_frozen(instance)
         task_state = instance['task_state']
         if task_state in task_states.IMAGE_SNAPSHOT_STATES:
             instance = self._repair_interrupted_snapshot(context, instance)
@@ -216,6 +234,24 @@ class ComputeManager(object):
                 instance, 'Action %s interrupted by a restart of the compute '
                 'service' % task_state)
         self._sync_power_state(instance)
+
+    def _thaw_if_frozen(self, instance):
+        """A volume snapshot has no task_state to find it by: ask the
+        driver about every guest that may have been frozen or paused by a
+        service that died mid-cut (the driver knows by its watchdog
+        marker)."""
+        if instance.get('vm_state') != vm_states.ACTIVE:
+            return
+        thaw = getattr(self.driver, 'thaw_if_frozen', None)
+        if thaw is None:
+            return
+        try:
+            if thaw(instance):
+                LOG.warning('Instance %s was left frozen or paused by an '
+                            'interrupted volume snapshot; released',
+                            instance['uuid'])
+        except Exception:
+            LOG.exception('Could not thaw %s at start-up', instance['uuid'])
 
     def _fail_interrupted(self, instance, message, **values):
         values.update(task_state=None)
@@ -284,8 +320,17 @@ class ComputeManager(object):
             return
         self._notify(context, instance, 'create', 'start')
         try:
-            image = self.image_api.get(context, image_ref)
-            state = self.driver.spawn(context, instance, image)
+            image = self._boot_image(context, instance, image_ref)
+            bdms = self.db.bdm_get_by_instance(instance_uuid)
+            block_device_info = self.volumes.prepare(context, instance, bdms)
+            if block_device_info is None:
+                # Drivers written before volumes take three arguments.
+                state = self.driver.spawn(context, instance, image)
+            else:
+                state = self.driver.spawn(context, instance, image,
+                                          block_device_info)
+                self.volumes.complete(
+                    context, self.db.bdm_get_by_instance(instance_uuid))
             if state is None:
                 state = self.driver.get_power_state(instance)
             instance = self.db.instance_update(
@@ -308,11 +353,30 @@ class ComputeManager(object):
         self._notify(context, instance, 'create', 'end')
         self._event_finish(context, instance_uuid, event)
 
+    def _boot_image(self, context, instance, image_ref):
+        """The image to boot; a server booted from a volume without an
+        image gets the image properties its volume carried."""
+        if image_ref:
+            return self.image_api.get(context, image_ref)
+        base = snapshot_metadata.image_meta_from_system_metadata(
+            instance.get('system_metadata'))
+        image = dict(base.pop('properties'))
+        image.update(base)
+        image.update(id=None, size=0)
+        return image
+
     def _build_failed(self, context, instance, exc):
         try:
             self.driver.destroy(context, instance)
         except Exception:
             LOG.warning('Could not clean up failed build of %s',
+                        instance['uuid'], exc_info=True)
+        try:
+            self.volumes.cleanup(context,
+                                 self.db.bdm_get_by_instance(instance['uuid']),
+                                 failed_build=True)
+        except Exception:
+            LOG.warning('Could not release the volumes of failed build %s',
                         instance['uuid'], exc_info=True)
         self._fault(instance['uuid'], exc)
         try:
@@ -424,6 +488,8 @@ class ComputeManager(object):
     def _do_terminate(self, context, instance):
         self._notify(context, instance, 'delete', 'start')
         self.driver.destroy(context, instance)
+        self.volumes.cleanup(context,
+                             self.db.bdm_get_by_instance(instance['uuid']))
         try:
             instance = self.db.instance_update(
                 instance['uuid'], {'vm_state': vm_states.DELETED,
@@ -433,6 +499,76 @@ class ComputeManager(object):
         except exception.InstanceNotFound:
             pass
         self._notify(context, instance, 'delete', 'end')
+
+    # Volumes (os-volume_attachments)
+
+    def _volume_bdm(self, instance_uuid, volume_id):
+        for bdm in self.db.bdm_get_by_instance(instance_uuid):
+            if bdm.get('volume_id') == volume_id and \
+                    bdm.get('destination_type') == 'volume':
+                return bdm
+        raise exception.VolumeAttachmentNotFound(
+            volume_id=volume_id, instance_uuid=instance_uuid)
+
+    def attach_volume(self, context, instance_uuid, volume_id, device=None):
+        """Plug the volume the API reserved (BDM + attachment exist)."""
+        event = 'compute_attach_volume'
+        self._event_start(context, instance_uuid, event)
+        try:
+            instance = self.db.instance_get(instance_uuid)
+            bdm = self._volume_bdm(instance_uuid, volume_id)
+            self._notify(context, instance, 'volume_attach', 'start',
+                         volume_id=volume_id)
+            self.volumes.attach(context, instance, bdm)
+        except exception.InstanceNotFound as exc:
+            self._event_finish(context, instance_uuid, event, exc=exc)
+            return
+        except Exception as exc:
+            LOG.exception('Attaching volume %s to %s failed', volume_id,
+                          instance_uuid)
+            self._fault(instance_uuid, exc)
+            self._event_finish(context, instance_uuid, event, exc=exc,
+                               tb=traceback.format_exc())
+            try:
+                # Nova: a failed attach forgets the BDM and the attachment.
+                self.volumes.detach(context, instance,
+                                    self._volume_bdm(instance_uuid,
+                                                     volume_id))
+            except Exception:
+                LOG.warning('Could not roll back the attach of %s',
+                            volume_id, exc_info=True)
+            self._notify(context, instance, 'volume_attach', 'error',
+                         exc=exc, volume_id=volume_id)
+            return
+        self._notify(context, instance, 'volume_attach', 'end',
+                     volume_id=volume_id)
+        self._event_finish(context, instance_uuid, event)
+
+    def detach_volume(self, context, instance_uuid, volume_id):
+        event = 'compute_detach_volume'
+        self._event_start(context, instance_uuid, event)
+        try:
+            instance = self.db.instance_get(instance_uuid)
+            bdm = self._volume_bdm(instance_uuid, volume_id)
+            self._notify(context, instance, 'volume_detach', 'start',
+                         volume_id=volume_id)
+            self.volumes.detach(context, instance, bdm)
+        except (exception.InstanceNotFound,
+                exception.VolumeAttachmentNotFound) as exc:
+            self._event_finish(context, instance_uuid, event, exc=exc)
+            return
+        except Exception as exc:
+            LOG.exception('Detaching volume %s from %s failed', volume_id,
+                          instance_uuid)
+            self._fault(instance_uuid, exc)
+            self._event_finish(context, instance_uuid, event, exc=exc,
+                               tb=traceback.format_exc())
+            self._notify(context, instance, 'volume_detach', 'error',
+                         exc=exc, volume_id=volume_id)
+            return
+        self._notify(context, instance, 'volume_detach', 'end',
+                     volume_id=volume_id)
+        self._event_finish(context, instance_uuid, event)
 
     # Console
 
@@ -483,6 +619,40 @@ class ComputeManager(object):
             return
         self._spawn('snapshot-%s' % instance_uuid, self._snapshot_guarded,
                     context, instance, image_id)
+
+    @_expected_exceptions(*_EXPECTED_VOLUME_SNAPSHOT)
+    def snapshot_volume_backed(self, context, instance_uuid, image_meta):
+        """createImage of a volume-backed server (an RPC call): Cinder
+        snapshots of every volume and the zero-byte image, which is
+        returned. Nothing is left behind on failure."""
+        self._event_start(context, instance_uuid, VOLUME_SNAPSHOT_EVENT)
+        try:
+            instance = self.db.instance_get(instance_uuid)
+        except exception.InstanceNotFound as exc:
+            self._event_finish(context, instance_uuid, VOLUME_SNAPSHOT_EVENT,
+                               exc=exc)
+            raise
+        notifications.notify_about_instance_snapshot(
+            self.notifier, context, instance, None, 'start')
+        try:
+            with self._snapshot_semaphore:
+                image, facts = self.volume_snapshotter.snapshot(
+                    context, instance, image_meta)
+        except Exception as exc:
+            LOG.warning('Volume-backed snapshot of %s failed: %s',
+                        instance_uuid, exc, exc_info=not isinstance(
+                            exc, _EXPECTED_VOLUME_SNAPSHOT))
+            self._fault(instance_uuid, exc)
+            self._event_finish(context, instance_uuid, VOLUME_SNAPSHOT_EVENT,
+                               exc=exc, tb=traceback.format_exc())
+            notifications.notify_about_instance_snapshot(
+                self.notifier, context, instance, None, 'error', exc=exc)
+            raise
+        notifications.notify_about_instance_snapshot(
+            self.notifier, context, instance, image['id'], 'end')
+        self._event_finish(context, instance_uuid, VOLUME_SNAPSHOT_EVENT,
+                           details=_facts_text(facts))
+        return image
 
     def _snapshot_guarded(self, context, instance, image_id):
         with self._snapshot_semaphore:

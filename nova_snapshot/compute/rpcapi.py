@@ -8,6 +8,8 @@ API version history:
 * 1.0 - Initial version: build_instance, snapshot_instance,
   stop/start/pause/unpause/suspend/resume/terminate_instance (casts),
   get_console_output (call).
+* 1.1 - Volume-backed servers: snapshot_volume_backed (call),
+  attach_volume and detach_volume (casts).
 """
 
 import oslo_messaging as messaging
@@ -15,11 +17,13 @@ import oslo_messaging as messaging
 from nova_snapshot import exception
 from nova_snapshot import rpc
 
-RPC_API_VERSION = '1.0'
+RPC_API_VERSION = '1.1'
 TOPIC = 'nova-snapshot-compute'
 # A console read is small; do not let an API worker hang for the transport's
 # full default when a compute service is gone.
 CONSOLE_CALL_TIMEOUT = 30
+# Fallback when no [compute] volume_snapshot_rpc_timeout is handed in.
+VOLUME_SNAPSHOT_CALL_TIMEOUT = 900
 
 
 class ComputeRPCAPI(object):
@@ -74,3 +78,21 @@ class ComputeRPCAPI(object):
         cctxt = self._prepare(instance, timeout=timeout)
         return cctxt.call(context, 'get_console_output',
                           instance_uuid=instance['uuid'], length=length)
+
+    # 1.1
+
+    def snapshot_volume_backed(self, context, instance, image_meta,
+                               timeout=VOLUME_SNAPSHOT_CALL_TIMEOUT):
+        """Snapshot every volume and create the zero-byte image; returns
+        the image dict. A call, so quiesce errors reach the client."""
+        cctxt = self._prepare(instance, timeout=timeout)
+        return cctxt.call(context, 'snapshot_volume_backed',
+                          instance_uuid=instance['uuid'],
+                          image_meta=image_meta)
+
+    def attach_volume(self, context, instance, volume_id, device=None):
+        self._cast(context, instance, 'attach_volume', volume_id=volume_id,
+                   device=device)
+
+    def detach_volume(self, context, instance, volume_id):
+        self._cast(context, instance, 'detach_volume', volume_id=volume_id)

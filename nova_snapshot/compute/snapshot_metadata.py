@@ -35,6 +35,8 @@ NON_INHERITABLE = frozenset((
     'img_signature', 'img_signature_hash_method', 'img_signature_key_type',
     'img_signature_certificate_uuid',
 ))
+# Properties a volume-backed snapshot writes itself; never inherited.
+VOLUME_BACKED_OWN = ('block_device_mapping', 'bdm_v2', 'root_device_name')
 # Reserved by Glance: it refuses to create an image that sets them.
 NON_INHERITABLE_NAMESPACES = ('os_glance',)
 # Nova's maximum length of a system_metadata value.
@@ -54,6 +56,10 @@ def system_metadata_from_image(image, flavor):
     sysmeta = {}
     for key, value in image.items():
         if key in GLANCE_CORE_FIELDS or value is None:
+            continue
+        if key in _SKIP_KEYS:
+            # A restore's mapping (a long JSON list) describes the source's
+            # volumes; it would be cut at 255 characters anyway.
             continue
         if isinstance(value, (list, dict)):
             continue
@@ -99,7 +105,7 @@ def _inheritable(key, conf):
 
 
 def snapshot_image_meta(conf, context, instance, name, extra_properties=None,
-                        image_type='snapshot'):
+                        image_type='snapshot', volume_backed=False):
     """Return the flattened image dict to create for a snapshot.
 
     Order matters (Nova's ``create_image`` and
@@ -107,19 +113,28 @@ def snapshot_image_meta(conf, context, instance, name, extra_properties=None,
     ``image_type``/``instance_uuid``/``user_id``, then the user's metadata
     last, so a user may override any of them (tempest sends
     ``image_type=test`` and expects it back).
+
+    :param volume_backed: Nova's ``snapshot_volume_backed`` does not go
+        through ``create_image``: no ``image_type``/``instance_uuid``/
+        ``user_id``, and the inherited ``block_device_mapping``, ``bdm_v2``
+        and ``root_device_name`` are dropped (the snapshot sets its own).
     """
     base = image_meta_from_system_metadata(instance.get('system_metadata'))
     properties = {key: value for key, value in base['properties'].items()
                   if _inheritable(key, conf)}
-    properties.update({'instance_uuid': instance['uuid'],
-                       'user_id': str(context.user_id),
-                       'image_type': image_type})
+    if volume_backed:
+        for key in VOLUME_BACKED_OWN:
+            properties.pop(key, None)
+    else:
+        properties.update({'instance_uuid': instance['uuid'],
+                           'user_id': str(context.user_id),
+                           'image_type': image_type})
     properties.update(extra_properties or {})
 
     image = {'name': name,
              'min_ram': base.get('min_ram', 0),
              'min_disk': base.get('min_disk', 0)}
-    if image_type != 'snapshot':
+    if image_type != 'snapshot' and not volume_backed:
         # A backup keeps the formats; a snapshot gets them from the driver
         # at upload time (it may convert).
         for key in ('disk_format', 'container_format'):
@@ -137,4 +152,19 @@ def snapshot_image_meta(conf, context, instance, name, extra_properties=None,
     for key, value in properties.items():
         if key not in image and key not in GLANCE_CORE_FIELDS:
             image[key] = value
+    return image
+
+
+def volume_snapshot_image_meta(conf, context, instance, name,
+                               extra_properties=None):
+    """The image dict of a volume-backed snapshot (Nova §2.3), without the
+    mapping: zero bytes, no formats (Glance gets raw/bare from
+    ``create_active_empty``), ``root_device_name`` of the instance."""
+    image = snapshot_image_meta(conf, context, instance, name,
+                                extra_properties, volume_backed=True)
+    image['size'] = 0
+    for key in ('disk_format', 'container_format'):
+        image.pop(key, None)
+    if instance.get('root_device_name'):
+        image['root_device_name'] = instance['root_device_name']
     return image

@@ -30,6 +30,32 @@ COMPUTE_OPTS = [
                 help='Base-image properties a snapshot does not inherit '
                      '(on top of the built-in signature, encryption and '
                      'os_glance* keys).'),
+    # Volume-backed servers
+    cfg.FloatOpt('quiesce_deadline', default=10.0, min=0.5,
+                 help='Longest time a guest stays frozen (guest-agent '
+                      'fsfreeze) or paused for a volume snapshot; a watchdog '
+                      'outside the service thaws it at this deadline even if '
+                      'the service dies.'),
+    cfg.BoolOpt('pause_for_volume_cut', default=True,
+                help='When a running guest cannot be quiesced, pause its '
+                     'vCPUs while the volume snapshots are cut, so that the '
+                     'volumes are captured at one point in time.'),
+    cfg.FloatOpt('snapshot_poll_interval', default=0.05, min=0.01,
+                 help='Seconds between Cinder snapshot status polls while '
+                      'the guest is frozen.'),
+    cfg.IntOpt('volume_snapshot_timeout', default=600, min=1,
+               help='Seconds to wait for every Cinder snapshot of a '
+                    'volume-backed createImage to become available.'),
+    cfg.IntOpt('volume_snapshot_rpc_timeout', default=900, min=1,
+               help='Seconds the API waits for the compute service to '
+                    'finish a volume-backed snapshot (an RPC call); longer '
+                    'than quiesce_deadline + volume_snapshot_timeout.'),
+    cfg.IntOpt('volume_create_timeout', default=120, min=1,
+               help='Base seconds to wait for a new volume to become '
+                    'available; volume_create_timeout_per_gb is added per '
+                    'GiB, since a volume from an image copies its data.'),
+    cfg.IntOpt('volume_create_timeout_per_gb', default=30, min=0,
+               help='Extra seconds per GiB of a volume being created.'),
 ]
 
 

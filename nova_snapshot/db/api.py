@@ -261,6 +261,28 @@ class Database:
             return _dict(conn.execute(sa.select(_bdms).where(
                 _bdms.c.id == bdm_id)).one())
 
+    def bdm_update(self, bdm_id, values):
+        """Update one live BDM (volume_id, attachment_id, connection_info
+        as the build goes); returns it. ``NotFound`` when it is gone."""
+        values = _checked(_bdms, values,
+                          forbidden=('id', 'instance_uuid', 'deleted'))
+        values.setdefault('updated_at', timeutils.utcnow())
+        with self.engine.begin() as conn:
+            result = conn.execute(_bdms.update().where(
+                _bdms.c.id == bdm_id, _bdms.c.deleted == 0).values(values))
+            if result.rowcount != 1:
+                raise exception.NotFound()
+            return _dict(conn.execute(sa.select(_bdms).where(
+                _bdms.c.id == bdm_id)).one())
+
+    def bdm_destroy(self, bdm_id):
+        """Soft-delete one BDM (a detached volume); gone already is fine."""
+        now = timeutils.utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(_bdms.update().where(
+                _bdms.c.id == bdm_id, _bdms.c.deleted == 0).values(
+                deleted=_bdms.c.id, deleted_at=now, updated_at=now))
+
     def bdm_get_by_instance(self, uuid):
         query = sa.select(_bdms).where(
             _bdms.c.instance_uuid == uuid, _bdms.c.deleted == 0

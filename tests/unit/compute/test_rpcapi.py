@@ -57,7 +57,11 @@ class ClientMatchesManagerTest(unittest.TestCase):
     def _send_each(self):
         extra = {'build_instance': {'image_ref': 'img'},
                  'snapshot_instance': {'image_id': 'img'},
-                 'get_console_output': {'length': 5}}
+                 'get_console_output': {'length': 5},
+                 'snapshot_volume_backed': {'image_meta': {'name': 'n'}},
+                 'attach_volume': {'volume_id': 'vol',
+                                   'device': '/dev/vdb'},
+                 'detach_volume': {'volume_id': 'vol'}}
         client_methods = _public_methods(compute_rpcapi.ComputeRPCAPI)
         for name in sorted(client_methods):
             getattr(self.rpcapi, name)(self.ctx, self.instance,
@@ -78,8 +82,9 @@ class ClientMatchesManagerTest(unittest.TestCase):
             params = [p for p in signature.parameters][2:]
             self.assertEqual(sorted(params), sorted(kwargs), method)
             self.assertEqual('inst-1', kwargs['instance_uuid'])
-        # Casts for every method but the console, which is a call.
-        self.assertEqual({'get_console_output'},
+        # Casts for every method but the console and the volume-backed
+        # snapshot, which are calls.
+        self.assertEqual({'get_console_output', 'snapshot_volume_backed'},
                          {m for kind, m, _ in sent if kind == 'call'})
 
     def test_every_endpoint_has_a_client_method(self):

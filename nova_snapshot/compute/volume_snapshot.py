@@ -1,0 +1,316 @@
+"""createImage of a volume-backed server, on the instance's host.
+
+A Cinder snapshot's point in time is fixed when it leaves ``creating`` (on
+RBD that is the ``rbd snap create``, ~0.2 s whatever the size); what comes
+after is bookkeeping. So the guest is held still only from just before the
+snapshot requests until every one of them has left ``creating``:
+
+1. quiesce through the guest agent when the image says it has one (a
+   watchdog outside this process thaws it at ``quiesce_deadline`` whatever
+   happens here), or else pause the vCPUs for the same window, so the cut
+   is at least one point in time across all volumes;
+2. request every snapshot at once (``force=True``: the volumes are in
+   use), poll each until it leaves ``creating``; thaw in a ``finally``;
+3. wait for every snapshot to be ``available``; anything else deletes all
+   the snapshots made and no image is created;
+4. create the zero-byte active image whose ``block_device_mapping`` lists
+   the snapshots in Nova's image-mapping form.
+
+Unlike Nova (which thaws only when Cinder is done and leaks snapshots on
+failure) the freeze window is bounded and failures leave nothing behind.
+"""
+
+import logging
+import threading
+import time
+
+from oslo_utils import strutils
+
+from nova_snapshot.compute import block_device
+from nova_snapshot.compute import power_state
+from nova_snapshot.compute import vm_states
+from nova_snapshot.compute import volumes as compute_volumes
+from nova_snapshot import exception
+
+LOG = logging.getLogger(__name__)
+
+QUIESCED = 'quiesced'
+PAUSED = 'paused'
+CRASH_CONSISTENT = 'crash-consistent'
+# A guest that was not running: its disks do not move.
+OFFLINE = 'offline'
+
+CONSISTENCY_PROPERTY = 'nova_snapshot_consistency'
+FREEZE_MS_PROPERTY = 'nova_snapshot_freeze_ms'
+# Leave the freeze a little before the watchdog would end it, so the thaw
+# is ours and the window is measured.
+_DEADLINE_MARGIN = 0.5
+
+
+def _sysmeta_bool(instance, key):
+    value = (instance.get('system_metadata') or {}).get(key)
+    return strutils.bool_from_string(value, strict=False, default=False)
+
+
+def wants_quiesce(instance):
+    """The image says the guest runs qemu-ga (Nova's hw_qemu_guest_agent)."""
+    return _sysmeta_bool(instance, 'image_hw_qemu_guest_agent')
+
+
+def requires_quiesce(instance):
+    return _sysmeta_bool(instance, 'image_os_require_quiesce')
+
+
+class _StillCreating(Exception):
+    """A snapshot did not leave 'creating' within the freeze window."""
+
+
+class VolumeSnapshotter(object):
+    """Runs the procedure; one per compute manager."""
+
+    def __init__(self, conf, db, driver, volume_api, image_api):
+        self.conf = conf
+        self.db = db
+        self.driver = driver
+        self.volume_api = volume_api
+        self.image_api = image_api
+        self._locks = {}
+        self._locks_lock = threading.Lock()
+
+    def _instance_lock(self, uuid):
+        # Two freezes of one guest must not nest: the second thaw would
+        # end the first one's window.
+        with self._locks_lock:
+            return self._locks.setdefault(uuid, threading.Lock())
+
+    def snapshot(self, context, instance, image_meta):
+        """Take the snapshot; returns ``(image, facts)``."""
+        if self.volume_api is None:
+            raise exception.VolumeBackedSnapshotNotSupported(
+                instance_uuid=instance['uuid'])
+        with self._instance_lock(instance['uuid']):
+            return self._snapshot(context, instance, image_meta)
+
+    def _snapshot(self, context, instance, image_meta):
+        uuid = instance['uuid']
+        started = time.monotonic()
+        bdms = [bdm for bdm in self.db.bdm_get_by_instance(uuid)
+                if not bdm.get('no_device')]
+        volume_bdms = [bdm for bdm in bdms if block_device.is_volume(bdm)
+                       and bdm.get('volume_id')]
+        local_mappings = [block_device.local_image_mapping(bdm)
+                          for bdm in bdms if not block_device.is_volume(bdm)]
+        name = 'snapshot for %s' % image_meta.get('name')
+
+        created = []   # snapshot ids, appended by the worker threads
+        created_lock = threading.Lock()
+        facts = {'volumes': len(volume_bdms)}
+        try:
+            snapshots = self._cut(context, instance, volume_bdms, name,
+                                  created, created_lock, facts)
+            self._wait_available(context, instance, snapshots)
+            mappings = local_mappings + [
+                block_device.snapshot_image_mapping(snapshot['id'], bdm)
+                for snapshot, bdm in zip(snapshots, volume_bdms)]
+            meta = dict(image_meta)
+            if mappings:
+                meta['block_device_mapping'] = \
+                    block_device.encode_image_mapping(mappings)
+                meta['bdm_v2'] = 'True'
+            meta[CONSISTENCY_PROPERTY] = facts['consistency']
+            meta[FREEZE_MS_PROPERTY] = str(facts['freeze_ms'])
+            image = self.image_api.create_active_empty(context, meta)
+        except Exception:
+            # Never an image pointing at snapshots that are not there, and
+            # no snapshot nobody points at.
+            with created_lock:
+                leftovers = list(created)
+            self._delete_snapshots(context, leftovers)
+            raise
+        facts['total_s'] = round(time.monotonic() - started, 3)
+        LOG.info('Volume-backed snapshot of %s: image %s, %d volume(s), '
+                 '%s, frozen %d ms, %.2f s in all', uuid, image['id'],
+                 len(volume_bdms), facts['consistency'], facts['freeze_ms'],
+                 facts['total_s'])
+        return image, facts
+
+    # The cut
+
+    def _hold(self, context, instance):
+        """Quiesce or pause the guest.
+
+        :returns: ``(consistency, held)``; ``held`` when we froze or paused
+            the guest and must release it.
+        """
+        current = self.driver.get_power_state(instance)
+        if instance.get('vm_state') != vm_states.ACTIVE or \
+                current != power_state.RUNNING:
+            # A paused guest's vCPUs already stand still; a stopped or
+            # saved one does not write at all. Nova quiesces only ACTIVE.
+            return (PAUSED if current == power_state.PAUSED else OFFLINE,
+                    False)
+        required = requires_quiesce(instance)
+        if wants_quiesce(instance):
+            try:
+                self.driver.quiesce(context, instance,
+                                    self.conf.compute.quiesce_deadline)
+                return QUIESCED, True
+            except (exception.InstanceQuiesceNotSupported,
+                    exception.InstanceQuiesceFailed,
+                    NotImplementedError) as exc:
+                if required:
+                    raise
+                LOG.warning('Could not quiesce %s, going on without: %s',
+                            instance['uuid'], exc)
+        elif required:
+            # Nova: QemuGuestAgentNotEnabled, re-raised because required.
+            raise exception.InstanceQuiesceNotSupported(
+                instance_id=instance['uuid'],
+                reason='the image requires quiesce (os_require_quiesce) but '
+                       'does not enable the guest agent '
+                       '(hw_qemu_guest_agent)')
+        if self.conf.compute.pause_for_volume_cut:
+            try:
+                self.driver.pause_vcpus(instance)
+                return PAUSED, True
+            except Exception as exc:
+                LOG.warning('Could not pause %s for the cut, going on '
+                            'crash-consistent: %s', instance['uuid'], exc)
+        return CRASH_CONSISTENT, False
+
+    def _release(self, context, instance, consistency):
+        try:
+            if consistency == QUIESCED:
+                self.driver.unquiesce(context, instance)
+            elif consistency == PAUSED:
+                self.driver.resume_vcpus(instance)
+        except Exception:
+            # The snapshots are fine; the watchdog (or the next start-up)
+            # thaws the guest at the deadline.
+            LOG.exception('Could not thaw %s after the volume snapshot',
+                          instance['uuid'])
+
+    def _cut(self, context, instance, volume_bdms, name, created,
+             created_lock, facts):
+        """Hold the guest, request all snapshots, release as soon as none
+        is 'creating'. Returns the snapshot dicts in BDM order."""
+        deadline = self.conf.compute.quiesce_deadline
+        held_at = time.monotonic()
+        consistency, frozen = self._hold(context, instance)
+        poll_until = None
+        if frozen:
+            poll_until = held_at + max(deadline - _DEADLINE_MARGIN,
+                                       deadline / 2.0)
+        try:
+            snapshots = compute_volumes.run_parallel(
+                lambda bdm: self._request(context, bdm, name, created,
+                                          created_lock, poll_until),
+                volume_bdms)
+        except _StillCreating:
+            snapshots = None
+        finally:
+            if frozen:
+                self._release(context, instance, consistency)
+            freeze_ms = int(round((time.monotonic() - held_at) * 1000))
+        facts['freeze_ms'] = freeze_ms if frozen else 0
+        if frozen:
+            LOG.info('Guest %s %s for %d ms while %d volume snapshot(s) '
+                     'were cut', instance['uuid'], consistency, freeze_ms,
+                     len(volume_bdms))
+        if snapshots is None:
+            # The window closed before Cinder fixed the point in time: the
+            # cut may have happened after the thaw.
+            if requires_quiesce(instance):
+                raise exception.InstanceQuiesceFailed(
+                    reason='the volume snapshots were not cut within the '
+                           'quiesce deadline of %s s' % deadline)
+            LOG.warning('Snapshots of %s still creating at the freeze '
+                        'deadline; the image is crash-consistent',
+                        instance['uuid'])
+            consistency = CRASH_CONSISTENT
+            snapshots = self._lookup(context, created, created_lock,
+                                     volume_bdms)
+        facts['consistency'] = consistency
+        return snapshots
+
+    def _request(self, context, bdm, name, created, created_lock,
+                 poll_until):
+        snapshot = self.volume_api.create_snapshot_force(
+            context, bdm['volume_id'], name)
+        with created_lock:
+            created.append((bdm['volume_id'], snapshot['id']))
+        if poll_until is None:
+            return snapshot
+        interval = self.conf.compute.snapshot_poll_interval
+        while snapshot.get('status') == 'creating':
+            if time.monotonic() >= poll_until:
+                raise _StillCreating()
+            time.sleep(interval)
+            snapshot = self.volume_api.get_snapshot(context, snapshot['id'])
+        if snapshot.get('status') == 'error':
+            raise exception.VolumeSnapshotFailed(
+                instance_uuid=bdm['instance_uuid'],
+                reason='snapshot %s of volume %s went to error' % (
+                    snapshot['id'], bdm['volume_id']))
+        return snapshot
+
+    def _lookup(self, context, created, created_lock, volume_bdms):
+        """The snapshots in BDM order after a _StillCreating; every worker
+        has finished by now (run_parallel waits for all)."""
+        with created_lock:
+            by_volume = dict(created)
+        snapshots = []
+        for bdm in volume_bdms:
+            snapshot_id = by_volume.get(bdm['volume_id'])
+            if snapshot_id is None:
+                raise exception.VolumeSnapshotFailed(
+                    instance_uuid=bdm['instance_uuid'],
+                    reason='no snapshot was made of volume %s'
+                    % bdm['volume_id'])
+            snapshots.append({'id': snapshot_id,
+                              'volume_id': bdm['volume_id']})
+        return snapshots
+
+    # After the cut
+
+    def _wait_available(self, context, instance, snapshots):
+        timeout = self.conf.compute.volume_snapshot_timeout
+        deadline = time.monotonic() + timeout
+
+        def wait(snapshot):
+            left = max(deadline - time.monotonic(), 0.001)
+            try:
+                self.volume_api.wait_for_snapshot(context, snapshot['id'],
+                                                  left)
+            except exception.VolumeError as exc:
+                raise exception.VolumeSnapshotFailed(
+                    instance_uuid=instance['uuid'],
+                    reason='snapshot %s of volume %s: %s' % (
+                        snapshot['id'], snapshot.get('volume_id'),
+                        exc.format_message()))
+        compute_volumes.run_parallel(wait, snapshots)
+
+    def _delete_snapshots(self, context, created):
+        """Delete what we made; a snapshot still 'creating' cannot be
+        deleted, so wait for it to settle first."""
+        def delete(item):
+            _volume_id, snapshot_id = item
+            deadline = time.monotonic() + compute_volumes.CLEANUP_WAIT
+            while True:
+                try:
+                    self.volume_api.delete_snapshot(context, snapshot_id)
+                    return
+                except exception.SnapshotNotFound:
+                    return
+                except exception.Invalid:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.5)
+                except Exception:
+                    break
+            LOG.warning('Could not delete snapshot %s; it is left behind',
+                        snapshot_id, exc_info=True)
+        try:
+            compute_volumes.run_parallel(delete, created)
+        except Exception:
+            LOG.exception('Cleanup of snapshots %s failed', created)
