@@ -73,6 +73,11 @@ class EndToEndTestCase(unittest.TestCase):
         if not cls.all_in_one:
             cls.db_name, db_url = create_pg_database()
         extra = {k: dict(v) for k, v in cls.extra_conf.items()}
+        # Notifications on a topic of this class's own, so a listener here
+        # never competes with another deployment's for the same queue.
+        cls.notification_topic = 'notifications-%s' % uuid.uuid4().hex[:8]
+        extra.setdefault('oslo_messaging_notifications', {})['topics'] = (
+            cls.notification_topic)
         cls.proxy = None
         if cls.glance_through_proxy:
             from tests.functional import glance_proxy
@@ -122,6 +127,38 @@ class EndToEndTestCase(unittest.TestCase):
         super().tearDownClass()
 
     # -- helpers ---------------------------------------------------------
+    def listen_for_notifications(self):
+        """Start a listener on this class's topic; returns the list it fills.
+
+        The queue exists once the listener starts, so start it before the
+        action whose notifications the test wants to see.
+        """
+        import oslo_messaging
+        from oslo_config import cfg
+
+        received = []
+
+        class Endpoint:
+            def info(self, ctxt, publisher_id, event_type, payload, metadata):
+                received.append(('INFO', publisher_id, event_type, payload))
+
+            def error(self, ctxt, publisher_id, event_type, payload, metadata):
+                received.append(('ERROR', publisher_id, event_type, payload))
+
+        transport = oslo_messaging.get_notification_transport(
+            cfg.ConfigOpts(), url=self.stack['TRANSPORT_URL'])
+        listener = oslo_messaging.get_notification_listener(
+            transport, [oslo_messaging.Target(topic=self.notification_topic)],
+            [Endpoint()], executor='threading')
+        listener.start()
+
+        def stop():
+            listener.stop()
+            listener.wait()
+            transport.cleanup()
+        self.addCleanup(stop)
+        return received
+
     def boot(self, name='e2e', image_id=None, wait_for_ticks=True):
         server = self.client.create_server(
             name, image_id or self.base_image['id'], flavor_ref='2')

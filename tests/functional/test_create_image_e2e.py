@@ -126,9 +126,24 @@ class LiveSnapshotTest(e2e_base.EndToEndTestCase, _RestoreChecks):
         self.wait_for_image(image_id)
         self.client.wait_for_server(server['id'], task_state=None)
 
-    def test_actions_and_progress_are_recorded(self):
+    def test_actions_and_notifications_are_recorded(self):
         server = self.boot('actions')
+        received = self.listen_for_notifications()
         image = self.snapshot_and_wait(server['id'], 'action-snap')
+        deadline = time.monotonic() + 30
+        while not any(n[2] == 'instance.snapshot.end' for n in received):
+            self.assertLess(time.monotonic(), deadline, received)
+            time.sleep(0.1)
+        snapshot_events = [(n[0], n[2]) for n in received
+                           if n[2].startswith('instance.snapshot.')]
+        self.assertEqual([('INFO', 'instance.snapshot.start'),
+                          ('INFO', 'instance.snapshot.end')], snapshot_events)
+        for _, publisher, event_type, payload in received:
+            if event_type.startswith('instance.snapshot.'):
+                self.assertEqual(image['id'], payload['snapshot_image_id'])
+                self.assertEqual(server['id'], payload['instance_uuid'])
+                self.assertEqual('nova-snapshot-compute:%s' % self.hosts[0],
+                                 publisher)
         resp = self.client.request(
             'GET', '/servers/%s/os-instance-actions' % server['id'])
         self.assertEqual(200, resp.status_code, resp.text)
@@ -206,11 +221,20 @@ class FailureTest(e2e_base.EndToEndTestCase):
 
     def test_glance_refusing_the_upload(self):
         server = self.boot('refused')
+        received = self.listen_for_notifications()
         self.proxy.refuse_upload_status = 500
         image_id = self.client.create_image(server['id'], 'refused')
         server = self.wait_for_no_task(server['id'])
         self.assert_image_gone(image_id)
         self.assert_snapshot_event_failed(server['id'])
+        deadline = time.monotonic() + 30
+        while not any(n[2] == 'instance.snapshot.error' for n in received):
+            self.assertLess(time.monotonic(), deadline, received)
+            time.sleep(0.1)
+        error = [n for n in received if n[2] == 'instance.snapshot.error'][0]
+        self.assertEqual('ERROR', error[0])
+        self.assertEqual(image_id, error[3]['snapshot_image_id'])
+        self.assertIsNotNone(error[3]['fault'])
         self.assertEqual(libvirt.VIR_DOMAIN_RUNNING,
                          self.domain(server['id']).state()[0])
         self.assert_still_ticking(server['id'])

@@ -118,4 +118,3 @@ class TestDatabaseMariaDB(_ServerTestBase, unittest.TestCase):
     SERVER = _MariaDB
     BASE_URL = MYSQL_URL
     BACKEND = 'mysql'
-
