@@ -6,17 +6,22 @@
 #   .venv/                 the project virtualenv (requirements + tests + -e .)
 #   .stack/glance-venv/    Glance + glanceclient + uWSGI, kept apart from the
 #                          project so their pins never fight ours
+#   .stack/cinder-venv/    Cinder + cinderclient (+ Debian's rados/rbd
+#                          bindings linked in for the RBD driver)
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 APT_PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 qemu-system-x86 qemu-utils qemu-block-extra libvirt-dev pkg-config
 busybox-static cpio qemu-guest-agent e2fsprogs
-python3-venv python3-dev gcc git curl"
+python3-venv python3-dev gcc git curl
+ceph-mon ceph-mgr ceph-osd ceph-common python3-rbd python3-rados"
 # Only installed when missing: the machines we run on already have them
 # running, and reinstalling would not touch a running server anyway.
 APT_IF_ABSENT="rabbitmq-server postgresql"
 GLANCE_PACKAGES="glance python-glanceclient uwsgi psycopg2-binary"
+CINDER_VENV=$STACK_DIR/cinder-venv
+CINDER_PACKAGES="cinder python-cinderclient psycopg2-binary"
 
 [ "$(id -u)" -eq 0 ] || die "install.sh must run as root"
 mkdir -p "$STACK_DIR" "$LOG_DIR"
@@ -109,17 +114,36 @@ glance_venv() {
     venv_install "$GLANCE_VENV" "$GLANCE_PACKAGES" $GLANCE_PACKAGES
 }
 
+# Cinder's RBD driver imports rados and rbd, which exist only as Debian's
+# compiled bindings (python3-rados/-rbd): link them into the venv.
+cinder_venv() {
+    venv_install "$CINDER_VENV" "$CINDER_PACKAGES" $CINDER_PACKAGES
+    local site mod so
+    site=$("$CINDER_VENV/bin/python" -c \
+        'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    for mod in rados rbd; do
+        so=$(ls /usr/lib/python3/dist-packages/$mod.cpython-*.so 2>/dev/null | head -1)
+        [ -n "$so" ] || die "python3-$mod is not installed"
+        ln -sfn "$so" "$site/$(basename "$so")"
+    done
+    "$CINDER_VENV/bin/python" -c 'import rados, rbd' \
+        || die "the Cinder venv cannot import rados/rbd"
+}
+
 cd "$TOP_DIR"
 T0=$(now_us)
 step "apt packages" apt_packages
 step "libvirt users/groups" libvirt_users
 step "qemu.conf" qemu_conf
-# The two venvs are independent: install them side by side.
+# The venvs are independent: install them side by side.
 step "glance venv (background)" true
 glance_venv & GLANCE_JOB=$!
+step "cinder venv (background)" true
+cinder_venv & CINDER_JOB=$!
 rc=0
 step "project venv" project_venv || rc=1
 step "glance venv (wait)" wait "$GLANCE_JOB" || rc=1
+step "cinder venv (wait)" wait "$CINDER_JOB" || rc=1
 [ $rc -eq 0 ] || die "a virtualenv install failed (logs in $LOG_DIR)"
 MS=$(( ($(now_us) - T0) / 1000 ))
 log "install.sh done in $((MS / 1000)).$(printf '%03d' $((MS % 1000)))s"

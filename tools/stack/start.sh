@@ -6,6 +6,8 @@
 # The machine's own PostgreSQL and RabbitMQ are used (and started with their
 # packaged commands if they are down); libvirtd/virtlogd and Glance are ours,
 # started here with their PIDs recorded in .stack/pids/ for stop.sh.
+# Ceph (tools/stack/ceph-up.sh, pids in .stack/ceph/run/) and Cinder on it
+# (tools/stack/cinder-up.sh) are ours too, for volume-backed servers.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -200,6 +202,22 @@ guest() {
     GUEST_DIR=$out
 }
 
+# --- Ceph and Cinder (volume-backed servers) ---------------------------------
+
+CINDER_ENV=
+ceph_cluster() {
+    bash "$STACK_TOOLS/ceph-up.sh"
+}
+
+cinder_services() {
+    bash "$STACK_TOOLS/cinder-up.sh" >"$LOG_DIR/start-cinder.log" 2>&1 \
+        || { cat "$LOG_DIR/start-cinder.log" >&2; return 1; }
+    # Published only once Cinder is ready, so tests never see a half stack.
+    CINDER_ENV="CINDER_URL=http://127.0.0.1:${CINDER_PORT:-8776}/v3
+CEPH_CONF=$STACK_DIR/ceph/ceph.conf
+RBD_POOL=${CEPH_POOL:-volumes}"
+}
+
 # --- .stack/env --------------------------------------------------------------
 
 write_env() {
@@ -212,6 +230,7 @@ write_env() {
         echo "LIBVIRT_URI=$LIBVIRT_URI"
         echo "STACK_DIR=$STACK_DIR"
         [ -z "$GUEST_DIR" ] || echo "GUEST_DIR=$GUEST_DIR"
+        [ -z "$CINDER_ENV" ] || echo "$CINDER_ENV"
     } >"$tmp"
     mv "$tmp" "$STACK_DIR/env"
 }
@@ -220,6 +239,8 @@ T0=$(now_us)
 # PostgreSQL and RabbitMQ are independent of the rest and RabbitMQ's CLI is
 # slow (an Erlang VM per call): run it in the background.
 rabbitmq >"$LOG_DIR/start-rabbitmq.log" 2>&1 & RABBIT_JOB=$!
+# Ceph needs nothing else and takes seconds to build: start it now too.
+ceph_cluster >"$LOG_DIR/start-ceph.log" 2>&1 9>&- & CEPH_JOB=$!
 step "postgresql" postgres
 step "libvirtd" libvirt
 step "glance" glance
@@ -227,6 +248,10 @@ step "rabbitmq (wait)" wait "$RABBIT_JOB" \
     || { cat "$LOG_DIR/start-rabbitmq.log" >&2; die "RabbitMQ setup failed"; }
 # Services are up: publish them before the (slower, separate) guest build so
 # a guest failure does not hide the services from everyone else.
+write_env
+step "ceph (wait)" wait "$CEPH_JOB" \
+    || { cat "$LOG_DIR/start-ceph.log" >&2; die "Ceph did not come up"; }
+step "cinder" cinder_services 9>&- || die "Cinder did not come up"
 write_env
 step "guest image" guest
 write_env

@@ -2,7 +2,8 @@
 # Stop what tools/stack/start.sh started, by the PIDs it recorded in
 # .stack/pids/ (never by process name). The machine's own PostgreSQL and
 # RabbitMQ, and a libvirtd that someone else started, are left running.
-# Data under .stack/ (Glance images and DB, guest files) is kept.
+# Data under .stack/ (Glance images and DB, guest files, the Ceph cluster
+# and the Cinder database) is kept; start.sh restarts on top of it.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -23,6 +24,9 @@ stop_pid() {
     log "stopped $name ($pid)"
 }
 
+# Cinder before Ceph (its volume service holds RADOS connections).
+"$STACK_TOOLS/cinder-down.sh" || true
+"$STACK_TOOLS/ceph-down.sh" || true
 [ -d "$PID_DIR" ] || exit 0
 stop_pid glance-uwsgi
 rm -f "$PID_DIR/glance-uwsgi.confhash"

@@ -1,0 +1,23 @@
+# Shared settings of tools/stack/ceph-up.sh and ceph-down.sh. Sourced.
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+CEPH_DIR=$STACK_DIR/ceph
+CEPH_CONF=$CEPH_DIR/ceph.conf
+CEPH_POOL=${CEPH_POOL:-volumes}
+# Ceph's standard mon ports; override both to run beside another cluster.
+CEPH_PORT_V2=${CEPH_PORT_V2:-3300}
+CEPH_PORT_V1=${CEPH_PORT_V1:-6789}
+# Start order (stop order is the reverse of the OSD-first rule in ceph-down).
+CEPH_DAEMONS="mon.a mgr.x osd.0"
+export CEPH_CONF
+
+# ceph_daemon_alive NAME: the pid file names a live ceph daemon started with
+# our ceph.conf (a recycled pid is never taken for ours).
+ceph_daemon_alive() {
+    local f=$CEPH_DIR/run/$1.pid pid
+    [ -s "$f" ] || return 1
+    pid=$(cat "$f")
+    [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null \
+        | grep -qE "ceph-(mon|mgr|osd) -c $CEPH_CONF "
+}
