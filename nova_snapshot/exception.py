@@ -195,3 +195,25 @@ class VolumeError(NovaSnapshotException):
 class VolumeSnapshotFailed(NovaSnapshotException):
     msg_fmt = ('Snapshot of the volumes of instance %(instance_uuid)s '
                'failed: %(reason)s')
+
+
+# Volumes in the virt driver (libvirt side).
+class VolumeDriverNotFound(Invalid):
+    msg_fmt = 'Could not find a handler for %(driver_type)s volume.'
+
+
+class InvalidConnectionInfo(Invalid):
+    msg_fmt = 'Invalid volume connection info: %(reason)s'
+
+
+class InvalidDevicePath(Invalid):
+    msg_fmt = ('The supplied device path (%(path)s) is invalid.')
+
+
+class VolumeSecretMissing(NovaSnapshotException):
+    msg_fmt = ('The libvirt secret %(secret_uuid)s for the cephx user '
+               '%(user)s is not defined on this host.')
+
+
+class DeviceDetachFailed(NovaSnapshotException):
+    msg_fmt = 'Device detach failed for %(device)s: %(reason)s'

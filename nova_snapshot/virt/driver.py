@@ -38,14 +38,22 @@ class ComputeDriver(abc.ABC):
         """Return the UUIDs of the instances this host's hypervisor knows."""
 
     @abc.abstractmethod
-    def spawn(self, context, instance, image_meta):
+    def spawn(self, context, instance, image_meta, block_device_info=None):
         """Create and start the guest of ``instance`` from a Glance image.
 
         :param image_meta: the Glance image (flattened dict: ``id``,
             ``disk_format``, ``container_format``, ``size``, ``min_disk``,
             ``min_ram`` and every property as a top-level key).
+        :param block_device_info: volumes, ``{'root_device_name':
+            '/dev/vda', 'block_device_mapping': [{'connection_info': {...},
+            'mount_device': 'vda', 'boot_index': 0, 'disk_bus': 'virtio',
+            'volume_id': ...}, ...]}``; None or no mappings: no volumes.
         Downloads the image (and its ``kernel_id``/``ramdisk_id`` images for
-        direct kernel boot), defines and starts the domain.
+        direct kernel boot), defines and starts the domain. When a mapping
+        has ``boot_index`` 0 that volume is the root disk and no image is
+        downloaded; the kernel/ramdisk still come from ``image_meta`` or
+        the instance's ``image_kernel_id``/``image_ramdisk_id``/
+        ``image_os_command_line`` system metadata.
         :returns: the power state after start.
         """
 
@@ -110,6 +118,78 @@ class ComputeDriver(abc.ABC):
             'bytes_uploaded': N}``.
         :raises InstanceNotFound: the guest disappeared.
         """
+
+    # -- volumes (optional: drivers without Cinder support raise) ----------
+
+    def get_volume_connector(self, instance):
+        """Return the os-brick style connector dict Cinder wants for attach.
+
+        ``{'host', 'ip', 'platform', 'os_type', 'multipath', 'initiator',
+        'do_local_attach'}``.
+        """
+        raise NotImplementedError()
+
+    def attach_volume(self, context, connection_info, instance, mountpoint,
+                      disk_bus=None):
+        """Attach a volume to the guest, live when it runs, and persistently.
+
+        :param connection_info: Cinder's, ``{'driver_volume_type': 'rbd',
+            'data': {...}}`` (the flat attachments-API shape is accepted
+            too).
+        :param mountpoint: ``/dev/vdb`` or ``vdb``.
+        :raises VolumeDriverNotFound: unsupported ``driver_volume_type``.
+        :raises InvalidDevicePath: bad or busy device name.
+        """
+        raise NotImplementedError()
+
+    def detach_volume(self, context, connection_info, instance, mountpoint):
+        """Detach a volume (live and persistent). Idempotent.
+
+        :raises DeviceDetachFailed: the guest did not release the device.
+        """
+        raise NotImplementedError()
+
+    def quiesce(self, context, instance, deadline):
+        """Freeze the guest's filesystems through the guest agent.
+
+        Before freezing, a watchdog outside the compute process is armed:
+        it thaws the guest ``deadline`` seconds later whatever happens to
+        the service, unless :meth:`unquiesce` stood it down.
+
+        :returns: a dict of facts (``frozen_filesystems``...).
+        :raises InstanceQuiesceNotSupported: no agent in this guest.
+        :raises InstanceQuiesceFailed: the agent did not answer (the
+            watchdog stays armed; calling unquiesce is still right).
+        """
+        raise NotImplementedError()
+
+    def unquiesce(self, context, instance):
+        """Thaw the guest and stand the watchdog down. Idempotent.
+
+        :raises InstanceQuiesceFailed: the thaw failed (the watchdog stays
+            armed and thaws at the deadline).
+        """
+        raise NotImplementedError()
+
+    def pause_vcpus(self, instance, deadline=10.0):
+        """Stop the vCPUs for a consistent cut without an agent.
+
+        Guarded like :meth:`quiesce` (resumed at ``deadline``).
+        :returns: True when this call paused the guest, False when it was
+            already paused (then :meth:`resume_vcpus` leaves it paused).
+        """
+        raise NotImplementedError()
+
+    def resume_vcpus(self, instance):
+        """Resume what :meth:`pause_vcpus` paused. Idempotent."""
+        raise NotImplementedError()
+
+    def thaw_if_frozen(self, instance):
+        """At service start: thaw/resume a guest a dead service left frozen.
+
+        Returns a list of what was done. Default: nothing.
+        """
+        return []
 
     def repair_after_crash(self, instance):
         """Undo what an interrupted snapshot may have left on the host.

@@ -14,7 +14,19 @@ hypervisor. Tests steer it through attributes:
 * ``snapshot_data``: the bytes uploaded.
 
 ``calls`` records ``(method, instance_uuid)`` tuples in order.
+
+Volumes and quiesce: ``volumes[uuid]`` maps a device (``vdb``) to its
+connection_info (spawn's ``block_device_info`` and attach/detach keep it);
+``frozen`` and ``paused_vcpus`` are sets of UUIDs; ``quiesce_log`` records
+``(event, uuid, time.monotonic())`` for ``freeze``/``thaw``/``pause``/
+``resume`` so tests can measure the window. ``fail_<method>_with`` works
+for ``quiesce``, ``unquiesce``, ``pause_vcpus``, ``resume_vcpus``,
+``attach_volume``, ``detach_volume`` and ``get_volume_connector`` too;
+``quiesce_supported = False`` makes quiesce raise
+InstanceQuiesceNotSupported as a guest without an agent does.
 """
+
+import time
 
 import threading
 
@@ -37,9 +49,17 @@ class FakeDriver(driver.ComputeDriver):
         self.snapshot_data = b'fake-snapshot-data\n' * 64
         self.snapshot_gate = None
         self.fail_snapshot_at = 'start'
+        self.volumes = {}          # uuid -> {device: connection_info}
+        self.block_device_info = {}
+        self.frozen = set()
+        self.paused_vcpus = set()
+        self.quiesce_supported = True
+        self.quiesce_log = []
         for name in ('spawn', 'destroy', 'power_off', 'power_on', 'pause',
                      'unpause', 'suspend', 'resume', 'snapshot',
-                     'get_console_output'):
+                     'get_console_output', 'quiesce', 'unquiesce',
+                     'pause_vcpus', 'resume_vcpus', 'attach_volume',
+                     'detach_volume', 'get_volume_connector'):
             setattr(self, 'fail_%s_with' % name, None)
         self._lock = threading.Lock()
 
@@ -83,9 +103,14 @@ class FakeDriver(driver.ComputeDriver):
     def list_instance_uuids(self):
         return list(self.instances)
 
-    def spawn(self, context, instance, image_meta):
+    def spawn(self, context, instance, image_meta, block_device_info=None):
         self._record('spawn', instance)
         self._maybe_fail('spawn')
+        self.block_device_info[instance['uuid']] = block_device_info
+        self.volumes[instance['uuid']] = {
+            _dev(bdm.get('mount_device') or 'vda'): bdm.get('connection_info')
+            for bdm in (block_device_info or {}).get(
+                'block_device_mapping') or []}
         self.instances[instance['uuid']] = power_state.RUNNING
         self.consoles[instance['uuid']] = (
             'fake guest %s booted from image %s\n' % (
@@ -97,6 +122,10 @@ class FakeDriver(driver.ComputeDriver):
         self._maybe_fail('destroy')
         self.instances.pop(instance['uuid'], None)
         self.consoles.pop(instance['uuid'], None)
+        # Only the domain goes: volumes' data is never touched.
+        self.volumes.pop(instance['uuid'], None)
+        self.frozen.discard(instance['uuid'])
+        self.paused_vcpus.discard(instance['uuid'])
 
     def get_power_state(self, instance):
         return self._state(instance)
@@ -169,9 +198,98 @@ class FakeDriver(driver.ComputeDriver):
         return {'method': 'fake', 'guest_paused_seconds': 0.0,
                 'bytes_uploaded': len(data)}
 
+    # -- volumes and quiesce ------------------------------------------------
+
+    def get_volume_connector(self, instance):
+        self._record('get_volume_connector', instance)
+        self._maybe_fail('get_volume_connector')
+        return {'host': 'fake-host', 'ip': '127.0.0.1',
+                'platform': 'x86_64', 'os_type': 'linux',
+                'multipath': False, 'do_local_attach': False,
+                'initiator': 'iqn.fake'}
+
+    def attach_volume(self, context, connection_info, instance, mountpoint,
+                      disk_bus=None):
+        self._record('attach_volume', instance)
+        self._maybe_fail('attach_volume')
+        self._state(instance)
+        disks = self.volumes.setdefault(instance['uuid'], {})
+        dev = _dev(mountpoint)
+        if dev in disks:
+            raise exception.InvalidDevicePath(path='%s (already in use)' %
+                                              mountpoint)
+        disks[dev] = connection_info
+
+    def detach_volume(self, context, connection_info, instance, mountpoint):
+        self._record('detach_volume', instance)
+        self._maybe_fail('detach_volume')
+        self._state(instance)
+        self.volumes.get(instance['uuid'], {}).pop(_dev(mountpoint), None)
+
+    def _log_quiesce(self, event, instance):
+        with self._lock:
+            self.quiesce_log.append((event, instance['uuid'],
+                                     time.monotonic()))
+
+    def quiesce(self, context, instance, deadline):
+        self._record('quiesce', instance)
+        self._maybe_fail('quiesce')
+        if self._state(instance) != power_state.RUNNING:
+            raise exception.InstanceNotRunning(instance_id=instance['uuid'])
+        if not self.quiesce_supported:
+            raise exception.InstanceQuiesceNotSupported(
+                instance_id=instance['uuid'],
+                reason='QEMU guest agent is not configured')
+        self.frozen.add(instance['uuid'])
+        self._log_quiesce('freeze', instance)
+        return {'frozen_filesystems': 1, 'freeze_seconds': 0.0,
+                'deadline': deadline}
+
+    def unquiesce(self, context, instance):
+        self._record('unquiesce', instance)
+        self._maybe_fail('unquiesce')
+        if instance['uuid'] in self.frozen:
+            self.frozen.discard(instance['uuid'])
+            self._log_quiesce('thaw', instance)
+
+    def pause_vcpus(self, instance, deadline=10.0):
+        self._record('pause_vcpus', instance)
+        self._maybe_fail('pause_vcpus')
+        if self._state(instance) != power_state.RUNNING:
+            return False
+        self.paused_vcpus.add(instance['uuid'])
+        self._log_quiesce('pause', instance)
+        return True
+
+    def resume_vcpus(self, instance):
+        self._record('resume_vcpus', instance)
+        self._maybe_fail('resume_vcpus')
+        if instance['uuid'] not in self.paused_vcpus:
+            return False
+        self.paused_vcpus.discard(instance['uuid'])
+        self._log_quiesce('resume', instance)
+        return True
+
+    def thaw_if_frozen(self, instance):
+        self._record('thaw_if_frozen', instance)
+        done = []
+        if instance['uuid'] in self.frozen:
+            self.frozen.discard(instance['uuid'])
+            done.append('thawed filesystems')
+        if instance['uuid'] in self.paused_vcpus:
+            self.paused_vcpus.discard(instance['uuid'])
+            done.append('resumed vcpus')
+        return done
+
     def repair_after_crash(self, instance):
         self._record('repair_after_crash', instance)
+        self.frozen.discard(instance['uuid'])
+        self.paused_vcpus.discard(instance['uuid'])
         self.repaired.append(instance['uuid'])
 
     def capabilities(self):
         return {'live_snapshot': True}
+
+
+def _dev(mountpoint):
+    return str(mountpoint).rsplit('/', 1)[-1]

@@ -13,6 +13,12 @@ deleting an instance never has to reason about who else uses a base.
 The cost is one image-sized copy per spawn, small for the images this
 service boots.
 
+Volumes (Cinder on Ceph RBD) are network disks QEMU opens itself
+(:mod:`volume`); a root volume (``boot_index`` 0) replaces the local disk.
+The driver never writes or deletes a volume's data: destroy only undefines.
+Freezes and short vCPU pauses go through :mod:`quiesce`, which guards each
+with a watchdog process.
+
 Snapshots are delegated to :mod:`nova_snapshot.virt.libvirt.snapshot`.
 """
 
@@ -20,8 +26,11 @@ import glob
 import json
 import os
 import shutil
+import platform
 import subprocess
+import time
 import uuid as uuidlib
+from xml.etree import ElementTree
 
 import libvirt
 from oslo_log import log as logging
@@ -30,6 +39,8 @@ from nova_snapshot import exception
 from nova_snapshot.virt import driver
 from nova_snapshot.virt.libvirt import config as vconfig
 from nova_snapshot.virt.libvirt import host as vhost
+from nova_snapshot.virt.libvirt import quiesce as vquiesce
+from nova_snapshot.virt.libvirt import volume as vvolume
 
 LOG = logging.getLogger(__name__)
 
@@ -38,6 +49,9 @@ DEFAULT_CMDLINE = 'console=ttyS0'
 MAX_CONSOLE_BYTES = 100 * 1024
 GiB = 1024 ** 3
 TRUE_STRINGS = ('1', 'true', 'yes', 'on', 'y', 't')
+# A live detach needs the guest to let go of the device; libvirt waits a
+# few seconds per request, the driver asks again until this many seconds.
+DETACH_TIMEOUT = 60.0
 
 
 def _truthy(value):
@@ -141,8 +155,10 @@ class LibvirtDriver(driver.ComputeDriver):
         self.image_api.download(context, image_id, dest)
         return dest
 
-    def _guest_config(self, context, instance, image_meta, inst_dir, disk):
+    def _guest_config(self, context, instance, image_meta, inst_dir, disk,
+                      volumes=()):
         flavor = instance.get('flavor') or {}
+        prop = _image_property_getter(instance, image_meta)
         guest = vconfig.GuestConfig(
             name=vhost.domain_name(instance['uuid']),
             uuid=str(uuidlib.UUID(instance['uuid'])),
@@ -151,28 +167,83 @@ class LibvirtDriver(driver.ComputeDriver):
             disk_path=disk,
             console_log=self._console_log(instance),
             virt_type=self.conf.libvirt.virt_type,
-            guest_agent=_truthy(image_meta.get('hw_qemu_guest_agent', False)),
+            guest_agent=_truthy(prop('hw_qemu_guest_agent') or False),
+            volumes=list(volumes),
         )
-        kernel_id = image_meta.get('kernel_id')
+        kernel_id = prop('kernel_id')
         if kernel_id:
             guest.kernel = self._download_boot_file(
                 context, kernel_id, os.path.join(inst_dir, 'kernel'))
-            ramdisk_id = image_meta.get('ramdisk_id')
+            ramdisk_id = prop('ramdisk_id')
             if ramdisk_id:
                 guest.initrd = self._download_boot_file(
                     context, ramdisk_id, os.path.join(inst_dir, 'ramdisk'))
-            guest.cmdline = image_meta.get('os_command_line') or \
-                DEFAULT_CMDLINE
+            guest.cmdline = prop('os_command_line') or DEFAULT_CMDLINE
         return guest
 
-    def spawn(self, context, instance, image_meta):
+    def _volume_disks(self, block_device_info):
+        """The network disks of ``block_device_info``, root first.
+
+        Returns ``(root_disk_or_None, [NetworkDisk...])``. Cephx secrets
+        are checked (or defined) here, before the domain is.
+        """
+        mappings = list((block_device_info or {}).get(
+            'block_device_mapping') or [])
+        disks = []
+        root = None
+        seen = set()
+        for bdm in mappings:
+            connection_info = bdm.get('connection_info')
+            if not connection_info:
+                raise exception.InvalidConnectionInfo(
+                    reason='volume %s has no connection_info' %
+                    bdm.get('volume_id'))
+            is_root = _is_root(bdm)
+            mount = bdm.get('mount_device') or (
+                vconfig.ROOT_DEVICE if is_root else None)
+            disk = vvolume.network_disk(
+                connection_info, mount, disk_bus=bdm.get('disk_bus'),
+                serial=bdm.get('volume_id'))
+            if disk.target_dev in seen:
+                raise exception.InvalidConnectionInfo(
+                    reason='two volumes on %s' % disk.target_dev)
+            seen.add(disk.target_dev)
+            vvolume.ensure_secret(self._host.get_connection(), disk,
+                                  connection_info)
+            if is_root:
+                if root is not None:
+                    raise exception.InvalidConnectionInfo(
+                        reason='more than one volume with boot_index 0')
+                root = disk
+            else:
+                disks.append(disk)
+        disks.sort(key=lambda d: (len(d.target_dev), d.target_dev))
+        if root is None and vconfig.ROOT_DEVICE in seen:
+            raise exception.InvalidConnectionInfo(
+                reason='%s is the local root disk' % vconfig.ROOT_DEVICE)
+        if root is not None:
+            disks.insert(0, root)
+        return root, disks
+
+    def spawn(self, context, instance, image_meta, block_device_info=None):
+        """Boot from the image, or from the root volume when there is one.
+
+        With a root volume (``boot_index`` 0) nothing is downloaded but
+        the kernel/ramdisk of direct kernel boot, named by the image or
+        by the instance's ``image_*`` system metadata.
+        """
+        image_meta = image_meta or {}
         inst_dir = self._instance_dir(instance)
         os.makedirs(inst_dir, exist_ok=True)
         try:
-            disk = self._prepare_root_disk(context, instance, image_meta,
-                                           inst_dir)
+            root_volume, volumes = self._volume_disks(block_device_info)
+            if root_volume is None:
+                disk = self._prepare_root_disk(context, instance, image_meta,
+                                               inst_dir)
+            else:
+                disk = None
             guest = self._guest_config(context, instance, image_meta,
-                                       inst_dir, disk)
+                                       inst_dir, disk, volumes)
             xml = vconfig.domain_xml(guest)
             try:
                 domain = self._host.define(xml)
@@ -279,6 +350,139 @@ class LibvirtDriver(driver.ComputeDriver):
             _remove_path(path)
         LOG.info('Destroyed instance %s', instance['uuid'])
 
+    # -- volumes ----------------------------------------------------------
+
+    def get_volume_connector(self, instance):
+        # QEMU opens RBD images itself, so Cinder's RBD driver ignores the
+        # connector; it still wants one, shaped as os-brick makes it.
+        return {
+            'host': self.conf.host,
+            'ip': '127.0.0.1',
+            'platform': platform.machine(),
+            'os_type': 'linux',
+            'multipath': False,
+            'do_local_attach': False,
+            'initiator': 'iqn.2004-10.org.nova-snapshot:%s' % self.conf.host,
+        }
+
+    def attach_volume(self, context, connection_info, instance, mountpoint,
+                      disk_bus=None):
+        """Hot-plug the volume (if running) and keep it in the config."""
+        disk = vvolume.network_disk(connection_info, mountpoint,
+                                    disk_bus=disk_bus)
+        domain = self._domain(instance)
+        if self._find_disk(instance, domain, disk.target_dev) is not None:
+            raise exception.InvalidDevicePath(
+                path='%s (already in use)' % mountpoint)
+        vvolume.ensure_secret(self._host.get_connection(), disk,
+                              connection_info)
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+        if self._call(instance, domain.isActive):
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        self._call(instance, domain.attachDeviceFlags,
+                   vconfig.network_disk_xml(disk), flags)
+        LOG.info('Attached %s to instance %s as %s', disk.name,
+                 instance['uuid'], disk.target_dev)
+
+    def _find_disk(self, instance, domain, dev, inactive=False):
+        """The ``<disk>`` element on target ``dev`` (live or config)."""
+        flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
+        root = ElementTree.fromstring(
+            self._call(instance, domain.XMLDesc, flags))
+        for disk in root.findall('./devices/disk'):
+            target = disk.find('target')
+            if target is not None and target.get('dev') == dev:
+                return disk
+        return None
+
+    def detach_volume(self, context, connection_info, instance, mountpoint):
+        """Unplug the volume and drop it from the config. Idempotent.
+
+        A live detach needs the guest's cooperation (PCI hot-unplug): the
+        request is repeated until the device is gone or DETACH_TIMEOUT,
+        then DeviceDetachFailed.
+        """
+        dev = vvolume.target_dev(mountpoint)
+        _type, data = vvolume.split_connection_info(connection_info)
+        domain = self._domain(instance)
+
+        def matching(inactive):
+            elem = self._find_disk(instance, domain, dev, inactive=inactive)
+            if elem is None:
+                return None
+            source = elem.find('source')
+            if source is None or source.get('name') != data.get('name'):
+                # Another volume sits on that device now: not ours to touch.
+                LOG.warning('%s of instance %s is not %s; not detaching',
+                            dev, instance['uuid'], data.get('name'))
+                return None
+            return ElementTree.tostring(elem, encoding='unicode')
+
+        config_xml = matching(inactive=True)
+        if config_xml is not None:
+            self._call(instance, domain.detachDeviceFlags, config_xml,
+                       libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+        if not self._call(instance, domain.isActive):
+            return
+        deadline = time.monotonic() + DETACH_TIMEOUT
+        while True:
+            live_xml = matching(inactive=False)
+            if live_xml is None:
+                break
+            if time.monotonic() > deadline:
+                raise exception.DeviceDetachFailed(
+                    device=dev, reason='the guest did not release it in '
+                                       '%d s' % DETACH_TIMEOUT)
+            try:
+                domain.detachDeviceFlags(live_xml,
+                                         libvirt.VIR_DOMAIN_AFFECT_LIVE)
+            except libvirt.libvirtError as exc:
+                # "already in the process of unplug": wait for it.
+                if vhost.is_not_found(exc):
+                    raise exception.InstanceNotFound(
+                        instance_id=instance['uuid'])
+                LOG.debug('detach of %s: %s', dev, exc)
+            time.sleep(0.5)
+        LOG.info('Detached %s from instance %s', dev, instance['uuid'])
+
+    # -- quiesce -----------------------------------------------------------
+
+    def quiesce(self, context, instance, deadline):
+        """Freeze the guest's filesystems; a watchdog thaws at ``deadline``.
+
+        :returns: facts (``frozen_filesystems``, ``freeze_seconds``...).
+        """
+        domain = self._domain(instance)
+        return vquiesce.quiesce(self._host.uri, domain, instance['uuid'],
+                                self._instance_dir(instance), deadline)
+
+    def unquiesce(self, context, instance):
+        domain = self._domain(instance)
+        vquiesce.unquiesce(domain, instance['uuid'],
+                           self._instance_dir(instance))
+
+    def pause_vcpus(self, instance, deadline=vquiesce.DEFAULT_DEADLINE):
+        """Suspend the vCPUs (guarded); False when the guest was paused."""
+        domain = self._domain(instance)
+        return vquiesce.pause_vcpus(self._host.uri, domain, instance['uuid'],
+                                    self._instance_dir(instance), deadline)
+
+    def resume_vcpus(self, instance):
+        domain = self._domain(instance)
+        return vquiesce.resume_vcpus(domain, instance['uuid'],
+                                     self._instance_dir(instance))
+
+    def thaw_if_frozen(self, instance):
+        try:
+            domain = self._domain(instance)
+        except exception.InstanceNotFound:
+            domain = None
+        try:
+            return vquiesce.thaw_if_frozen(domain, instance['uuid'],
+                                           self._instance_dir(instance))
+        except libvirt.libvirtError as exc:
+            raise exception.HypervisorError(reason=str(exc))
+
     # -- snapshot ---------------------------------------------------------
 
     def snapshot(self, context, instance, image_id, update_task_state,
@@ -311,7 +515,35 @@ class LibvirtDriver(driver.ComputeDriver):
         for path in self._scratch_paths(instance):
             _remove_path(path)
             done.append('removed %s' % path)
+        try:
+            done.extend(self.thaw_if_frozen(instance))
+        except exception.NovaSnapshotException:
+            LOG.exception('Thawing instance %s failed', instance['uuid'])
         return done
+
+
+def _is_root(bdm):
+    try:
+        return int(bdm.get('boot_index')) == 0
+    except (TypeError, ValueError):
+        return False
+
+
+def _image_property_getter(instance, image_meta):
+    """Look a property up in the image, then in ``image_*`` system metadata.
+
+    A volume-backed instance may be spawned with an empty image_meta; what
+    its base image said (kernel_id, hw_qemu_guest_agent...) was captured
+    in the instance's system metadata at create time.
+    """
+    sysmeta = instance.get('system_metadata') or {}
+
+    def get(key):
+        value = image_meta.get(key)
+        if value in (None, ''):
+            value = sysmeta.get('image_' + key)
+        return value if value not in (None, '') else None
+    return get
 
 
 def _remove_path(path):
