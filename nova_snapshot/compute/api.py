@@ -11,6 +11,7 @@ import uuid as uuidlib
 
 from oslo_utils import excutils
 
+from nova_snapshot.compute import block_device
 from nova_snapshot.compute import flavors
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute import scheduler
@@ -30,6 +31,10 @@ SNAPSHOT_IMAGE_KEY = 'snapshot_image_id'
 ACTION_CREATE = 'create'
 ACTION_DELETE = 'delete'
 ACTION_CREATE_IMAGE = 'createImage'
+ACTION_ATTACH_VOLUME = 'attach_volume'
+ACTION_DETACH_VOLUME = 'detach_volume'
+# Nova's attach/detach_volume vm_states (of those this service has).
+VOLUME_ATTACH_STATES = (vm_states.ACTIVE, vm_states.PAUSED, vm_states.STOPPED)
 
 # method -> (Nova action name, allowed vm_states, task_state set, rpc method)
 _POWER_ACTIONS = {
@@ -126,48 +131,159 @@ class ComputeAPI(object):
 
     # Create and delete
 
-    def create(self, context, name, image_ref, flavor_id, metadata=None):
+    def create(self, context, name, image_ref, flavor_id, metadata=None,
+               block_device_mapping=None):
+        """Create a server.
+
+        :param block_device_mapping: the schema-checked
+            ``block_device_mapping_v2`` list of the request (volumes).
+            An ``image_ref`` naming a volume-backed snapshot (a zero-byte
+            image with ``block_device_mapping``/``bdm_v2``) restores its
+            volumes from their snapshots.
+        """
         try:
             flavor = flavors.get_flavor(flavor_id)
         except exception.FlavorNotFound:
             raise exception.FlavorNotFoundBadRequest(flavor_id=flavor_id)
-        try:
-            image = self.image_api.get(context, image_ref)
-        except exception.ImageNotFound:
-            raise exception.ImageNotFoundBadRequest(image_id=image_ref)
-        self._check_image_fits(image, flavor)
+        image = None
+        if image_ref:
+            try:
+                image = self.image_api.get(context, image_ref)
+            except exception.ImageNotFound:
+                raise exception.ImageNotFoundBadRequest(image_id=image_ref)
+        bdms = self._bdms_for_create(context, image, block_device_mapping)
+        root = block_device.root_bdm(bdms)
+        volume_backed = root is not None and block_device.is_volume(root)
+        if root is not None and not volume_backed and image is None:
+            # image -> local root names the image to boot.
+            image_ref = root.get('image_id')
+            image = self._get_image_bad_request(context, image_ref)
+        if image is None and not volume_backed:
+            raise exception.Invalid(
+                reason='Block Device Mapping is Invalid: a server needs an '
+                       'imageRef or a boot volume (boot_index 0).')
+        boot_image = image
+        if volume_backed and root.get('source_type') == 'image':
+            boot_image = self._get_image_bad_request(context,
+                                                     root['image_id'])
+        if boot_image is not None:
+            # A volume-backed server's root disk is not the flavor's: only
+            # the image's own demands apply (Nova skips root_gb too).
+            self._check_image_fits(
+                boot_image, dict(flavor, root_gb=2 ** 31) if volume_backed
+                else flavor)
+            system_metadata = snapshot_metadata.system_metadata_from_image(
+                boot_image, dict(flavor, root_gb=0) if volume_backed
+                else flavor)
+        else:
+            system_metadata = self._system_metadata_from_volume(
+                context, root)
+        bdms = [bdm for bdm in bdms if block_device.is_volume(bdm)]
+        block_device.assign_device_names(bdms)
 
         values = {
             'uuid': str(uuidlib.uuid4()),
             'name': name,
             'project_id': context.project_id,
             'user_id': context.user_id,
-            'image_ref': image['id'],
+            # Nova: a server booted from a volume alone has no image.
+            'image_ref': image['id'] if image is not None else '',
             'flavor': flavor,
             'vm_state': vm_states.BUILDING,
             'task_state': task_states.SCHEDULING,
             'power_state': power_state.NOSTATE,
-            'root_device_name': '/dev/vda',
+            'root_device_name': block_device.ROOT_DEVICE_NAME,
             'metadata': dict(metadata or {}),
-            'system_metadata': snapshot_metadata.system_metadata_from_image(
-                image, flavor),
+            'system_metadata': system_metadata,
         }
+        instance = self._create_instance(context, values, bdms)
+        if instance['host'] and instance['vm_state'] == vm_states.BUILDING:
+            self.rpcapi.build_instance(context, instance, values['image_ref'])
+        return instance
+
+    def _get_image_bad_request(self, context, image_id):
+        try:
+            return self.image_api.get(context, image_id)
+        except exception.ImageNotFound:
+            raise exception.ImageNotFoundBadRequest(image_id=image_id)
+
+    def _bdms_for_create(self, context, image, block_device_mapping):
+        """BDM rows from the request, merged over the image's mapping."""
+        try:
+            user = block_device.from_api(block_device_mapping)
+            from_image = []
+            if image is not None and block_device.image_has_mapping(image):
+                from_image = block_device.from_image_mapping(
+                    image['block_device_mapping'])
+            bdms = block_device.merge(from_image, user)
+            block_device.check_boot_sequence(bdms)
+        except exception.InvalidBDM as exc:
+            raise exception.Invalid(reason=exc.format_message())
+        if any(block_device.is_volume(bdm) for bdm in bdms) and \
+                self.volume_api is None:
+            raise exception.Invalid(
+                reason='volumes are not available: no Cinder configured')
+        return bdms
+
+    def _system_metadata_from_volume(self, context, root):
+        """A server booted from an existing volume or snapshot inherits
+        the image properties Cinder kept with the volume
+        (``volume_image_metadata``), as in Nova."""
+        image_props = {}
+        try:
+            if root.get('source_type') == 'volume':
+                volume = self.volume_api.get(context, root['volume_id'])
+            elif root.get('source_type') == 'snapshot':
+                snapshot = self.volume_api.get_snapshot(context,
+                                                        root['snapshot_id'])
+                volume = self.volume_api.get(context, snapshot['volume_id'])
+            else:
+                volume = {}
+            image_props = dict(volume.get('volume_image_metadata') or {})
+        except exception.VolumeNotFound:
+            raise exception.Invalid(reason='volume %s could not be found'
+                                    % root.get('volume_id'))
+        except exception.SnapshotNotFound:
+            raise exception.Invalid(reason='snapshot %s could not be found'
+                                    % root.get('snapshot_id'))
+        except exception.NotFound:
+            raise
+        except Exception:
+            LOG.warning('Could not read the image metadata of the boot '
+                        'volume', exc_info=True)
+        image_props.setdefault('id', image_props.get('image_id', ''))
+        return snapshot_metadata.system_metadata_from_image(
+            image_props, {'root_gb': 0})
+
+    def _create_instance(self, context, values, bdms):
+        """Store the instance (host chosen) and its BDMs."""
         try:
             values['host'] = scheduler.select_host(self.conf, self.db)
         except exception.NoComputeHost as exc:
             # Like Nova: the request is accepted and the server goes to
             # ERROR with a fault the client can read.
-            values.update(vm_state=vm_states.ERROR, task_state=None)
+            values.update(vm_state=vm_states.ERROR, task_state=None,
+                          host=None)
             instance = self.db.instance_create(values)
+            self._store_bdms(instance, bdms)
             self.db.action_start(context, instance['uuid'], ACTION_CREATE)
             self.db.fault_create(instance['uuid'], 500,
                                  'No valid host was found. %s'
                                  % exc.kwargs.get('reason', ''), None)
             return instance
         instance = self.db.instance_create(values)
+        self._store_bdms(instance, bdms)
         self.db.action_start(context, instance['uuid'], ACTION_CREATE)
-        self.rpcapi.build_instance(context, instance, image['id'])
         return instance
+
+    def _store_bdms(self, instance, bdms):
+        for bdm in bdms:
+            row = {key: bdm.get(key)
+                   for key in block_device.IMAGE_MAPPING_KEYS}
+            row['delete_on_termination'] = bool(row['delete_on_termination'])
+            row['no_device'] = bool(row['no_device'])
+            row['instance_uuid'] = instance['uuid']
+            self.db.bdm_create(row)
 
     @staticmethod
     def _check_image_fits(image, flavor):
@@ -289,8 +405,114 @@ class ComputeAPI(object):
 
     def snapshot_volume_backed(self, context, instance, name,
                                extra_properties=None):
-        raise exception.VolumeBackedSnapshotNotSupported(
-            instance_uuid=instance['uuid'])
+        """createImage of a volume-backed server; returns the active
+        zero-byte image once every volume snapshot is available.
+
+        As in Nova no task_state is set (a volume snapshot does not lock
+        the server). The compute host holds the guest still only while
+        Cinder fixes the snapshots' point in time.
+        """
+        check_instance_state(instance, ACTION_CREATE_IMAGE,
+                             vm_state=vm_states.SNAPSHOT_ALLOWED)
+        if self.volume_api is None:
+            raise exception.VolumeBackedSnapshotNotSupported(
+                instance_uuid=instance['uuid'])
+        image_meta = snapshot_metadata.volume_snapshot_image_meta(
+            self.conf, context, instance, name, extra_properties)
+        volume_bdms = [bdm for bdm in
+                       self.db.bdm_get_by_instance(instance['uuid'])
+                       if block_device.is_volume(bdm)]
+        # Before anything is frozen: a full snapshot quota is a 403.
+        self._check_snapshot_quota(context, len(volume_bdms))
+        self.db.action_start(context, instance['uuid'], ACTION_CREATE_IMAGE)
+        return self.rpcapi.snapshot_volume_backed(
+            context, instance, image_meta,
+            timeout=self.conf.compute.volume_snapshot_rpc_timeout)
+
+    def _check_snapshot_quota(self, context, count):
+        """Nova's best-effort check of Cinder's snapshot quota."""
+        if not count:
+            return
+        try:
+            limits = self.volume_api.get_absolute_limits(context)
+        except Exception:
+            LOG.warning('Could not read the Cinder limits; not checking the '
+                        'snapshot quota', exc_info=True)
+            return
+        maximum = int(limits.get('maxTotalSnapshots', -1))
+        used = int(limits.get('totalSnapshotsUsed', 0))
+        if maximum > -1 and used + count > maximum:
+            raise exception.OverQuota(overs='snapshots')
+
+    # Volume attachments (os-volume_attachments)
+
+    def get_volume_attachments(self, context, instance):
+        """The instance's volume BDMs (rows), in creation order."""
+        return [bdm for bdm in self.db.bdm_get_by_instance(instance['uuid'])
+                if block_device.is_volume(bdm) and bdm.get('volume_id')]
+
+    def attach_volume(self, context, instance, volume_id, device=None,
+                      tag=None, delete_on_termination=False):
+        """Reserve the volume (attachment without connector), store the
+        BDM and cast the attach; returns the BDM (with ``device_name``)."""
+        check_instance_state(instance, ACTION_ATTACH_VOLUME,
+                             vm_state=VOLUME_ATTACH_STATES)
+        if self.volume_api is None:
+            raise exception.InvalidVolume(reason='no Cinder configured')
+        bdms = self.db.bdm_get_by_instance(instance['uuid'])
+        if any(bdm.get('volume_id') == volume_id for bdm in bdms):
+            raise exception.InvalidVolume(
+                reason='volume %s is already attached to this server'
+                % volume_id)
+        volume = self.volume_api.get(context, volume_id)
+        if volume.get('status') != 'available':
+            raise exception.InvalidVolume(
+                reason='volume %s is %s, not available' % (
+                    volume_id, volume.get('status')))
+        used = [bdm.get('device_name') for bdm in bdms]
+        used.append(instance.get('root_device_name') or
+                    block_device.ROOT_DEVICE_NAME)
+        device = block_device.normalize_device_name(device)
+        if device is None or device in used:
+            # Nova ignores the requested name for libvirt guests too.
+            device = block_device.next_device_name(used)
+        attachment = self.volume_api.attachment_create(
+            context, volume_id, instance['uuid'])
+        try:
+            bdm = self.db.bdm_create({
+                'instance_uuid': instance['uuid'], 'source_type': 'volume',
+                'destination_type': 'volume', 'volume_id': volume_id,
+                'device_name': device, 'device_type': 'disk',
+                'boot_index': None, 'tag': tag,
+                'delete_on_termination': bool(delete_on_termination),
+                'attachment_id': attachment['id']})
+            self.db.action_start(context, instance['uuid'],
+                                 ACTION_ATTACH_VOLUME)
+            self.rpcapi.attach_volume(context, instance, volume_id, device)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                try:
+                    self.volume_api.attachment_delete(context,
+                                                      attachment['id'])
+                except Exception:
+                    LOG.warning('Could not release attachment %s',
+                                attachment['id'], exc_info=True)
+        return bdm
+
+    def detach_volume(self, context, instance, volume_id):
+        check_instance_state(instance, ACTION_DETACH_VOLUME,
+                             vm_state=VOLUME_ATTACH_STATES)
+        for bdm in self.get_volume_attachments(context, instance):
+            if bdm['volume_id'] == volume_id:
+                break
+        else:
+            raise exception.VolumeAttachmentNotFound(
+                volume_id=volume_id, instance_uuid=instance['uuid'])
+        if bdm.get('boot_index') == 0:
+            raise exception.InvalidVolume(
+                reason="Can't detach root device volume")
+        self.db.action_start(context, instance['uuid'], ACTION_DETACH_VOLUME)
+        self.rpcapi.detach_volume(context, instance, volume_id)
 
     def _delete_image_quietly(self, context, image_id):
         try:
