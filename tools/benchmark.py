@@ -75,6 +75,19 @@ def time_qemu_img_convert(disk, workdir):
     return elapsed, size
 
 
+def capture_facts(db, server_id):
+    """What the driver reported about the newest snapshot (event details)."""
+    for action in db.actions_get(server_id):
+        if action['action'] != 'createImage':
+            continue
+        detail = db.action_get_by_request_id(server_id, action['request_id'])
+        for event in detail.get('events', []):
+            if event.get('details'):
+                return dict(item.split('=', 1)
+                            for item in event['details'].split(', '))
+    return {}
+
+
 def snapshot(client, image_api, ctx, server_id, watcher, name):
     start = time.monotonic()
     image_id = client.create_image(server_id, name)
@@ -114,6 +127,8 @@ def main():
         disk = make_data_disk(stack['GUEST_DIR'], args.data_mib, workdir)
         deployment.start()
         client = deployment.client('bench', project)
+        from nova_snapshot.db import api as db_api
+        db = db_api.Database(deployment.database_url)
         client_timeout = max(120, args.data_mib // 2)
         base = devenv.upload_tiny_guest(image_api, ctx, stack['GUEST_DIR'],
                                         'bench-guest', disk_path=disk,
@@ -145,6 +160,7 @@ def main():
                                'bench-%s' % path)
                 images.append(res['image_id'])
                 res['quiet_max_tick_gap'] = quiet_gap
+                res['driver_facts'] = capture_facts(db, server['id'])
                 res['ratio_to_qemu_img'] = res['seconds'] / base_s
                 res['uploaded_over_allocated'] = (
                     res['bytes_uploaded'] / results['disk_allocated_bytes'])
@@ -174,6 +190,11 @@ def main():
             path, res['seconds'], res['ratio_to_qemu_img'],
             res['guest_max_tick_gap'] or -1, res['quiet_max_tick_gap'] or -1,
             res['bytes_uploaded'], res['uploaded_over_allocated']))
+    for path in ('live', 'suspend'):
+        facts = results[path]['driver_facts']
+        print('%-8s driver: %s' % (path, ', '.join(
+            '%s=%s' % (k, facts[k]) for k in sorted(facts)
+            if k.endswith('seconds') or k == 'method')))
     if args.json:
         with open(args.json, 'w') as out:
             json.dump(results, out, indent=2, sort_keys=True)
