@@ -15,6 +15,11 @@
 # Boot: <kernel>, <initrd>, <cmdline>console=ttyS0</cmdline>, virtio disk vda,
 # serial console to a file. The guest prints "nova-snapshot-guest: last tick
 # <N|none>" and then "nova-snapshot-guest: tick <N>" lines.
+# A second virtio disk (vdb, e.g. a data volume; hot-plugged ones too) gets
+# the same tick in its sector 1, and "nova-snapshot-guest: last tick vdb
+# <N|none>" is printed at boot when vdb is there. Either disk made from
+# disk-ext4.qcow2 is mounted (vda on /mnt, vdb on /vdb) and each tick also
+# goes to a file on it, so a guest-agent freeze stops the ticks.
 #
 # Re-running is cheap: nothing is rebuilt while every output is newer than
 # this script and init.sh.
@@ -132,6 +137,7 @@ mv -f "$OUTDIR/disk-ext4.qcow2.tmp" "$OUTDIR/disk-ext4.qcow2"
     echo "modules=${MODULES[*]}"
     echo "cmdline=console=ttyS0"
     echo "tick_sector=1"
+    echo "tick_disks=vda vdb"
     for f in kernel initramfs.gz disk.qcow2 disk-ext4.qcow2; do
         echo "sha256 $f $(sha256sum "$OUTDIR/$f" | cut -d' ' -f1)"
     done

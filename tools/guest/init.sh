@@ -41,6 +41,26 @@ esac
 say "last tick $n"
 [ "$n" = none ] && n=0
 
+# A second disk (a data volume) gets the same tick in its sector 1. The
+# kernel names every virtio disk it found at once: wait until there are as
+# many /dev/vd? nodes as virtio block devices (id 0x0002) in sysfs.
+nblk=$(cat /sys/bus/virtio/devices/*/device 2>/dev/null | grep -c '^0x0002$')
+i=0
+while [ "$(ls /dev/vd? 2>/dev/null | wc -l)" -lt "$nblk" ] && [ "$i" -lt 40 ]; do
+    sleep 0.05; i=$((i + 1))
+done
+if [ -b /dev/vdb ]; then
+    lastb=$(dd if=/dev/vdb bs=512 skip=1 count=1 2>/dev/null | tr -d '\000' | head -n 1)
+    nb=none
+    case "$lastb" in
+        "tick "*) nb=${lastb#tick } ;;
+    esac
+    case "$nb" in
+        ''|*[!0-9]*) nb=none ;;
+    esac
+    say "last tick vdb $nb"
+fi
+
 # A filesystem on the disk (the ext4 variant) is mounted so that the guest
 # agent has something to freeze.
 # (busybox-static has no blkid: look for the ext2/3/4 superblock magic 0xEF53
@@ -49,6 +69,19 @@ magic=$(dd if=/dev/vda bs=1 skip=1080 count=2 2>/dev/null | od -An -tx1 | tr -d 
 if [ "$magic" = 53ef ]; then
     mount -t ext4 /dev/vda /mnt && say "mounted /dev/vda on /mnt"
 fi
+if [ -b /dev/vdb ]; then
+    magic=$(dd if=/dev/vdb bs=1 skip=1080 count=2 2>/dev/null | od -An -tx1 | tr -d ' \n')
+    if [ "$magic" = 53ef ]; then
+        mkdir -p /vdb
+        mount -t ext4 /dev/vdb /vdb && say "mounted /dev/vdb on /vdb"
+    fi
+fi
+# Each tick is also written to a file on every mounted filesystem. While
+# the agent has them frozen that write blocks, so the loop stops: a frozen
+# guest writes no tick to any disk, and the raw sectors of all disks agree.
+fsfiles=
+grep -q ' /mnt ext4 ' /proc/mounts && fsfiles="$fsfiles /mnt/tick"
+grep -q ' /vdb ext4 ' /proc/mounts && fsfiles="$fsfiles /vdb/tick"
 
 # No udev here, so the agent's port is only /dev/vport0p1 (present when the
 # domain has the org.qemu.guest_agent.0 channel). It shows up shortly after
@@ -79,6 +112,14 @@ while :; do
     n=$((n + 1))
     printf 'tick %d\n' "$n" | dd of=/dev/vda bs=512 seek=1 count=1 \
         conv=sync,notrunc,fsync 2>/dev/null
+    # Checked every tick: a volume attached later is written from then on.
+    if [ -b /dev/vdb ]; then
+        printf 'tick %d\n' "$n" | dd of=/dev/vdb bs=512 seek=1 count=1 \
+            conv=sync,notrunc,fsync 2>/dev/null
+    fi
+    for f in $fsfiles; do
+        printf 'tick %d\n' "$n" > "$f"
+    done
     if [ "$first" = 1 ] || [ $((n % every)) -eq 0 ]; then
         say "tick $n"
         first=0

@@ -74,10 +74,7 @@ def arm(uri, domain_uuid, instance_dir, kind, deadline):
         # Wall clock: it has to mean the same in another process.
         'at': time.time() + float(deadline),
     }
-    tmp = '%s.%s.tmp' % (path, token['nonce'])
-    with open(tmp, 'w') as f:
-        json.dump(token, f)
-    os.replace(tmp, path)
+    _write_token(path, token)
     log_path = path + '.log'
     with open(log_path, 'ab') as log:
         # start_new_session: a SIGKILL/SIGINT to the service's process group
@@ -90,8 +87,18 @@ def arm(uri, domain_uuid, instance_dir, kind, deadline):
             stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             close_fds=True, start_new_session=True)
     token['pid'] = proc.pid
+    # Recorded for operators and thaw_if_frozen's log; same nonce, so the
+    # watchdog, which may already be reading, sees the same token.
+    _write_token(path, token)
     token['process'] = proc
     return token
+
+
+def _write_token(path, token):
+    tmp = '%s.%s.tmp' % (path, token['nonce'])
+    with open(tmp, 'w') as f:
+        json.dump(token, f)
+    os.replace(tmp, path)
 
 
 def disarm(instance_dir, kind, nonce=None):
