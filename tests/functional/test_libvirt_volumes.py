@@ -13,7 +13,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import uuid
@@ -22,10 +21,8 @@ import libvirt
 import libvirt_qemu
 
 from nova_snapshot.compute import power_state
-from nova_snapshot import conf as ns_conf
 from nova_snapshot import devenv
 from nova_snapshot import exception
-from nova_snapshot.virt.libvirt import driver as libvirt_driver
 from nova_snapshot.virt.libvirt import quiesce as vquiesce
 
 from tests.functional import test_libvirt_driver as base
@@ -153,8 +150,8 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
             if tick is not None and (value is None or tick > value):
                 return tick
             if time.monotonic() > deadline:
-                self.fail('%s: tick did not pass %s (%s)' % (name, value,
-                                                            tick))
+                self.fail('%s: tick did not pass %s (%s)' % (
+                    name, value, tick))
             time.sleep(0.2)
 
     # -- guests ----------------------------------------------------------------
