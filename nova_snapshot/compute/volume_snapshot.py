@@ -171,8 +171,10 @@ class VolumeSnapshotter(object):
                        '(hw_qemu_guest_agent)')
         if self.conf.compute.pause_for_volume_cut:
             try:
-                self.driver.pause_vcpus(instance)
-                return PAUSED, True
+                paused = self.driver.pause_vcpus(
+                    instance, deadline=self.conf.compute.quiesce_deadline)
+                # False: it was paused already (not ours to resume).
+                return PAUSED, paused is not False
             except Exception as exc:
                 LOG.warning('Could not pause %s for the cut, going on '
                             'crash-consistent: %s', instance['uuid'], exc)

@@ -137,6 +137,7 @@ class VolumeSnapshotHappyPathTest(VolumeSnapshotTestBase):
         self.assertEqual(['pause', 'resume'],
                          [what for _, what in self.driver.hold_log])
         self.assertEqual(set(), self.driver.paused)
+        self.assertEqual([10.0], self.driver.pause_deadlines)
 
     def test_crash_consistent_when_pause_is_off(self):
         self.conf.set_override('pause_for_volume_cut', False,

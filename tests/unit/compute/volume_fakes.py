@@ -227,6 +227,7 @@ class VolumeFakeDriver(fake_virt.FakeDriver):
         self.paused = set()
         self.hold_log = []     # (time, 'freeze'|'thaw'|'pause'|'resume')
         self.thawed_at_start = []
+        self.pause_deadlines = []
 
     def spawn(self, context, instance, image_meta, block_device_info=None):
         state = super().spawn(context, instance, image_meta)
@@ -268,10 +269,12 @@ class VolumeFakeDriver(fake_virt.FakeDriver):
         self.frozen.discard(instance['uuid'])
         self.hold_log.append((time.monotonic(), 'thaw'))
 
-    def pause_vcpus(self, instance):
+    def pause_vcpus(self, instance, deadline=10.0):
         self._record('pause_vcpus', instance)
+        self.pause_deadlines.append(deadline)
         self.paused.add(instance['uuid'])
         self.hold_log.append((time.monotonic(), 'pause'))
+        return True
 
     def resume_vcpus(self, instance):
         self._record('resume_vcpus', instance)
