@@ -11,6 +11,16 @@ OPTS = [
                 help='Capture the root disk while the guest runs (libvirt '
                      'push-mode backup; vCPUs never stop). False: suspend '
                      'the guest (managed save) while the disk is copied.'),
+    cfg.StrOpt('live_snapshot_method', default='push',
+               choices=('stream', 'push'),
+               help='How a live snapshot reads the disk. "push": a libvirt '
+                    'push-mode backup copies the disk into a local qcow2 '
+                    'file, which is uploaded afterwards (time = copy + '
+                    'upload). "stream": a pull-mode backup exports the '
+                    'point-in-time disk over NBD and the qcow2 image is '
+                    'built while it is uploaded (copy and upload overlap; '
+                    'no local copy). "stream" applies to '
+                    'snapshot_image_format = qcow2 only; raw uses "push".'),
     cfg.StrOpt('snapshot_image_format', default='qcow2',
                choices=('qcow2', 'raw'),
                help='disk_format of the images that snapshots upload.'),

@@ -6,7 +6,9 @@ and :func:`repair` (what ``LibvirtDriver.repair_after_crash`` calls).
 Paths:
 
 * **live** (``[libvirt] live_snapshot``, guest running or paused): a libvirt
-  push-mode backup job copies the disk while the vCPUs keep running.
+  push-mode backup job copies the disk while the vCPUs keep running; with
+  ``live_snapshot_method = stream`` a pull-mode backup is read over NBD and
+  uploaded as it is read (:mod:`snapshot_stream`).
 * **suspend** (live disabled or not supported, guest running or paused):
   managed save (Nova's suspend), ``qemu-img convert``, restore the guest to
   the state it had, all before the upload starts.
@@ -38,6 +40,7 @@ from nova_snapshot import exception
 from nova_snapshot.virt.libvirt import qemu_img
 from nova_snapshot.virt.libvirt import snapshot_backup
 from nova_snapshot.virt.libvirt import snapshot_marker
+from nova_snapshot.virt.libvirt import snapshot_stream
 
 LOG = logging.getLogger(__name__)
 
@@ -192,6 +195,7 @@ class _Snapshot(object):
         self.root = find_root_disk(domain)
         self.original = guest_state(domain)
         self.scratch = None
+        self.stream = None      # a snapshot_stream.LiveStream when streaming
         self.facts = {'method': None, 'guest_paused_seconds': 0.0,
                       'capture_seconds': 0.0, 'upload_seconds': 0.0,
                       'bytes_uploaded': 0, 'disk_allocated_bytes': 0,
@@ -226,6 +230,9 @@ class _Snapshot(object):
             self.original in (RUNNING, PAUSED)
         if live_ok:
             try:
+                if self.conf.libvirt.live_snapshot_method == 'stream' and \
+                        self.image_format == 'qcow2':
+                    return self.capture_stream()
                 return self.capture_live()
             except snapshot_backup.BackupNotSupported as exc:
                 LOG.warning('Push-mode backup is not available (%s); '
@@ -261,6 +268,19 @@ class _Snapshot(object):
         os.unlink(backup_path)
         return out
 
+    def capture_stream(self):
+        """Start a pull backup; the data is read during the upload."""
+        self.facts['method'] = METHOD_LIVE
+        self.facts['live_method'] = 'stream'
+        self.mark(METHOD_LIVE, 'capture')
+        try:
+            self.stream = snapshot_stream.LiveStream(
+                self.domain, self.root.target, self.scratch)
+        except snapshot_backup.BackupFailed as exc:
+            raise exception.SnapshotCaptureFailed(
+                instance_uuid=self.instance['uuid'], reason=str(exc))
+        return None
+
     def _convert_disk(self):
         if not self.root.path or not os.path.isabs(self.root.path):
             raise exception.SnapshotCaptureFailed(
@@ -292,24 +312,31 @@ class _Snapshot(object):
 
     # -- upload -------------------------------------------------------------
 
-    def chunks(self, f, size):
+    def chunks(self, f, size, low=50):
+        """Count what goes out of ``f`` (a file or an iterable of bytes)."""
         sent = 0
-        while True:
-            data = f.read(CHUNK_SIZE)
-            if not data:
-                return
+        pieces = iter(lambda: f.read(CHUNK_SIZE), b'') \
+            if hasattr(f, 'read') else f
+        for data in pieces:
             sent += len(data)
             self.facts['bytes_uploaded'] = sent
-            self.progress.fraction(50, 100, sent, size)
+            self.progress.fraction(low, 100, sent, size)
             yield data
 
     def upload(self, path, image_api, context):
-        size = os.path.getsize(path)
         image_api.update(context, self.image_id,
                          snapshot_metadata(self.instance, self.image_format))
-        with open(path, 'rb') as f:
-            image_api.upload(context, self.image_id, self.chunks(f, size),
+        if self.stream is not None:
+            # Capture and upload are one pass: progress runs 0-100.
+            size = self.stream.size
+            image_api.upload(context, self.image_id,
+                             self.chunks(self.stream.chunks(), size, 0),
                              size=size)
+        else:
+            size = os.path.getsize(path)
+            with open(path, 'rb') as f:
+                image_api.upload(context, self.image_id,
+                                 self.chunks(f, size), size=size)
         if self.facts['bytes_uploaded'] != size:
             raise exception.ImageUploadFailed(
                 image_id=self.image_id,
@@ -326,6 +353,14 @@ class _Snapshot(object):
         repair() can try again when the service restarts.
         """
         restored = True
+        if self.stream is not None:
+            try:
+                self.stream.close()
+            except Exception:
+                # Keep the marker: repair() aborts the job on restart.
+                restored = False
+                LOG.exception('Could not end the pull backup of instance %s',
+                              self.instance['uuid'])
         if failed:
             try:
                 snapshot_backup.abort(self.domain)
@@ -374,9 +409,14 @@ def take_snapshot(host, domain, instance, image_id, image_api, conf, context,
         with _libvirt_errors(instance):
             path = run.capture()
         run.facts['capture_seconds'] = time.monotonic() - started
-        run.facts['disk_allocated_bytes'] = qemu_img.allocated_bytes(path)
-        run.facts['disk_size_bytes'] = os.path.getsize(path)
-        run.progress(50)
+        if run.stream is not None:
+            # The file does not exist yet; its layout is fixed already.
+            run.facts['disk_allocated_bytes'] = run.stream.size
+            run.facts['disk_size_bytes'] = run.stream.size
+        else:
+            run.facts['disk_allocated_bytes'] = qemu_img.allocated_bytes(path)
+            run.facts['disk_size_bytes'] = os.path.getsize(path)
+            run.progress(50)
         run.mark(run.facts['method'], 'upload')
 
         update_task_state(task_state=task_states.IMAGE_UPLOADING,
