@@ -1,13 +1,13 @@
 # Shared settings of tools/stack/cinder-up.sh and cinder-down.sh. Sourced.
 source "$(dirname "${BASH_SOURCE[0]}")/ceph-common.sh"
 
-CINDER_VENV=$STACK_DIR/cinder-venv
+CINDER_VENV=${CINDER_VENV:-$STACK_DIR/cinder-venv}
 CINDER_DIR=$STACK_DIR/cinder
 CINDER_CONF=$CINDER_DIR/etc/cinder.conf
 CINDER_PORT=${CINDER_PORT:-8776}
 CINDER_URL=http://127.0.0.1:$CINDER_PORT/v3
-CINDER_DB=cinder
-CINDER_VHOST=cinder
+CINDER_DB=${CINDER_DB:-cinder}
+CINDER_VHOST=${CINDER_VHOST:-cinder}
 CINDER_SERVICES="api scheduler volume"
 
 # cinder_alive SVC: the recorded pid is our cinder-SVC (checked by cmdline,

@@ -38,14 +38,22 @@ api_answers() {
     [ "$code" = 200 ] || [ "$code" = 300 ]
 }
 
-# volume_reported SINCE: cinder-volume is up with a heartbeat newer than
+# reported BINARY SINCE: the service is up with a heartbeat newer than
 # SINCE (after a restart the old row still says "up" for 60 s).
-volume_reported() {
-    api "os-services?binary=cinder-volume" | python3 -c '
+reported() {
+    api "os-services?binary=$1" | python3 -c '
 import json, sys
 services = json.load(sys.stdin)["services"]
 sys.exit(0 if any(s["state"] == "up" and (s["updated_at"] or "") >= sys.argv[1]
-                  for s in services) else 1)' "$1"
+                  for s in services) else 1)' "$2"
+}
+
+# scheduler_registered SINCE: the scheduler wrote its service row after SINCE
+# (it does so right before it starts consuming RPC).
+scheduler_registered() {
+    [ "$(psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -w -d "$CINDER_DB" -tAc \
+        "select count(*) from services where \"binary\" = 'cinder-scheduler'
+         and not deleted and coalesce(updated_at, created_at) >= '$1'")" -ge 1 ]
 }
 
 pool_up() {
@@ -129,20 +137,21 @@ if ! cinder_alive api && api_answers; then
 fi
 
 "$STACK_TOOLS/cinder-down.sh"
-rabbit_vhost
+# rabbitmqctl boots an Erlang VM per call (seconds): overlap it with the DB.
+rabbit_vhost >"$LOG_DIR/cinder-vhost.log" 2>&1 & VHOST_JOB=$!
 db_sync
-since=$(date -u +%Y-%m-%dT%H:%M:%S)
-for svc in $CINDER_SERVICES; do
-    setsid nohup "$CINDER_VENV/bin/cinder-$svc" --config-file "$CINDER_CONF" \
-        </dev/null >>"$CINDER_DIR/log/cinder-$svc.out" 2>&1 9>&- &
-    echo $! >"$PID_DIR/cinder-$svc.pid"
-done
-lap "spawned cinder-api, cinder-scheduler, cinder-volume"
+wait "$VHOST_JOB" || { cat "$LOG_DIR/cinder-vhost.log" >&2; die "RabbitMQ vhost $CINDER_VHOST"; }
+spawn() {
+    setsid nohup "$CINDER_VENV/bin/cinder-$1" --config-file "$CINDER_CONF" \
+        </dev/null >>"$CINDER_DIR/log/cinder-$1.out" 2>&1 9>&- &
+    echo $! >"$PID_DIR/cinder-$1.pid"
+}
 
 # fail_wait WHAT: report which service died (with its log) or the timeout.
+STARTED=
 fail_wait() {
     local svc
-    for svc in $CINDER_SERVICES; do
+    for svc in $STARTED; do
         if ! cinder_alive "$svc"; then
             tail -20 "$CINDER_DIR/log/cinder-$svc.log" "$CINDER_DIR/log/cinder-$svc.out" \
                 2>/dev/null | grep -v -i eventlet >&2 || true
@@ -159,7 +168,7 @@ wait_alive() {
     shift 2
     deadline=$(( $(date +%s) + limit ))
     until "$@" >/dev/null 2>&1; do
-        for svc in $CINDER_SERVICES; do
+        for svc in $STARTED; do
             cinder_alive "$svc" || fail_wait "$what"
         done
         [ "$(date +%s)" -lt "$deadline" ] || fail_wait "$what"
@@ -167,9 +176,22 @@ wait_alive() {
     done
 }
 
+# The scheduler must listen before cinder-volume starts: the volume service
+# announces its pool once, at the end of its start-up, and a scheduler that
+# missed it sees no backend until the next report 60 s later.
+since=$(date -u +%Y-%m-%dT%H:%M:%S)
+spawn api
+spawn scheduler
+STARTED="api scheduler"
+lap "spawned cinder-api, cinder-scheduler"
+# Read from the database: the API is still starting in parallel.
+wait_alive 120 "cinder-scheduler to register" scheduler_registered "$since"
+lap "cinder-scheduler registered"
+spawn volume
+STARTED="api scheduler volume"
 wait_alive 120 "the API on $CINDER_URL" api_answers
 lap "API answers"
-wait_alive 120 "cinder-volume in os-services" volume_reported "$since"
+wait_alive 120 "cinder-volume in os-services" reported cinder-volume "$since"
 lap "cinder-volume up"
 wait_alive 120 "the scheduler to see the RBD pool" pool_up
 echo "$confhash" >"$PID_DIR/cinder.confhash"
