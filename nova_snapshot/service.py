@@ -15,6 +15,7 @@ from nova_snapshot.compute import manager as compute_manager
 from nova_snapshot.compute import notifications
 from nova_snapshot.compute import rpcapi as compute_rpcapi
 from nova_snapshot import rpc
+from nova_snapshot import volume
 
 LOG = logging.getLogger(__name__)
 
@@ -22,17 +23,6 @@ BINARY = 'nova-snapshot-compute'
 HEARTBEAT_INTERVAL = 10
 # How long stop() lets running snapshots finish before giving up on them.
 STOP_TASK_TIMEOUT = 60
-
-
-def build_volume_api(conf):
-    """The CinderAPI from ``[cinder]``, or None when it cannot be made."""
-    try:
-        from nova_snapshot.volume import cinder
-        return cinder.CinderAPI(conf)
-    except Exception:
-        LOG.warning('No Cinder client: volume-backed servers are not '
-                    'available on this host', exc_info=True)
-        return None
 
 
 class ComputeService(object):
@@ -67,7 +57,7 @@ class ComputeService(object):
             image_api = glance.GlanceAPI(conf)
         self.image_api = image_api
         if volume_api is None:
-            volume_api = build_volume_api(conf)
+            volume_api = volume.build_volume_api(conf)
         self.volume_api = volume_api
         if driver is None:
             from nova_snapshot.virt import loader

@@ -73,10 +73,13 @@ def build_compute_api(conf, transport=None):
     from nova_snapshot.image import glance
     from nova_snapshot import rpc
 
+    from nova_snapshot import volume
+
     transport = transport or rpc.get_transport(conf)
     return compute_api.ComputeAPI(
         conf, db_api.Database(conf), glance.GlanceAPI(conf),
-        rpcapi.ComputeRPCAPI(transport))
+        rpcapi.ComputeRPCAPI(transport),
+        volume_api=volume.build_volume_api(conf))
 
 
 def _auth_middleware(conf, application, enforcer):

@@ -9,7 +9,7 @@ import uuid as uuidlib
 
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot import exception
-from nova_snapshot import service
+from nova_snapshot import volume
 from nova_snapshot.virt import fake as fake_virt
 from tests.unit.compute import fakes
 
@@ -309,7 +309,7 @@ class VolumeComputeTestCase(fakes.ComputeTestCase):
             mock.patch.object(fakes, 'FakeImageAPI', VolumeImageAPI),
             mock.patch.object(fakes.fake_virt, 'FakeDriver',
                               VolumeFakeDriver),
-            mock.patch.object(service, 'build_volume_api',
+            mock.patch.object(volume, 'build_volume_api',
                               lambda conf: self.cinder),
         ]
         for patch in patches:
