@@ -98,9 +98,10 @@ EOF
 # The daemons fork and write their own pid files; "-c CONF" puts our
 # config path into their cmdline so stop scripts can tell them apart.
 # Their pre-fork chatter ("Falling back to public interface") goes to a log.
-start_mon() { ceph-mon -c "$CEPH_CONF" -i a >>"$CEPH_DIR/log/start.out" 2>&1; }
-start_mgr() { ceph-mgr -c "$CEPH_CONF" -i x >>"$CEPH_DIR/log/start.out" 2>&1; }
-start_osd() { ceph-osd -c "$CEPH_CONF" -i 0 >>"$CEPH_DIR/log/start.out" 2>&1; }
+# "8>&-": the daemons must not inherit (and hold forever) our lock.
+start_mon() { ceph-mon -c "$CEPH_CONF" -i a >>"$CEPH_DIR/log/start.out" 2>&1 8>&-; }
+start_mgr() { ceph-mgr -c "$CEPH_CONF" -i x >>"$CEPH_DIR/log/start.out" 2>&1 8>&-; }
+start_osd() { ceph-osd -c "$CEPH_CONF" -i 0 >>"$CEPH_DIR/log/start.out" 2>&1 8>&-; }
 
 mon_answers() { ceph_q mon stat; }
 osd_up() { ceph_q osd dump 2>/dev/null | grep -q '^osd\.0 up'; }
@@ -178,6 +179,10 @@ restart() {
 
 [ "$(id -u)" -eq 0 ] || die "ceph-up.sh must run as root"
 command -v ceph-mon >/dev/null || die "ceph-mon is not installed; run tools/stack/install.sh"
+# One ceph-up.sh at a time (start.sh serializes itself, direct calls do not).
+mkdir -p "$STACK_DIR"
+exec 8>"$STACK_DIR/.ceph.lock"
+flock 8
 if [ ! -f "$CEPH_DIR/.ready" ]; then
     build
 else

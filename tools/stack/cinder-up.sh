@@ -122,6 +122,10 @@ db_sync() {
 [ -x "$CINDER_VENV/bin/cinder-volume" ] || die "no Cinder venv; run tools/stack/install.sh"
 [ -f "$CEPH_DIR/.ready" ] || die "no Ceph cluster; run tools/stack/ceph-up.sh first"
 mkdir -p "$PID_DIR" "$LOG_DIR"
+# One cinder-up.sh at a time (start.sh serializes itself, direct calls do
+# not); the services are spawned with "8>&-" so they do not keep it.
+exec 8>"$STACK_DIR/.cinder.lock"
+flock 8
 
 confhash=$(render_config)
 all_alive=1
@@ -143,7 +147,7 @@ db_sync
 wait "$VHOST_JOB" || { cat "$LOG_DIR/cinder-vhost.log" >&2; die "RabbitMQ vhost $CINDER_VHOST"; }
 spawn() {
     setsid nohup "$CINDER_VENV/bin/cinder-$1" --config-file "$CINDER_CONF" \
-        </dev/null >>"$CINDER_DIR/log/cinder-$1.out" 2>&1 9>&- &
+        </dev/null >>"$CINDER_DIR/log/cinder-$1.out" 2>&1 8>&- 9>&- &
     echo $! >"$PID_DIR/cinder-$1.pid"
 }
 
