@@ -106,7 +106,7 @@ db_sync() {
         return 0
     fi
     if [ "${have#* }" != "${want#* }" ]; then
-        pg_sql "drop database if exists $CINDER_DB" >/dev/null
+        pg_sql "drop database if exists $CINDER_DB with (force)" >/dev/null
     fi
     if [ "$(pg_sql "select 1 from pg_database where datname = '$CINDER_DB'")" != 1 ]; then
         pg_sql "create database $CINDER_DB owner postgres" >/dev/null
