@@ -96,11 +96,13 @@ class CinderAPITestCase(base.StackTestCase):
             check=True, capture_output=True, timeout=60)
         return out.stdout
 
-    def create_volume(self, ctx=None, size=1, **kwargs):
+    def create_volume(self, ctx=None, size=1, wait=True, **kwargs):
         ctx = ctx or self.ctx
         volume = self.api.create(ctx, size, 'test-' + uuid.uuid4().hex[:8],
                                  **kwargs)
         self.addCleanup(self._delete_volume, ctx, volume['id'])
+        if not wait:
+            return volume
         return self.api.wait_for_volume(ctx, volume['id'], 120)
 
     def snapshot(self, volume_id, ctx=None):
@@ -205,8 +207,11 @@ class CinderAPITestCase(base.StackTestCase):
         self.assertNotIn(image, names)
         self.assertNotIn('volume-%s' % clone['id'], names)
 
-    def test_parallel_forced_snapshots(self):
-        volumes = [self.create_volume() for _ in range(3)]
+    def test_forced_snapshots_of_three_in_use_volumes(self):
+        # All requests first, then all waits: Cinder works on them together.
+        volumes = [self.create_volume(wait=False) for _ in range(3)]
+        volumes = [self.api.wait_for_volume(self.ctx, v['id'], 120)
+                   for v in volumes]
         for volume in volumes:
             att = self.attach(volume['id'])
             self.api.attachment_update(self.ctx, att['id'], CONNECTOR)
