@@ -174,6 +174,9 @@ class LibvirtSnapshotTest(unittest.TestCase):
         self.conf = ns_conf.new_conf([])
         self.conf.set_override('instances_path',
                                os.path.join(self.tmp, 'instances'))
+        # The push path; test_libvirt_snapshot_stream runs the streamed one.
+        self.conf.set_override('live_snapshot_method', 'push',
+                               group='libvirt')
         self.snapdir = self.conf.libvirt.snapshots_directory
         self.upload_path = os.path.join(self.tmp, 'uploaded.img')
         self.task_states = []

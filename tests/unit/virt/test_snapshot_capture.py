@@ -167,6 +167,9 @@ class SnapshotTestBase(unittest.TestCase):
         self.conf = ns_conf.new_conf([])
         self.conf.set_override('instances_path',
                                os.path.join(self.tmp, 'instances'))
+        # The fake domain does push backups (streaming has its own tests).
+        self.conf.set_override('live_snapshot_method', 'push',
+                               group='libvirt')
         self.snapdir = os.path.join(self.tmp, 'instances', 'snapshots')
         self.disk = os.path.join(self.tmp, 'instances', UUID, 'disk')
         os.makedirs(os.path.dirname(self.disk))
