@@ -388,12 +388,15 @@ def take_snapshot(host, domain, instance, image_id, image_api, conf, context,
 
     Follows ``ComputeDriver.snapshot``: task state IMAGE_PENDING_UPLOAD
     before the capture, IMAGE_UPLOADING before the upload; progress 0-50
-    for the capture and 50-100 for the upload. ``host`` is unused (the
+    for the capture and 50-100 for the upload (a streamed live capture is
+    one pass: 0-100 by the bytes streamed, and IMAGE_PENDING_UPLOAD covers
+    only starting the pull job). ``host`` is unused (the
     domain is all this needs) and kept for the driver's call signature.
 
     :returns: facts: method, guest_paused_seconds, capture_seconds,
         upload_seconds, bytes_uploaded, disk_allocated_bytes (and
-        live_fallback_reason when the live path was not available).
+        live_fallback_reason when the live path was not available;
+        live_method 'stream' when the capture was streamed).
     :raises InstanceNotFound: the domain disappeared.
     """
     progress = _Progress(report_progress)
