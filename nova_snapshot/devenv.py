@@ -99,6 +99,8 @@ class Deployment:
             conf['DEFAULT']['host'] = host
         conf['database'] = {'connection': self.database_url}
         conf['glance'] = {'api_endpoint': self.stack['GLANCE_URL']}
+        if self.stack.get('CINDER_URL'):
+            conf['cinder'] = {'api_endpoint': self.stack['CINDER_URL']}
         conf['api'] = {'auth_strategy': 'noauth', 'bind_host': '127.0.0.1',
                        'bind_port': str(self.api_port),
                        'response_validation': 'error'}

@@ -242,6 +242,12 @@ class GlanceAPI(object):
                            lambda c: c.images.get(image_id))
         return flatten(image)
 
+    def list(self, context, **filters):
+        """Images the caller can see, e.g. ``list(ctx, name='x')``."""
+        images = self._call(context, None,
+                            lambda c: list(c.images.list(filters=filters)))
+        return [flatten(image) for image in images]
+
     def create(self, context, image_meta):
         """Create a queued image; ``instance_owner`` becomes a member.
 

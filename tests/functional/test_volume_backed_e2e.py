@@ -1,0 +1,273 @@
+"""Volume-backed servers end to end: Cinder on a real Ceph, Glance, libvirt.
+
+The tiny guest boots from a Cinder volume (created from a Glance image) with
+a blank data volume attached and writes the same tick to both. createImage
+must record a Cinder snapshot of each volume in a zero-byte active image;
+booting from that image must give back exactly what the snapshots hold,
+which is read independently with ``rbd export``.
+"""
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+import uuid
+
+import libvirt
+import libvirt_qemu
+
+from nova_snapshot.volume import cinder
+from tests.functional import e2e_base
+
+BDM_KEYS = {'guest_format', 'boot_index', 'delete_on_termination', 'no_device',
+            'snapshot_id', 'volume_type', 'device_name', 'disk_bus',
+            'image_id', 'source_type', 'tag', 'device_type', 'volume_id',
+            'destination_type', 'volume_size'}
+
+
+class VolumeBackedTestBase(e2e_base.EndToEndTestCase):
+
+    guest_agent = True
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        conf = e2e_base._glance_conf(cls.stack['GLANCE_URL'])
+        conf.set_override('api_endpoint', cls.stack['CINDER_URL'],
+                          group='cinder')
+        cls.volume_api = cinder.CinderAPI(conf)
+        cls.ceph_conf = cls.stack['CEPH_CONF']
+        cls.pool = cls.stack.get('RBD_POOL', 'volumes')
+        props = {'os_command_line': 'console=ttyS0'}
+        if cls.guest_agent:
+            props['hw_qemu_guest_agent'] = 'yes'
+        cls.vol_image = cls._upload_root_image(props)
+
+    @classmethod
+    def _upload_root_image(cls, props):
+        image = cls.image_api.create(cls.ctx, dict(
+            name='e2e-ext4-%s' % uuid.uuid4().hex[:6], disk_format='qcow2',
+            container_format='bare', visibility='private',
+            kernel_id=cls.base_image['kernel_id'],
+            ramdisk_id=cls.base_image['ramdisk_id'], **props))
+        path = os.path.join(cls.guest_dir, 'disk-ext4.qcow2')
+        with open(path, 'rb') as data:
+            cls.image_api.upload(cls.ctx, image['id'], data,
+                                 size=os.path.getsize(path))
+        return cls.image_api.get(cls.ctx, image['id'])
+
+    # -- helpers ---------------------------------------------------------
+    def assert_thawed(self, server_id):
+        status = libvirt_qemu.qemuAgentCommand(
+            self.domain(server_id), '{"execute": "guest-fsfreeze-status"}',
+            10, 0)
+        self.assertEqual('thawed', json.loads(status)['return'])
+
+    def boot_from_volume(self, name='bfv', image_id=None, with_data=True):
+        bdms = [{'source_type': 'image', 'destination_type': 'volume',
+                 'uuid': image_id or self.vol_image['id'], 'boot_index': 0,
+                 'volume_size': 1, 'delete_on_termination': True}]
+        if with_data:
+            bdms.append({'source_type': 'blank', 'destination_type': 'volume',
+                         'volume_size': 1, 'boot_index': -1,
+                         'delete_on_termination': True})
+        return self._boot_with(name, '', bdms)
+
+    def _boot_with(self, name, image_ref, bdms):
+        resp = self.client.request('POST', '/servers', json={'server': {
+            'name': name, 'imageRef': image_ref, 'flavorRef': '2',
+            'networks': 'none', 'block_device_mapping_v2': bdms}})
+        self.assertEqual(202, resp.status_code, resp.text)
+        server_id = resp.json()['server']['id']
+        self.addCleanup(self._delete_server, server_id)
+        self.client.wait_for_server(server_id, timeout=180)
+        self.wait_for_console(server_id, r'nova-snapshot-guest: tick \d+')
+        return self.client.get_server(server_id)
+
+    def rbd_tick(self, volume_id, snapshot_id=None):
+        """The tick in sector 1 of a volume (or of one of its snapshots)."""
+        name = '%s/volume-%s' % (self.pool, volume_id)
+        if snapshot_id:
+            name += '@snapshot-%s' % snapshot_id
+        with tempfile.TemporaryDirectory() as tmp:
+            out = os.path.join(tmp, 'export.raw')
+            subprocess.run(['rbd', '--conf', self.ceph_conf, 'export', name,
+                            out, '--no-progress'], check=True,
+                           capture_output=True)
+            with open(out, 'rb') as data:
+                head = data.read(4096)
+            fsck = subprocess.run(['e2fsck', '-fn', out],
+                                  capture_output=True, text=True)
+        return e2e_base.read_tick(head), fsck
+
+    def attached_volumes(self, server_id):
+        resp = self.client.request(
+            'GET', '/servers/%s/os-volume_attachments' % server_id)
+        self.assertEqual(200, resp.status_code, resp.text)
+        return {a['device']: a['volumeId']
+                for a in resp.json()['volumeAttachments']}
+
+    def snapshot_image(self, server_id, name='bfv-snap'):
+        image_id = self.client.create_image(server_id, name)
+        self.addCleanup(self._delete_image, image_id)
+        image = self.image_api.get(self.ctx, image_id)
+        mapping = json.loads(image['block_device_mapping'])
+        for bdm in mapping:
+            self.addCleanup(self._delete_snapshot, bdm['snapshot_id'])
+        return image, mapping
+
+    def _delete_snapshot(self, snapshot_id):
+        try:
+            self.volume_api.delete_snapshot(self.ctx, snapshot_id)
+        except Exception:
+            pass
+
+    def project_snapshots(self):
+        client = self.volume_api._client(self.ctx)
+        return [s for s in client.volume_snapshots.list()
+                if s.status != 'deleting']
+
+
+class VolumeBackedSnapshotTest(VolumeBackedTestBase):
+    """With a guest agent: the cut is quiesced."""
+
+    def test_snapshot_and_restore_two_volumes(self):
+        server = self.boot_from_volume('bfv-source')
+        self.assertEqual('', server['image'])
+        volumes = self.attached_volumes(server['id'])
+        self.assertEqual({'/dev/vda', '/dev/vdb'}, set(volumes))
+        self.wait_for_console(server['id'], 'qemu-ga started')
+
+        image, mapping = self.snapshot_image(server['id'])
+        # Nova's contract: a zero-byte image, active when the call returns
+        self.assertEqual('active', image['status'])
+        self.assertEqual(0, image['size'])
+        self.assertEqual('True', image['bdm_v2'])
+        self.assertEqual('/dev/vda', image['root_device_name'])
+        self.assertEqual('quiesced', image['nova_snapshot_consistency'])
+        self.assertLess(int(image['nova_snapshot_freeze_ms']), 10000)
+        self.assertEqual(2, len(mapping))
+        for bdm in mapping:
+            self.assertEqual(BDM_KEYS, set(bdm))
+            self.assertEqual('snapshot', bdm['source_type'])
+            self.assertEqual('volume', bdm['destination_type'])
+            self.assertIsNone(bdm['volume_id'])
+            self.assertIsNone(bdm['image_id'])
+        by_device = {bdm['device_name']: bdm for bdm in mapping}
+        self.assertEqual(0, by_device['/dev/vda']['boot_index'])
+        self.assertEqual(1, by_device['/dev/vda']['volume_size'])
+
+        # The server is untouched and the guest thawed and still counting.
+        server = self.client.get_server(server['id'])
+        self.assertEqual('ACTIVE', server['status'])
+        self.assertIsNone(server['OS-EXT-STS:task_state'])
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING,
+                         self.domain(server['id']).state()[0])
+        self.assert_thawed(server['id'])
+
+        # What each snapshot holds, read straight from Ceph.
+        expected = {}
+        for device, bdm in by_device.items():
+            snap = self.volume_api.wait_for_snapshot(
+                self.ctx, bdm['snapshot_id'], timeout=60)
+            self.assertEqual(volumes[device], snap['volume_id'])
+            tick, fsck = self.rbd_tick(snap['volume_id'], bdm['snapshot_id'])
+            self.assertIsNotNone(tick, device)
+            expected[device] = tick
+            if device == '/dev/vda':
+                # quiesced: the root filesystem is clean as captured
+                self.assertEqual(0, fsck.returncode, fsck.stdout + fsck.stderr)
+        # frozen guests write no tick anywhere: both disks agree
+        self.assertEqual(expected['/dev/vda'], expected['/dev/vdb'])
+
+        restored = self._boot_with('bfv-restored', image['id'], [])
+        console = self.client.console(restored['id'])
+        self.assertRegex(console, r'nova-snapshot-guest: last tick %d\r?\n'
+                         % expected['/dev/vda'])
+        self.assertRegex(console, r'nova-snapshot-guest: last tick vdb %d\r?\n'
+                         % expected['/dev/vdb'])
+        self.assertIn('mounted /dev/vda on /mnt', console)
+        restored_volumes = self.attached_volumes(restored['id'])
+        self.assertEqual(set(volumes), set(restored_volumes))
+        self.assertFalse(set(volumes.values()) & set(restored_volumes.values()))
+
+    def test_snapshot_error_leaves_nothing(self):
+        server = self.boot_from_volume('bfv-error')
+        volumes = self.attached_volumes(server['id'])
+        before = {s.id for s in self.project_snapshots()}
+        # RBD refuses any further snapshot of the data volume (one snapshot
+        # of our own and a limit of one): Cinder's snapshot of it goes to
+        # error while the root's succeeds.
+        name = '%s/volume-%s' % (self.pool, volumes['/dev/vdb'])
+
+        def rbd(*args):
+            subprocess.run(['rbd', '--conf', self.ceph_conf] + list(args),
+                           check=True, capture_output=True)
+        rbd('snap', 'create', name + '@blocker')
+        rbd('snap', 'limit', 'set', '--limit', '1', name)
+        try:
+            resp = self.client.action(
+                server['id'], {'createImage': {'name': 'doomed'}})
+        finally:
+            rbd('snap', 'limit', 'clear', name)
+            rbd('snap', 'rm', name + '@blocker')
+        self.assertGreaterEqual(resp.status_code, 400, resp.text)
+        self.assertNotIn('Traceback', resp.text)
+        deadline = time.monotonic() + 60
+        while {s.id for s in self.project_snapshots()} - before:
+            self.assertLess(time.monotonic(), deadline,
+                            'snapshots were left behind')
+            time.sleep(0.5)
+        self.assertEqual([], self.image_api.list(self.ctx, name='doomed'))
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING,
+                         self.domain(server['id']).state()[0])
+        self.assert_thawed(server['id'])
+        self.assert_still_ticking(server['id'])
+
+    def assert_still_ticking(self, server_id, timeout=30):
+        def latest():
+            ticks = re.findall(r'nova-snapshot-guest: tick (\d+)',
+                               self.client.console(server_id))
+            return max(map(int, ticks)) if ticks else -1
+        before = latest()
+        deadline = time.monotonic() + timeout
+        while latest() <= before:
+            self.assertLess(time.monotonic(), deadline, 'guest stopped')
+            time.sleep(0.3)
+
+
+class VolumeBackedNoAgentTest(VolumeBackedTestBase):
+    """No guest agent: the vCPUs are paused for the cut instead."""
+
+    guest_agent = False
+
+    def test_paused_cut_is_consistent_across_volumes(self):
+        server = self.boot_from_volume('bfv-noagent')
+        volumes = self.attached_volumes(server['id'])
+        image, mapping = self.snapshot_image(server['id'])
+        self.assertEqual('paused', image['nova_snapshot_consistency'])
+        ticks = {}
+        for bdm in mapping:
+            self.volume_api.wait_for_snapshot(self.ctx, bdm['snapshot_id'],
+                                              timeout=60)
+            ticks[bdm['device_name']], _ = self.rbd_tick(
+                volumes[bdm['device_name']], bdm['snapshot_id'])
+        # The guest writes tick N to vda, then to vdb. A cut at one instant
+        # finds vdb at N or N-1 when vda holds N; a cut taken at two moments
+        # finds anything else (vdb ahead, or vda more than one ahead).
+        self.assertIn(ticks['/dev/vda'] - ticks['/dev/vdb'], (0, 1), ticks)
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING,
+                         self.domain(server['id']).state()[0])
+
+    def test_quota_is_checked_before_anything_is_frozen(self):
+        server = self.boot_from_volume('bfv-quota')
+        client = self.volume_api._client(self.ctx)
+        client.quotas.update(self.project, snapshots=1)
+        self.addCleanup(client.quotas.update, self.project, snapshots=-1)
+        resp = self.client.action(server['id'],
+                                  {'createImage': {'name': 'over'}})
+        self.assertEqual(403, resp.status_code, resp.text)
+        self.assertIn('forbidden', resp.json())
+        self.assertEqual([], self.project_snapshots())
