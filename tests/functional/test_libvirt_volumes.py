@@ -385,6 +385,31 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
         self.assertEqual('thawed', self.fsfreeze_status(dom))
         self.assertEqual([], self.driver.thaw_if_frozen(instance))
 
+    def test_agent_not_answering_fails_and_the_watchdog_stays(self):
+        ext4 = os.path.join(self.guest_dir, 'disk-ext4.qcow2')
+        root, root_ci = self.make_volume(ext4)
+        instance = self.boot_from_volume(root_ci, agent=True)
+        dom = self.wait_agent(instance)
+        # Stop qemu-ga inside the guest: the channel stays open, nobody
+        # answers (what a hung agent looks like to libvirt).
+        libvirt_qemu.qemuAgentCommand(dom, json.dumps({
+            'execute': 'guest-exec', 'arguments': {
+                'path': '/bin/sh', 'arg': [
+                    '-c', 'sleep 0.2; kill -STOP $(cat /run/qemu-ga.pid)']}}),
+            10, 0)
+        time.sleep(1)
+        started = time.monotonic()
+        self.assertRaises(exception.InstanceQuiesceFailed,
+                          self.driver.quiesce, None, instance, 30)
+        print('quiesce with a hung agent failed after %.2f s' % (
+            time.monotonic() - started))
+        self.assertTrue(vquiesce.is_armed(self.inst_dir(instance),
+                                          vquiesce.FREEZE))
+        self.assertRaises(exception.InstanceQuiesceFailed,
+                          self.driver.unquiesce, None, instance)
+        self.assertTrue(vquiesce.is_armed(self.inst_dir(instance),
+                                          vquiesce.FREEZE))
+
     def test_pause_vcpus_and_no_agent(self):
         root, root_ci = self.make_volume(
             os.path.join(self.guest_dir, 'disk.qcow2'))

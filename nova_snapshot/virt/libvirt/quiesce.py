@@ -143,8 +143,22 @@ def _agent_error(exc, instance_uuid, action):
                                           exc.get_error_message()))
 
 
-def freeze(domain, instance_uuid):
+def bound_agent_wait(domain, seconds):
+    """Make agent calls give up after ``seconds``.
+
+    libvirt's default for fsfreeze is to wait forever: a hung qemu-ga would
+    hang the snapshot (measured: still blocked after 10 minutes).
+    """
+    try:
+        domain.agentSetResponseTimeout(max(1, int(seconds)), 0)
+    except (libvirt.libvirtError, AttributeError) as exc:
+        LOG.warning('cannot bound the guest agent wait: %s', exc)
+
+
+def freeze(domain, instance_uuid, timeout=None):
     """``fsfreeze`` through the agent; return how many filesystems froze."""
+    if timeout is not None:
+        bound_agent_wait(domain, timeout)
     try:
         return domain.fsFreeze(None, 0)
     except libvirt.libvirtError as exc:
@@ -180,7 +194,9 @@ def quiesce(uri, domain, instance_uuid, instance_dir, deadline):
     token = arm(uri, domain.UUIDString(), instance_dir, FREEZE, deadline)
     started = time.monotonic()
     try:
-        count = freeze(domain, instance_uuid)
+        # Half the deadline: a hung agent fails the freeze well before the
+        # watchdog would thaw.
+        count = freeze(domain, instance_uuid, timeout=float(deadline) / 2)
     except (exception.InstanceQuiesceNotSupported,
             exception.InstanceNotFound, exception.InstanceNotRunning):
         disarm(instance_dir, FREEZE, token['nonce'])
