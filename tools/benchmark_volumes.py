@@ -255,33 +255,52 @@ class VolumeBenchmark:
                     self._delete_server(srv['id'])
                 except Exception as exc:
                     print('could not delete server %s: %s' % (srv['id'], exc))
+        sweep_cinder(self.volume_api, self.ctx)
         try:
-            client = self._cinder()
-            for snap in client.volume_snapshots.list():
-                if snap.status != 'deleting':
-                    client.volume_snapshots.delete(snap)
-            deadline = time.monotonic() + 300
-            while (client.volume_snapshots.list()
-                   and time.monotonic() < deadline):
-                time.sleep(0.5)
-            for vol in client.volumes.list():
-                if vol.status not in ('deleting', 'in-use'):
-                    client.volumes.delete(vol)
-            while client.volumes.list() and time.monotonic() < deadline:
-                time.sleep(0.5)
-            left = client.volumes.list() + client.volume_snapshots.list()
-            if left:
-                print('left in Cinder: %s' % ', '.join(
-                    '%s (%s)' % (item.id, item.status) for item in left))
-            client.quotas.delete(self.project)
+            self._cinder().quotas.delete(self.project)
         except Exception as exc:
-            print('Cinder clean-up failed: %s' % exc)
+            print('could not reset the Cinder quotas: %s' % exc)
         for image_id in self.images:
             try:
                 self.image_api.delete(self.ctx, image_id)
             except Exception:
                 pass
         self.deployment.stop()
+
+
+def sweep_cinder(volume_api, ctx, timeout=300):
+    """Delete every snapshot and volume the context's project still has.
+
+    Rounds until nothing is left: on RBD a snapshot with clones and a
+    volume with snapshots refuse deletion until the other goes first, so
+    one pass in a fixed order is not enough. Returns what is left.
+    """
+    client = volume_api._client(ctx)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            snaps = client.volume_snapshots.list()
+            vols = client.volumes.list()
+        except Exception as exc:
+            print('Cinder clean-up failed: %s' % exc)
+            return None
+        left = snaps + vols
+        if not left or time.monotonic() > deadline:
+            break
+        for item, manager in ([(s, client.volume_snapshots) for s in snaps]
+                              + [(v, client.volumes) for v in vols]):
+            if item.status in ('deleting', 'in-use', 'attaching',
+                               'detaching', 'creating'):
+                continue
+            try:
+                manager.delete(item)
+            except Exception:
+                pass    # busy: retried next round
+        time.sleep(1)
+    if left:
+        print('left in Cinder: %s' % ', '.join(
+            '%s (%s)' % (item.id, item.status) for item in left))
+    return left
 
 
 def _met(ok):
