@@ -9,6 +9,7 @@ points at (Glance, RabbitMQ, PostgreSQL, libvirtd) are started beforehand by
 
 import configparser
 import contextlib
+import datetime
 import os
 import re
 import shutil
@@ -83,6 +84,7 @@ class Deployment:
         self.endpoint = 'http://127.0.0.1:%d' % self.api_port
         self.processes = {}
         self.config_files = {}
+        self._compute_started = {}
 
     # -- configuration ---------------------------------------------------
     def _write_config(self, name, host=None, extra_conf=None):
@@ -153,6 +155,10 @@ class Deployment:
         ``extra_conf`` overrides options for this host only, e.g.
         ``{'libvirt': {'live_snapshot': False}}``.
         """
+        # Naive UTC, as the services table stores it: a heartbeat after
+        # this moment comes from the process started here.
+        self._compute_started[host] = datetime.datetime.utcnow().replace(
+            microsecond=0)
         conf = self._write_config('compute-%s' % host, host=host,
                                   extra_conf=extra_conf)
         return self._spawn('compute-%s' % host,
@@ -175,14 +181,16 @@ class Deployment:
                            % (timeout, self.state_dir))
 
     def wait_for_compute(self, host, timeout=60):
-        """Wait until the compute service has registered its heartbeat."""
+        """Wait for a heartbeat from the compute process started last."""
         from nova_snapshot.db import api as db_api
         db = db_api.Database(self.database_url)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self._check_alive('compute-%s' % host)
-            if any(s['host'] == host for s in db.service_get_all(
-                    'nova-snapshot-compute')):
+            started = self._compute_started.get(host)
+            if any(s['host'] == host and (started is None or (
+                    s['last_seen_up'] and s['last_seen_up'] >= started))
+                   for s in db.service_get_all('nova-snapshot-compute')):
                 return
             time.sleep(0.2)
         raise RuntimeError('compute %s did not report in %ss' % (host, timeout))
@@ -245,7 +253,7 @@ class ComputeClient:
         headers.update({'OpenStack-API-Version': 'compute %s' % version,
                         'X-OpenStack-Nova-API-Version': version})
         return self.session.request(method, self.endpoint + path,
-                                    headers=headers, timeout=60, **kwargs)
+                                    headers=headers, timeout=120, **kwargs)
 
     def create_server(self, name, image_ref, flavor_ref='1', **extra):
         body = {'server': dict(name=name, imageRef=image_ref,

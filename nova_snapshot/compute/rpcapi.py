@@ -24,6 +24,10 @@ TOPIC = 'nova-snapshot-compute'
 CONSOLE_CALL_TIMEOUT = 30
 # Fallback when no [compute] volume_snapshot_rpc_timeout is handed in.
 VOLUME_SNAPSHOT_CALL_TIMEOUT = 900
+# A long call must still fail fast when the compute service dies: the
+# server sends a heartbeat every half of this while the call runs, and the
+# client gives up when none arrives in time.
+CALL_MONITOR_TIMEOUT = 30
 
 
 class ComputeRPCAPI(object):
@@ -85,7 +89,8 @@ class ComputeRPCAPI(object):
                                timeout=VOLUME_SNAPSHOT_CALL_TIMEOUT):
         """Snapshot every volume and create the zero-byte image; returns
         the image dict. A call, so quiesce errors reach the client."""
-        cctxt = self._prepare(instance, timeout=timeout)
+        cctxt = self._prepare(instance, timeout=timeout,
+                              call_monitor_timeout=CALL_MONITOR_TIMEOUT)
         return cctxt.call(context, 'snapshot_volume_backed',
                           instance_uuid=instance['uuid'],
                           image_meta=image_meta)

@@ -7,9 +7,11 @@ booting from that image must give back exactly what the snapshots hold,
 which is read independently with ``rbd export``.
 """
 
+import concurrent.futures
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import time
@@ -117,6 +119,17 @@ class VolumeBackedTestBase(e2e_base.EndToEndTestCase):
         for bdm in mapping:
             self.addCleanup(self._delete_snapshot, bdm['snapshot_id'])
         return image, mapping
+
+    def assert_still_ticking(self, server_id, timeout=30):
+        def latest():
+            ticks = re.findall(r'nova-snapshot-guest: tick (\d+)',
+                               self.client.console(server_id))
+            return max(map(int, ticks)) if ticks else -1
+        before = latest()
+        deadline = time.monotonic() + timeout
+        while latest() <= before:
+            self.assertLess(time.monotonic(), deadline, 'guest stopped')
+            time.sleep(0.3)
 
     def _delete_snapshot(self, snapshot_id):
         try:
@@ -226,17 +239,6 @@ class VolumeBackedSnapshotTest(VolumeBackedTestBase):
         self.assert_thawed(server['id'])
         self.assert_still_ticking(server['id'])
 
-    def assert_still_ticking(self, server_id, timeout=30):
-        def latest():
-            ticks = re.findall(r'nova-snapshot-guest: tick (\d+)',
-                               self.client.console(server_id))
-            return max(map(int, ticks)) if ticks else -1
-        before = latest()
-        deadline = time.monotonic() + timeout
-        while latest() <= before:
-            self.assertLess(time.monotonic(), deadline, 'guest stopped')
-            time.sleep(0.3)
-
 
 class VolumeBackedNoAgentTest(VolumeBackedTestBase):
     """No guest agent: the vCPUs are paused for the cut instead."""
@@ -271,3 +273,104 @@ class VolumeBackedNoAgentTest(VolumeBackedTestBase):
         self.assertEqual(403, resp.status_code, resp.text)
         self.assertIn('forbidden', resp.json())
         self.assertEqual([], self.project_snapshots())
+
+
+class GuestAgentFailureTest(VolumeBackedTestBase):
+    """The agent stops answering; the compute service dies mid-freeze."""
+
+    def stop_agent(self, server_id):
+        # The agent runs the command that stops it: after this it never
+        # answers again, as a hung agent would.
+        self.wait_for_console(server_id, 'qemu-ga started')
+        command = {'execute': 'guest-exec', 'arguments': {
+            'path': '/bin/busybox',
+            'arg': ['sh', '-c', 'kill -STOP $(cat /run/qemu-ga.pid)']}}
+        libvirt_qemu.qemuAgentCommand(self.domain(server_id),
+                                      json.dumps(command), 10, 0)
+        time.sleep(1)
+
+    def test_unanswering_agent_without_requirement_pauses_instead(self):
+        server = self.boot_from_volume('agent-hung', with_data=False)
+        self.stop_agent(server['id'])
+        started = time.monotonic()
+        image, mapping = self.snapshot_image(server['id'], 'agent-hung')
+        self.assertLess(time.monotonic() - started, 60)
+        self.assertIn(image['nova_snapshot_consistency'],
+                      ('paused', 'crash-consistent'))
+        self.assertEqual(1, len(mapping))
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING,
+                         self.domain(server['id']).state()[0])
+
+    def test_unanswering_agent_with_requirement_is_refused(self):
+        required = self._upload_root_image({
+            'os_command_line': 'console=ttyS0', 'hw_qemu_guest_agent': 'yes',
+            'os_require_quiesce': 'yes'})
+        self.addCleanup(self._delete_image, required['id'])
+        server = self.boot_from_volume('agent-required', image_id=required['id'],
+                                       with_data=False)
+        self.stop_agent(server['id'])
+        before = {s.id for s in self.project_snapshots()}
+        resp = self.client.action(server['id'],
+                                  {'createImage': {'name': 'must-quiesce'}})
+        self.assertEqual(409, resp.status_code, resp.text)
+        self.assertIn('conflictingRequest', resp.json())
+        self.assertEqual(before, {s.id for s in self.project_snapshots()})
+        self.assertEqual([], self.image_api.list(self.ctx, name='must-quiesce'))
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING,
+                         self.domain(server['id']).state()[0])
+
+    def _ensure_compute(self, host):
+        # Whatever failed above, the next test needs the service back.
+        if 'compute-%s' % host not in self.deployment.processes:
+            self.deployment.start_compute(host)
+            self.deployment.wait_for_compute(host)
+
+    def test_guest_thawed_when_compute_dies_while_frozen(self):
+        server = self.boot_from_volume('frozen-kill', with_data=False)
+        self.wait_for_console(server['id'], 'qemu-ga started')
+        # Hold the Cinder snapshot in "creating" (cinder-volume stopped), so
+        # the guest stays frozen until we kill the compute service.
+        with open(os.path.join(self.stack['STACK_DIR'], 'pids',
+                               'cinder-volume.pid')) as pid_file:
+            cinder_volume = int(pid_file.read().split()[0])
+        host = self.hosts[0]
+        domain = self.domain(server['id'])
+
+        def freeze_status():
+            return json.loads(libvirt_qemu.qemuAgentCommand(
+                domain, '{"execute": "guest-fsfreeze-status"}', 10, 0))['return']
+
+        os.kill(cinder_volume, signal.SIGSTOP)
+        try:
+            pool = concurrent.futures.ThreadPoolExecutor(1)
+            pending = pool.submit(self.client.action, server['id'],
+                                  {'createImage': {'name': 'killed'}})
+            deadline = time.monotonic() + 30
+            while freeze_status() != 'frozen':
+                self.assertLess(time.monotonic(), deadline, 'never frozen')
+                time.sleep(0.05)
+            self.deployment.stop_compute(host, sig=signal.SIGKILL)
+            killed_at = time.monotonic()
+            self.addCleanup(self._ensure_compute, host)
+        finally:
+            os.kill(cinder_volume, signal.SIGCONT)
+        while freeze_status() != 'thawed':
+            # the watchdog thaws at the deadline (10 s) after the freeze
+            self.assertLess(time.monotonic() - killed_at, 15,
+                            'guest still frozen after the deadline')
+            time.sleep(0.1)
+        # The API notices the dead service (no RPC heartbeat) and answers
+        # 500 instead of waiting for the call's full timeout.
+        self.assertEqual(500, pending.result(timeout=90).status_code)
+        pool.shutdown()
+        self.deployment.start_compute(host)
+        self.deployment.wait_for_compute(host)
+        self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, domain.state()[0])
+        self.assert_still_ticking(server['id'])
+        # Cinder has the snapshot the dead service asked for; no image
+        # refers to it, so it is deleted here, not leaked by the test.
+        for snap in self.project_snapshots():
+            self.volume_api.wait_for_snapshot(self.ctx, snap.id, timeout=60,
+                                              statuses=('available', 'error'))
+            self._delete_snapshot(snap.id)
+        self.assertEqual([], self.image_api.list(self.ctx, name='killed'))
