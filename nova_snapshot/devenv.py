@@ -225,8 +225,35 @@ class Deployment:
     def stop(self, remove_state=True):
         for name in list(self.processes):
             self._stop(name)
+        self._destroy_leftover_guests()
         if remove_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def _destroy_leftover_guests(self):
+        """Remove guests this deployment's services left behind.
+
+        A test that failed half-way, or a service killed on purpose, may
+        leave domains running; they would eat the CPU of every later test.
+        """
+        instances = os.path.join(self.state_dir, 'instances')
+        if not os.path.isdir(instances):
+            return
+        conn = libvirt.open(self.stack.get('LIBVIRT_URI', 'qemu:///system'))
+        try:
+            for name in os.listdir(instances):
+                try:
+                    domain = conn.lookupByName('instance-%s' % name)
+                except libvirt.libvirtError:
+                    continue
+                try:
+                    if domain.isActive():
+                        domain.destroy()
+                    domain.undefineFlags(
+                        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+                except libvirt.libvirtError:
+                    pass
+        finally:
+            conn.close()
 
     def client(self, user='demo', project=None):
         return ComputeClient(self.endpoint, user,
