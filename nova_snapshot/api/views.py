@@ -32,26 +32,24 @@ def status_from_state(vm_state, task_state=None):
     return task_map.get(task_state, task_map['default'])
 
 
-def isotime(value):
-    """Nova's utils.isotime: second precision with a Z."""
+def _utc_text(value, fmt):
     if value is None:
         return None
     if isinstance(value, str):
         return value
     if value.tzinfo is not None:
         value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return value.strftime('%Y-%m-%dT%H:%M:%SZ')
+    return value.strftime(fmt)
+
+
+def isotime(value):
+    """Nova's utils.isotime: second precision with a Z."""
+    return _utc_text(value, '%Y-%m-%dT%H:%M:%SZ')
 
 
 def precise_time(value):
     """Nova's launched_at / action times: microseconds, no zone."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if value.tzinfo is not None:
-        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    return value.strftime('%Y-%m-%dT%H:%M:%S.%f')
+    return _utc_text(value, '%Y-%m-%dT%H:%M:%S.%f')
 
 
 def _host_id(instance):

@@ -297,21 +297,9 @@ class VolumeSnapshotter(object):
         deleted, so wait for it to settle first."""
         def delete(item):
             _volume_id, snapshot_id = item
-            deadline = time.monotonic() + compute_volumes.CLEANUP_WAIT
-            while True:
-                try:
-                    self.volume_api.delete_snapshot(context, snapshot_id)
-                    return
-                except exception.SnapshotNotFound:
-                    return
-                except exception.Invalid:
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.5)
-                except Exception:
-                    break
-            LOG.warning('Could not delete snapshot %s; it is left behind',
-                        snapshot_id, exc_info=True)
+            compute_volumes.delete_patiently(
+                lambda: self.volume_api.delete_snapshot(context, snapshot_id),
+                exception.SnapshotNotFound, 'snapshot', snapshot_id)
         try:
             compute_volumes.run_parallel(delete, created)
         except Exception:

@@ -55,6 +55,31 @@ def decode_connection_info(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
+def delete_patiently(delete, gone_exc, kind, item_id):
+    """Call ``delete`` until it works, ``gone_exc`` says it is gone, or
+    CLEANUP_WAIT passes; True when the item is gone.
+
+    Cinder refuses (``Invalid``) to delete while a status is moving, e.g.
+    a snapshot still 'creating' or a volume 'detaching'.
+    """
+    deadline = time.monotonic() + CLEANUP_WAIT
+    while True:
+        try:
+            delete()
+            return True
+        except gone_exc:
+            return True
+        except exception.Invalid:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        except Exception:
+            break
+    LOG.warning('Could not delete %s %s; it is left behind', kind, item_id,
+                exc_info=True)
+    return False
+
+
 class InstanceVolumes(object):
     """Volume work of one compute host (used by the manager)."""
 
@@ -210,23 +235,9 @@ class InstanceVolumes(object):
     def delete_volume(self, context, volume_id):
         """Delete a volume, waiting out 'creating'/'detaching'; True when
         it is gone."""
-        deadline = time.monotonic() + CLEANUP_WAIT
-        while True:
-            try:
-                self.volume_api.delete(context, volume_id)
-                return True
-            except exception.VolumeNotFound:
-                return True
-            except exception.Invalid:
-                # Cinder refuses to delete while the status is moving.
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.5)
-            except Exception:
-                break
-        LOG.warning('Could not delete volume %s; it is left behind',
-                    volume_id, exc_info=True)
-        return False
+        return delete_patiently(
+            lambda: self.volume_api.delete(context, volume_id),
+            exception.VolumeNotFound, 'volume', volume_id)
 
     # Attach and detach of data volumes (os-volume_attachments)
 
