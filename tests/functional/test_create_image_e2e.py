@@ -130,10 +130,16 @@ class LiveSnapshotTest(e2e_base.EndToEndTestCase, _RestoreChecks):
         server = self.boot('actions')
         received = self.listen_for_notifications()
         image = self.snapshot_and_wait(server['id'], 'action-snap')
+        # Only this server's events: the topic's queue may also hold
+        # what earlier tests of this class sent.
+        received_here = []
         deadline = time.monotonic() + 30
-        while not any(n[2] == 'instance.snapshot.end' for n in received):
+        while not any(n[2] == 'instance.snapshot.end' for n in received_here):
             self.assertLess(time.monotonic(), deadline, received)
             time.sleep(0.1)
+            received_here = [n for n in received
+                             if n[3].get('instance_uuid') == server['id']]
+        received = received_here
         snapshot_events = [(n[0], n[2]) for n in received
                            if n[2].startswith('instance.snapshot.')]
         self.assertEqual([('INFO', 'instance.snapshot.start'),
@@ -227,14 +233,20 @@ class FailureTest(e2e_base.EndToEndTestCase):
         server = self.wait_for_no_task(server['id'])
         self.assert_image_gone(image_id)
         self.assert_snapshot_event_failed(server['id'])
+        # The topic's queue also holds what earlier tests of this class
+        # sent: look for this image's error.
         deadline = time.monotonic() + 30
-        while not any(n[2] == 'instance.snapshot.error' for n in received):
+        while True:
+            errors = [n for n in received
+                      if n[2] == 'instance.snapshot.error'
+                      and n[3].get('snapshot_image_id') == image_id]
+            if errors:
+                break
             self.assertLess(time.monotonic(), deadline, received)
             time.sleep(0.1)
-        error = [n for n in received if n[2] == 'instance.snapshot.error'][0]
-        self.assertEqual('ERROR', error[0])
-        self.assertEqual(image_id, error[3]['snapshot_image_id'])
-        self.assertIsNotNone(error[3]['fault'])
+        self.assertEqual('ERROR', errors[0][0])
+        self.assertEqual(server['id'], errors[0][3]['instance_uuid'])
+        self.assertIsNotNone(errors[0][3]['fault'])
         self.assertEqual(libvirt.VIR_DOMAIN_RUNNING,
                          self.domain(server['id']).state()[0])
         self.assert_still_ticking(server['id'])
