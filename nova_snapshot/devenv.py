@@ -242,6 +242,10 @@ class Deployment:
         try:
             for name in os.listdir(instances):
                 try:
+                    uuid.UUID(name)
+                except ValueError:
+                    continue  # e.g. the snapshots scratch directory
+                try:
                     domain = conn.lookupByName('instance-%s' % name)
                 except libvirt.libvirtError:
                     continue
