@@ -392,7 +392,26 @@ def wait_for_image(image_api, ctx, image_id, status='active', timeout=300):
         time.sleep(0.2)
 
 
-class DomainStateWatcher:
+class _BackgroundWatcher:
+    """Runs ``self._run`` in a daemon thread for the ``with`` block."""
+
+    def __init__(self):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+class DomainStateWatcher(_BackgroundWatcher):
     """Polls a libvirt domain's state every few ms in a thread.
 
     Records for how long the domain was not running (paused, or shut off
@@ -404,8 +423,7 @@ class DomainStateWatcher:
         self.interval = interval
         self.not_running_seconds = 0.0
         self.states_seen = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _run(self):
         last = time.monotonic()
@@ -420,14 +438,6 @@ class DomainStateWatcher:
                 self.not_running_seconds += now - last
             last = now
             time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
 
 
 DOMAIN_STATE_NAMES = {
@@ -450,7 +460,7 @@ def console_log_path(domain):
     return source.get('path')
 
 
-class ConsoleTickWatcher:
+class ConsoleTickWatcher(_BackgroundWatcher):
     """Timestamps, on the host clock, each tick the guest prints.
 
     The guest prints ``nova-snapshot-guest: tick N`` (every tick when booted
@@ -465,8 +475,7 @@ class ConsoleTickWatcher:
         self.log_path = log_path
         self.interval = interval
         self.ticks = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _run(self):
         with open(self.log_path, 'rb') as log:
@@ -494,11 +503,3 @@ class ConsoleTickWatcher:
                   if (start is None or t >= start) and (end is None or t <= end)]
         gaps = [b - a for a, b in zip(points, points[1:])]
         return max(gaps) if gaps else None
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()

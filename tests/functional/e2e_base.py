@@ -168,6 +168,19 @@ class EndToEndTestCase(unittest.TestCase):
             self.wait_for_console(server['id'], r'nova-snapshot-guest: tick \d+')
         return server
 
+    def latest_tick(self, server_id):
+        ticks = re.findall(r'nova-snapshot-guest: tick (\d+)',
+                           self.client.console(server_id))
+        return max(map(int, ticks)) if ticks else -1
+
+    def assert_still_ticking(self, server_id, timeout=30):
+        before = self.latest_tick(server_id)
+        deadline = time.monotonic() + timeout
+        while self.latest_tick(server_id) <= before:
+            self.assertLess(time.monotonic(), deadline,
+                            'the guest stopped counting')
+            time.sleep(0.3)
+
     def _delete_server(self, server_id):
         self.client.delete_server(server_id)
         self.client.wait_for_server_gone(server_id, timeout=60)

@@ -6,7 +6,6 @@ snapshot captured and count on from there.
 """
 
 import concurrent.futures
-import re
 import subprocess
 
 import time
@@ -202,19 +201,6 @@ class FailureTest(e2e_base.EndToEndTestCase):
         results = {e['event']: e['result'] for e in detail['events']}
         self.assertEqual('Error', results.get('compute_snapshot_instance'),
                          detail)
-
-    def latest_tick(self, server_id):
-        ticks = re.findall(r'nova-snapshot-guest: tick (\d+)',
-                           self.client.console(server_id))
-        return max(map(int, ticks)) if ticks else -1
-
-    def assert_still_ticking(self, server_id, timeout=30):
-        before = self.latest_tick(server_id)
-        deadline = time.monotonic() + timeout
-        while self.latest_tick(server_id) <= before:
-            self.assertLess(time.monotonic(), deadline,
-                            'the guest stopped counting')
-            time.sleep(0.3)
 
     def wait_for_no_task(self, server_id, timeout=60):
         deadline = time.monotonic() + timeout

@@ -10,7 +10,6 @@ which is read independently with ``rbd export``.
 import concurrent.futures
 import json
 import os
-import re
 import signal
 import subprocess
 import tempfile
@@ -119,17 +118,6 @@ class VolumeBackedTestBase(e2e_base.EndToEndTestCase):
         for bdm in mapping:
             self.addCleanup(self._delete_snapshot, bdm['snapshot_id'])
         return image, mapping
-
-    def assert_still_ticking(self, server_id, timeout=30):
-        def latest():
-            ticks = re.findall(r'nova-snapshot-guest: tick (\d+)',
-                               self.client.console(server_id))
-            return max(map(int, ticks)) if ticks else -1
-        before = latest()
-        deadline = time.monotonic() + timeout
-        while latest() <= before:
-            self.assertLess(time.monotonic(), deadline, 'guest stopped')
-            time.sleep(0.3)
 
     def _delete_snapshot(self, snapshot_id):
         try:
