@@ -248,6 +248,21 @@ class ComputeTestCase(unittest.TestCase):
             return None
         return wait_for(finished, message='event %s' % event)
 
+    def start_held_snapshot(self, instance, name):
+        """Start a snapshot that the fake driver holds in the capture.
+
+        Returns ``(image, gate)``; ``gate.set()`` lets it finish (also done
+        at cleanup).
+        """
+        gate = threading.Event()
+        self.driver.snapshot_gate = gate
+        self.addCleanup(gate.set)
+        image = self.api.snapshot(self.ctx, instance, name, {})
+        self.wait_for_instance(
+            instance['uuid'],
+            lambda i: i['task_state'] == 'image_pending_upload')
+        return image, gate
+
     def wait_idle(self, uuid):
         self.manager.wait_for_tasks(10)
         return self.wait_for_instance(uuid, lambda i: i['task_state'] is None,

@@ -1,7 +1,6 @@
 """createImage end to end inside one process: ComputeAPI -> fake:/ RPC ->
 ComputeManager -> FakeDriver, state in SQLite, images in a fake Glance."""
 
-import threading
 
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import manager as compute_manager
@@ -141,13 +140,7 @@ class SnapshotStateCheckTest(fakes.ComputeTestCase):
 
     def test_second_snapshot_while_first_runs_is_409(self):
         instance = self.boot()
-        gate = threading.Event()
-        self.driver.snapshot_gate = gate
-        self.addCleanup(gate.set)
-        first = self.api.snapshot(self.ctx, instance, 'first', {})
-        self.wait_for_instance(
-            instance['uuid'],
-            lambda i: i['task_state'] == 'image_pending_upload')
+        first, gate = self.start_held_snapshot(instance, 'first')
         # The stale dict passes the early check; the CAS must stop it.
         before = set(self.image_api.images)
         exc = self.raises(exception.InstanceInvalidState,
@@ -249,13 +242,7 @@ class SnapshotFailureTest(fakes.ComputeTestCase):
 
     def test_instance_deleted_during_snapshot(self):
         instance = self.boot()
-        gate = threading.Event()
-        self.driver.snapshot_gate = gate
-        self.addCleanup(gate.set)
-        image = self.api.snapshot(self.ctx, instance, 'snap', {})
-        self.wait_for_instance(
-            instance['uuid'],
-            lambda i: i['task_state'] == 'image_pending_upload')
+        image, gate = self.start_held_snapshot(instance, 'snap')
         self.api.delete(self.ctx, self.db.instance_get(instance['uuid']))
         fakes.wait_for(lambda: instance['uuid'] not in self.driver.instances,
                        message='guest destroyed')
@@ -276,13 +263,7 @@ class SnapshotFailureTest(fakes.ComputeTestCase):
 
     def test_user_deleted_image_mid_flight(self):
         instance = self.boot()
-        gate = threading.Event()
-        self.driver.snapshot_gate = gate
-        self.addCleanup(gate.set)
-        image = self.api.snapshot(self.ctx, instance, 'snap', {})
-        self.wait_for_instance(
-            instance['uuid'],
-            lambda i: i['task_state'] == 'image_pending_upload')
+        image, gate = self.start_held_snapshot(instance, 'snap')
         self.image_api.delete(self.ctx, image['id'])
         gate.set()
         after = self.wait_idle(instance['uuid'])
