@@ -23,6 +23,7 @@ import time
 import uuid
 
 import libvirt
+import libvirt_qemu
 import requests
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,6 +86,7 @@ class Deployment:
         self.processes = {}
         self.config_files = {}
         self._compute_started = {}
+        self._libvirt = None
 
     # -- configuration ---------------------------------------------------
     def _write_config(self, name, host=None, extra_conf=None):
@@ -226,6 +228,9 @@ class Deployment:
         for name in list(self.processes):
             self._stop(name)
         self._destroy_leftover_guests()
+        if self._libvirt is not None:
+            self._libvirt.close()
+            self._libvirt = None
         if remove_state:
             shutil.rmtree(self.state_dir, ignore_errors=True)
 
@@ -258,6 +263,13 @@ class Deployment:
                     pass
         finally:
             conn.close()
+
+    def domain(self, server_id):
+        """The libvirt domain of a server this deployment booted."""
+        if self._libvirt is None:
+            self._libvirt = libvirt.open(
+                self.stack.get('LIBVIRT_URI', 'qemu:///system'))
+        return self._libvirt.lookupByName('instance-%s' % server_id)
 
     def client(self, user='demo', project=None):
         return ComputeClient(self.endpoint, user,
@@ -390,6 +402,25 @@ def wait_for_image(image_api, ctx, image_id, status='active', timeout=300):
             raise RuntimeError('image %s is %s after %ss'
                                % (image_id, image['status'], timeout))
         time.sleep(0.2)
+
+
+def wait_for_guest_agent(domain, timeout=60):
+    """Return once the guest agent in ``domain`` answers a ping.
+
+    The guest prints "qemu-ga started" before libvirt has seen it open the
+    virtio-serial port; until then libvirt says the agent is not connected
+    and a freeze would fall back to a pause. Under TCG on a busy machine
+    that gap can be seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return libvirt_qemu.qemuAgentCommand(
+                domain, '{"execute": "guest-ping"}', 10, 0)
+        except libvirt.libvirtError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 class _BackgroundWatcher:

@@ -35,7 +35,6 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import libvirt  # noqa: E402
 
 from nova_snapshot import conf as ns_conf  # noqa: E402
 from nova_snapshot import devenv  # noqa: E402
@@ -176,8 +175,7 @@ def image_backed(args, stack):
         images += [base['id'], base['kernel_id'], base['ramdisk_id']]
         server = client.create_server('bench', base['id'], flavor_ref='2')
         client.wait_for_server(server['id'], timeout=client_timeout)
-        conn = libvirt.open(stack.get('LIBVIRT_URI', 'qemu:///system'))
-        domain = conn.lookupByName('instance-%s' % server['id'])
+        domain = deployment.domain(server['id'])
         instance_disk = os.path.join(deployment.state_dir, 'instances',
                                      server['id'], 'disk')
         with devenv.ConsoleTickWatcher(devenv.console_log_path(domain)) as ticks:
@@ -205,7 +203,6 @@ def image_backed(args, stack):
                 res['uploaded_over_allocated'] = (
                     res['bytes_uploaded'] / results['disk_allocated_bytes'])
                 results[path] = res
-        conn.close()
     finally:
         for image_id in images:
             try:

@@ -122,6 +122,7 @@ class VolumeBenchmark:
                   'delete_on_termination': True}] * count
         server_id, boot_s = self._boot('bench-bfv-%d' % count, '', bdms)
         self._wait_console(server_id, 'qemu-ga started')
+        devenv.wait_for_guest_agent(self.deployment.domain(server_id))
         row = {'data_volumes': count, 'volumes_snapshotted': count + 1,
                'boot_seconds': boot_s, 'runs': []}
         snapshot_ids, restore_image = [], None

@@ -70,9 +70,7 @@ def boot(client, name, image_id):
 
 
 def snapshot(steps, client, deployment, image_api, ctx, server_id, name):
-    import libvirt
-    conn = libvirt.open(deployment.stack.get('LIBVIRT_URI', 'qemu:///system'))
-    domain = conn.lookupByName('instance-%s' % server_id)
+    domain = deployment.domain(server_id)
     start = time.monotonic()
     with devenv.DomainStateWatcher(domain) as watch:
         image_id = client.create_image(server_id, name)
@@ -90,7 +88,6 @@ def snapshot(steps, client, deployment, image_api, ctx, server_id, name):
                 raise RuntimeError('snapshot failed: %s' % server.get('fault'))
             time.sleep(0.1)
     total = time.monotonic() - start
-    conn.close()
     steps.say('API answered 202 in %.3f s; image %s' % (accepted, image_id))
     steps.say('task states seen: %s' % ' -> '.join(
         '%s(%s%%)' % (t, p) if p else str(t) for t, p in seen))
@@ -152,8 +149,8 @@ def main():
             results[path] = (paused, total, found)
             client.delete_server(restored['id'])
 
-        volume_result = volume_backed(steps, client, image_api, volume_api,
-                                      ctx, stack, base, created_images)
+        volume_result = volume_backed(steps, deployment, client, image_api,
+                                      volume_api, ctx, base, created_images)
 
         print('\nSummary')
         for path, (paused, total, found) in results.items():
@@ -206,7 +203,8 @@ def upload_ext4_root(image_api, ctx, stack, base, name):
     return image_api.get(ctx, image['id'])
 
 
-def boot_with(client, name, image_ref, bdms, wait_agent=False):
+def boot_with(client, name, image_ref, bdms, deployment=None):
+    """Boot with block devices; with ``deployment``, wait for qemu-ga."""
     resp = client.request('POST', '/servers', json={'server': {
         'name': name, 'imageRef': image_ref, 'flavorRef': '2',
         'networks': 'none', 'block_device_mapping_v2': bdms}})
@@ -216,8 +214,9 @@ def boot_with(client, name, image_ref, bdms, wait_agent=False):
     server_id = resp.json()['server']['id']
     client.wait_for_server(server_id, timeout=300)
     wait_console(client, server_id, r'nova-snapshot-guest: tick \d+', 600)
-    if wait_agent:
+    if deployment is not None:
         wait_console(client, server_id, 'qemu-ga started', 600)
+        devenv.wait_for_guest_agent(deployment.domain(server_id))
     return server_id
 
 
@@ -244,9 +243,10 @@ def rbd_snapshot_tick(stack, volume_id, snapshot_id):
     return int(match.group(1)) if match else None
 
 
-def volume_backed(steps, client, image_api, volume_api, ctx, stack, base,
-                  created_images):
+def volume_backed(steps, deployment, client, image_api, volume_api, ctx,
+                  base, created_images):
     """Boot from a volume, snapshot it, restore it; compare with Ceph."""
+    stack = deployment.stack
     root = steps.run('upload the ext4 guest disk (with qemu-ga) to Glance',
                      upload_ext4_root, image_api, ctx, stack, base,
                      'demo-ext4-guest')
@@ -260,7 +260,7 @@ def volume_backed(steps, client, image_api, volume_api, ctx, stack, base,
     source = steps.run('boot a server from a 1 GiB volume (made from that '
                        'image) with a blank 1 GiB data volume; wait for its '
                        'ticks and qemu-ga', boot_with, client,
-                       'demo-bfv-source', '', bdms, wait_agent=True)
+                       'demo-bfv-source', '', bdms, deployment)
     volumes = attachments(client, source)
     steps.say('server %s, volumes: %s' % (source, ', '.join(
         '%s=%s' % item for item in sorted(volumes.items()))))

@@ -200,6 +200,11 @@ class EndToEndTestCase(unittest.TestCase):
     def domain(self, server_id):
         return self.libvirt.lookupByName('instance-%s' % server_id)
 
+    def wait_for_agent(self, server_id):
+        """The guest agent started and libvirt can talk to it."""
+        self.wait_for_console(server_id, 'qemu-ga started', timeout=120)
+        devenv.wait_for_guest_agent(self.domain(server_id))
+
     def instance_disk(self, server_id):
         return os.path.join(self.deployment.state_dir, 'instances', server_id,
                             'disk')

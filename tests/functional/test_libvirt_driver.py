@@ -292,18 +292,7 @@ class LibvirtDriverTest(unittest.TestCase):
         self.wait_console(instance, MOUNTED)
         self.wait_console(instance, AGENT_UP)
         dom = self.domain(instance)
-        # libvirt marks the agent connected once it sees the guest open
-        # the port, a moment after the agent started.
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                reply = libvirt_qemu.qemuAgentCommand(
-                    dom, '{"execute":"guest-ping"}', 10, 0)
-                break
-            except libvirt.libvirtError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        reply = devenv.wait_for_guest_agent(dom)
         self.assertEqual('{"return":{}}', reply.replace(' ', ''))
         started = time.monotonic()
         self.assertEqual(1, dom.fsFreeze(None, 0))

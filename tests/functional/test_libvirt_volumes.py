@@ -186,16 +186,8 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
     def wait_agent(self, instance):
         self.wait_console(instance, base.AGENT_UP)
         dom = self.domain(instance)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                libvirt_qemu.qemuAgentCommand(
-                    dom, '{"execute":"guest-ping"}', 10, 0)
-                return dom
-            except libvirt.libvirtError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        devenv.wait_for_guest_agent(dom)
+        return dom
 
     def fsfreeze_status(self, dom):
         reply = libvirt_qemu.qemuAgentCommand(

@@ -139,7 +139,7 @@ class VolumeBackedSnapshotTest(VolumeBackedTestBase):
         self.assertEqual('', server['image'])
         volumes = self.attached_volumes(server['id'])
         self.assertEqual({'/dev/vda', '/dev/vdb'}, set(volumes))
-        self.wait_for_console(server['id'], 'qemu-ga started')
+        self.wait_for_agent(server['id'])
 
         image, mapping = self.snapshot_image(server['id'])
         # Nova's contract: a zero-byte image, active when the call returns
@@ -269,7 +269,7 @@ class GuestAgentFailureTest(VolumeBackedTestBase):
     def stop_agent(self, server_id):
         # The agent runs the command that stops it: after this it never
         # answers again, as a hung agent would.
-        self.wait_for_console(server_id, 'qemu-ga started')
+        self.wait_for_agent(server_id)
         command = {'execute': 'guest-exec', 'arguments': {
             'path': '/bin/busybox',
             'arg': ['sh', '-c', 'kill -STOP $(cat /run/qemu-ga.pid)']}}
@@ -315,7 +315,7 @@ class GuestAgentFailureTest(VolumeBackedTestBase):
 
     def test_guest_thawed_when_compute_dies_while_frozen(self):
         server = self.boot_from_volume('frozen-kill', with_data=False)
-        self.wait_for_console(server['id'], 'qemu-ga started')
+        self.wait_for_agent(server['id'])
         # Hold the Cinder snapshot in "creating" (cinder-volume stopped), so
         # the guest stays frozen until we kill the compute service.
         with open(os.path.join(self.stack['STACK_DIR'], 'pids',
