@@ -287,3 +287,15 @@ def from_image_mapping(value):
                     reason='a snapshot mapping without snapshot_id')
         rows.append(row)
     return rows
+
+
+def snapshot_ids_of_image(image):
+    """The Cinder snapshot ids a volume-backed snapshot image records.
+
+    :raises: InvalidBDM when its mapping cannot be read
+    """
+    if not image_has_mapping(image):
+        return set()
+    return {row['snapshot_id']
+            for row in from_image_mapping(image['block_device_mapping'])
+            if row.get('source_type') == 'snapshot'}

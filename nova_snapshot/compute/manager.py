@@ -216,6 +216,7 @@ class ComputeManager(object):
 
     def _init_instance(self, context, instance):
         self._thaw_if_frozen(instance)
+        self._finish_interrupted_volume_snapshots(instance)
         task_state = instance['task_state']
         if task_state in task_states.IMAGE_SNAPSHOT_STATES:
             instance = self._repair_interrupted_snapshot(context, instance)
@@ -252,6 +253,48 @@ class ComputeManager(object):
                             instance['uuid'])
         except Exception:
             LOG.exception('Could not thaw %s at start-up', instance['uuid'])
+
+    def _finish_interrupted_volume_snapshots(self, instance):
+        """Volume snapshots this host started and never finished: delete
+        the Cinder snapshots no image records, in the background (they may
+        have to leave 'creating' first), and close the action as failed."""
+        events = self.db.action_events_unfinished(
+            instance['uuid'], VOLUME_SNAPSHOT_EVENT, self.host)
+        for event in events:
+            context = ns_context.RequestContext(
+                user_id=event['user_id'], project_id=event['project_id'],
+                request_id=event['request_id'], overwrite=False)
+            self._spawn('clean-volume-snapshot-%s' % instance['uuid'],
+                        self._clean_interrupted_volume_snapshot, context,
+                        instance)
+
+    def _clean_interrupted_volume_snapshot(self, context, instance):
+        uuid = instance['uuid']
+        message = ('Volume snapshot interrupted by a restart of the compute '
+                   'service')
+        try:
+            deleted = self.volume_snapshotter.clean_interrupted(context,
+                                                                instance)
+        except Exception as exc:
+            LOG.warning('Could not clean up the interrupted volume snapshot '
+                        'of %s (request %s): %s. Look for Cinder snapshots '
+                        'with metadata %s=%s', uuid, context.request_id, exc,
+                        volume_snapshot.REQUEST_TAG, context.request_id)
+            message += ('; its Cinder snapshots (metadata %s=%s) could not '
+                        'be cleaned up: %s' % (volume_snapshot.REQUEST_TAG,
+                                               context.request_id, exc))
+        else:
+            if deleted:
+                LOG.warning('Deleted Cinder snapshots %s left by the '
+                            'interrupted volume snapshot of %s', deleted,
+                            uuid)
+            message += '; deleted %d leftover Cinder snapshot(s)' % len(
+                deleted)
+        exc = exception.VolumeSnapshotFailed(instance_uuid=uuid,
+                                             reason=message)
+        self._fault(uuid, exc)
+        self._event_finish(context, uuid, VOLUME_SNAPSHOT_EVENT, exc=exc,
+                           details=message)
 
     def _fail_interrupted(self, instance, message, **values):
         values.update(task_state=None)

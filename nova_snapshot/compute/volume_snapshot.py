@@ -45,6 +45,10 @@ FREEZE_MS_PROPERTY = 'nova_snapshot_freeze_ms'
 # Leave the freeze a little before the watchdog would end it, so the thaw
 # is ours and the window is measured.
 _DEADLINE_MARGIN = 0.5
+# Metadata on every Cinder snapshot we request: if this service dies before
+# the image records the snapshots, the next start finds them by it.
+INSTANCE_TAG = 'nova_snapshot_instance_uuid'
+REQUEST_TAG = 'nova_snapshot_request_id'
 
 
 def _sysmeta_bool(instance, key):
@@ -119,6 +123,7 @@ class VolumeSnapshotter(object):
                 meta['bdm_v2'] = 'True'
             meta[CONSISTENCY_PROPERTY] = facts['consistency']
             meta[FREEZE_MS_PROPERTY] = str(facts['freeze_ms'])
+            meta[REQUEST_TAG] = context.request_id
             image = self.image_api.create_active_empty(context, meta)
         except Exception:
             # Never an image pointing at snapshots that are not there, and
@@ -238,7 +243,9 @@ class VolumeSnapshotter(object):
     def _request(self, context, bdm, name, created, created_lock,
                  poll_until):
         snapshot = self.volume_api.create_snapshot_force(
-            context, bdm['volume_id'], name)
+            context, bdm['volume_id'], name,
+            metadata={INSTANCE_TAG: bdm['instance_uuid'],
+                      REQUEST_TAG: context.request_id})
         with created_lock:
             created.append((bdm['volume_id'], snapshot['id']))
         if poll_until is None:
@@ -291,6 +298,48 @@ class VolumeSnapshotter(object):
                         snapshot['id'], snapshot.get('volume_id'),
                         exc.format_message()))
         compute_volumes.run_parallel(wait, snapshots)
+
+    # After a crash
+
+    def clean_interrupted(self, context, instance):
+        """Undo what a dead service left of the request in ``context``.
+
+        ``context`` is the interrupted request's (its project, user and
+        request id). The service may have died before, while or after the
+        zero-byte image was made: an active image made for the request
+        keeps the snapshots it lists; an unfinished one is deleted; every
+        other snapshot requested for it is deleted.
+
+        :returns: the ids of the snapshots deleted
+        """
+        uuid = instance['uuid']
+        tags = {INSTANCE_TAG: uuid, REQUEST_TAG: context.request_id}
+        ours = []
+        for bdm in self.db.bdm_get_by_instance(uuid):
+            if not (block_device.is_volume(bdm) and bdm.get('volume_id')):
+                continue
+            for snapshot in self.volume_api.list_snapshots(
+                    context, bdm['volume_id']):
+                metadata = snapshot.get('metadata') or {}
+                if all(metadata.get(k) == v for k, v in tags.items()):
+                    ours.append((bdm['volume_id'], snapshot['id']))
+        kept = set()
+        for image in self.image_api.list(
+                context, **{REQUEST_TAG: context.request_id}):
+            if image.get('status') != 'active':
+                self.image_api.delete(context, image['id'])
+                continue
+            try:
+                kept.update(block_device.snapshot_ids_of_image(image))
+            except exception.InvalidBDM as exc:
+                # Cannot tell what it records: deleting could break it.
+                LOG.warning('Image %s of %s has an unreadable mapping (%s); '
+                            'keeping snapshots %s', image['id'], uuid, exc,
+                            [snapshot_id for _v, snapshot_id in ours])
+                return []
+        orphans = [item for item in ours if item[1] not in kept]
+        self._delete_snapshots(context, orphans)
+        return [snapshot_id for _volume_id, snapshot_id in orphans]
 
     def _delete_snapshots(self, context, created):
         """Delete what we made; a snapshot still 'creating' cannot be

@@ -360,6 +360,21 @@ class Database:
         with self.engine.connect() as conn:
             return [_dict(row) for row in conn.execute(query)]
 
+    def action_events_unfinished(self, instance_uuid, event, host):
+        """Events named ``event`` that ``host`` started and never finished,
+        each with its action's ``request_id``, ``user_id``, ``project_id``.
+        """
+        query = sa.select(
+            _events, _actions.c.request_id, _actions.c.user_id,
+            _actions.c.project_id,
+        ).join(_actions, _events.c.action_id == _actions.c.id).where(
+            _actions.c.instance_uuid == instance_uuid,
+            _events.c.event == event, _events.c.host == host,
+            _events.c.finish_time.is_(None),
+        ).order_by(_events.c.id)
+        with self.engine.connect() as conn:
+            return [_dict(row) for row in conn.execute(query)]
+
     def action_get_by_request_id(self, instance_uuid, request_id):
         """One action with its ``events`` (newest first).
 

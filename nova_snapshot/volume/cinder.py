@@ -335,7 +335,7 @@ class CinderAPI(object):
     # -- snapshots ------------------------------------------------------------
 
     def create_snapshot_force(self, context, volume_id, name,
-                              description=None):
+                              description=None, metadata=None):
         """Snapshot the volume even when it is in use; returns at once.
 
         ``force=True`` is required below microversion 3.66 for in-use
@@ -345,9 +345,19 @@ class CinderAPI(object):
             context,
             lambda c: c.volume_snapshots.create(volume_id, force=True,
                                                 name=name,
-                                                description=description),
+                                                description=description,
+                                                metadata=metadata),
             volume_id=volume_id)
         return snapshot_dict(snapshot)
+
+    def list_snapshots(self, context, volume_id):
+        """The snapshots of one volume visible to the context's project."""
+        snapshots = self._call(
+            context,
+            lambda c: c.volume_snapshots.list(
+                search_opts={'volume_id': volume_id}),
+            volume_id=volume_id)
+        return [snapshot_dict(snapshot) for snapshot in snapshots]
 
     def get_snapshot(self, context, snapshot_id):
         snapshot = self._call(

@@ -207,6 +207,22 @@ class CinderAPITestCase(base.StackTestCase):
         self.assertNotIn(image, names)
         self.assertNotIn('volume-%s' % clone['id'], names)
 
+    def test_snapshots_listed_by_volume_with_metadata(self):
+        # How a restarted compute service finds what a dead one asked for.
+        vid = self.create_volume()['id']
+        plain = self.snapshot(vid)
+        tagged = self.api.create_snapshot_force(
+            self.ctx, vid, 'tagged',
+            metadata={'nova_snapshot_request_id': 'req-x'})
+        self.addCleanup(self._delete_snapshot, self.ctx, tagged['id'])
+        listed = {s['id']: s for s in self.api.list_snapshots(self.ctx, vid)}
+        self.assertEqual({plain['id'], tagged['id']}, set(listed))
+        self.assertEqual({'nova_snapshot_request_id': 'req-x'},
+                         listed[tagged['id']]['metadata'])
+        self.assertEqual({}, listed[plain['id']]['metadata'])
+        self.assertEqual([], self.api.list_snapshots(
+            self.ctx, self.create_volume()['id']))
+
     def test_forced_snapshots_of_three_in_use_volumes(self):
         # All requests first, then all waits: Cinder works on them together.
         volumes = [self.create_volume(wait=False) for _ in range(3)]

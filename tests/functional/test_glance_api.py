@@ -191,6 +191,15 @@ class GlanceAPITestCase(base.StackTestCase):
         self.assertEqual([{'source_type': 'snapshot'}],
                          json.loads(image['block_device_mapping']))
 
+    def test_list_by_property(self):
+        # How a restarted compute service finds the image of a request.
+        tag = 'req-' + uuid.uuid4().hex
+        wanted = self._create(nova_snapshot_request_id=tag)
+        self._create(nova_snapshot_request_id='req-other')
+        found = self.api.list(self.ctx, nova_snapshot_request_id=tag)
+        self.assertEqual([wanted['id']], [image['id'] for image in found])
+        self.assertEqual('queued', found[0]['status'])
+
     # -- isolation ------------------------------------------------------------
 
     def test_private_image_is_invisible_to_other_project(self):

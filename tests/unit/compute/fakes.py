@@ -50,6 +50,13 @@ class FakeImageAPI(object):
             except KeyError:
                 raise exception.ImageNotFound(image_id=image_id)
 
+    def list(self, context, **filters):
+        """Images whose values equal every filter (Glance's property
+        filters; visibility is not modelled)."""
+        with self._lock:
+            return [copy.deepcopy(image) for image in self.images.values()
+                    if all(image.get(k) == v for k, v in filters.items())]
+
     def create(self, context, image_meta):
         image = dict(image_meta)
         owner = image.pop('instance_owner', None)

@@ -2,8 +2,11 @@
 VolumeSnapshotter, with FakeCinder, VolumeFakeDriver and a fake Glance."""
 
 import json
+from unittest import mock
 
 from nova_snapshot.compute import block_device
+from nova_snapshot.compute import manager
+from nova_snapshot.compute import volume_snapshot
 from nova_snapshot import context as ns_context
 from nova_snapshot import exception
 from tests.unit.compute import fakes
@@ -255,6 +258,100 @@ class ThawAtStartTest(VolumeSnapshotTestBase):
         self.manager.init_host()
         self.assertIn(instance['uuid'], self.driver.thawed_at_start)
         self.assertEqual(set(), self.driver.frozen)
+
+
+class InterruptedAtStartTest(VolumeSnapshotTestBase):
+    """A service that died mid volume snapshot left an unfinished event
+    and Cinder snapshots tagged with the request; the next start cleans."""
+
+    def interrupted(self, instance):
+        """What a service killed after requesting the snapshots leaves."""
+        ctx = self.user_context()
+        self.db.action_start(ctx, instance['uuid'], 'createImage')
+        self.db.action_event_start(ctx, instance['uuid'],
+                                   manager.VOLUME_SNAPSHOT_EVENT,
+                                   host=self.manager.host)
+        tags = {volume_snapshot.INSTANCE_TAG: instance['uuid'],
+                volume_snapshot.REQUEST_TAG: ctx.request_id}
+        ids = [self.cinder.create_snapshot_force(
+            ctx, bdm['volume_id'], 'snap', metadata=tags)['id']
+            for bdm in self.db.bdm_get_by_instance(instance['uuid'])]
+        return ctx, ids
+
+    def restart(self):
+        self.manager.init_host()
+        self.assertTrue(self.manager.wait_for_tasks(timeout=10))
+
+    def test_unrecorded_snapshots_are_deleted_and_the_event_closed(self):
+        instance = self.boot_two_volumes()
+        ctx, ids = self.interrupted(instance)
+        # Someone else's snapshot of the same volume stays.
+        other = self.cinder.create_snapshot_force(
+            ctx, ids and self.cinder.snapshots[ids[0]]['volume_id'], 'mine')
+        self.restart()
+        self.assertEqual(set(ids), set(self.cinder.deleted_snapshots))
+        self.assertEqual({other['id']}, self.snapshots_left())
+        event = self.wait_for_event(instance['uuid'],
+                                    manager.VOLUME_SNAPSHOT_EVENT, ctx=ctx)
+        self.assertEqual('Error', event['result'])
+        self.assertIn('deleted 2 leftover', event['details'])
+        fault = self.api.get(self.ctx, instance['uuid'])['fault']
+        self.assertIn('interrupted by a restart', fault['message'])
+        # Done once: a second start finds nothing to do.
+        self.restart()
+        self.assertEqual(2, len(self.cinder.deleted_snapshots))
+
+    def test_snapshots_of_a_finished_image_are_kept(self):
+        instance = self.boot_two_volumes()
+        ctx, ids = self.interrupted(instance)
+        rows = self.db.bdm_get_by_instance(instance['uuid'])
+        # Died after the image was made, before the event was finished.
+        self.image_api.create_active_empty(ctx, {
+            'name': 'done', volume_snapshot.REQUEST_TAG: ctx.request_id,
+            'bdm_v2': 'True',
+            'block_device_mapping': block_device.encode_image_mapping(
+                [block_device.snapshot_image_mapping(snap_id, row)
+                 for snap_id, row in zip(ids, rows)])})
+        self.restart()
+        self.assertEqual([], self.cinder.deleted_snapshots)
+        self.assertEqual(set(ids), self.snapshots_left())
+        self.assertIn('deleted 0 leftover', self.wait_for_event(
+            instance['uuid'], manager.VOLUME_SNAPSHOT_EVENT,
+            ctx=ctx)['details'])
+
+    def test_unfinished_image_is_deleted_with_its_snapshots(self):
+        instance = self.boot_two_volumes()
+        ctx, ids = self.interrupted(instance)
+        queued = self.image_api.create(ctx, {
+            'name': 'half', volume_snapshot.REQUEST_TAG: ctx.request_id})
+        self.restart()
+        self.assertIn(queued['id'], self.image_api.deleted)
+        self.assertEqual(set(ids), set(self.cinder.deleted_snapshots))
+
+    def test_cinder_down_at_start_is_reported_not_fatal(self):
+        instance = self.boot_two_volumes()
+        ctx, _ids = self.interrupted(instance)
+        with mock.patch.object(self.cinder, 'list_snapshots',
+                               side_effect=exception.VolumeError(
+                                   reason='connection refused')):
+            self.restart()
+        event = self.wait_for_event(instance['uuid'],
+                                    manager.VOLUME_SNAPSHOT_EVENT, ctx=ctx)
+        self.assertIn(volume_snapshot.REQUEST_TAG, event['details'])
+        self.assertIn('connection refused', event['details'])
+        self.assertEqual('active',
+                         self.db.instance_get(instance['uuid'])['vm_state'])
+
+    def test_snapshots_are_tagged_with_instance_and_request(self):
+        instance = self.boot_two_volumes()
+        image = self.api.snapshot_volume_backed(self.ctx, instance, 'vb', {})
+        for snapshot in self.cinder.snapshots.values():
+            self.assertEqual(
+                {volume_snapshot.INSTANCE_TAG: instance['uuid'],
+                 volume_snapshot.REQUEST_TAG: self.ctx.request_id},
+                snapshot['metadata'])
+        self.assertEqual(self.ctx.request_id, self.image_api.get(
+            self.ctx, image['id'])[volume_snapshot.REQUEST_TAG])
 
 
 class NoCinderTest(fakes.ComputeTestCase):

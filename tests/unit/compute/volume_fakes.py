@@ -159,12 +159,13 @@ class FakeCinder(object):
         return 'available'
 
     def create_snapshot_force(self, context, volume_id, name,
-                              description=None):
+                              description=None, metadata=None):
         start = time.monotonic()
         volume = self.get(context, volume_id)
         time.sleep(self.snapshot_request_s)
         snapshot = {'id': str(uuidlib.uuid4()), 'volume_id': volume_id,
                     'volume_size': volume['size'], 'name': name,
+                    'metadata': dict(metadata or {}),
                     'created': time.monotonic()}
         with self._lock:
             self.snapshots[snapshot['id']] = snapshot
@@ -187,6 +188,13 @@ class FakeCinder(object):
                                   time.monotonic(),
                                   (snapshot_id, snapshot['status'])))
         return snapshot
+
+    def list_snapshots(self, context, volume_id):
+        with self._lock:
+            ids = [snapshot_id for snapshot_id, snapshot
+                   in self.snapshots.items()
+                   if snapshot['volume_id'] == volume_id]
+        return [self.get_snapshot(context, snapshot_id) for snapshot_id in ids]
 
     def wait_for_snapshot(self, context, snapshot_id, timeout,
                           statuses=('available',)):

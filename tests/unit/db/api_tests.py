@@ -316,6 +316,27 @@ class DatabaseAPITests:
         self.assertIsNone(action['message'])
         self.assertEqual([finished], action['events'])
 
+    def test_unfinished_events_of_a_host(self):
+        inst = self._instance()
+        ctxt = self._context()
+        self.db.action_start(ctxt, inst['uuid'], 'createImage')
+        self.db.action_event_start(ctxt, inst['uuid'], 'ev', host='cmp1')
+        done = self._context()
+        self.db.action_start(done, inst['uuid'], 'createImage')
+        self.db.action_event_start(done, inst['uuid'], 'ev', host='cmp1')
+        self.db.action_event_finish(done, inst['uuid'], 'ev', 'Success')
+        self.db.action_event_start(done, inst['uuid'], 'other', host='cmp1')
+        elsewhere = self._context()
+        self.db.action_start(elsewhere, inst['uuid'], 'createImage')
+        self.db.action_event_start(elsewhere, inst['uuid'], 'ev',
+                                   host='cmp2')
+        found = self.db.action_events_unfinished(inst['uuid'], 'ev', 'cmp1')
+        self.assertEqual([ctxt.request_id], [e['request_id'] for e in found])
+        self.assertEqual(ctxt.project_id, found[0]['project_id'])
+        self.assertEqual(ctxt.user_id, found[0]['user_id'])
+        self.assertEqual([], self.db.action_events_unfinished(
+            self._instance()['uuid'], 'ev', 'cmp1'))
+
     def test_event_error_marks_action(self):
         inst = self._instance()
         ctxt = self._context()

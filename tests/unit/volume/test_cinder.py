@@ -286,11 +286,23 @@ class SnapshotTest(CinderAPITestBase):
     def test_create_snapshot_force(self):
         self.client.volume_snapshots.create.return_value = FakeResource(
             id=SNAP, volume_id=VOL, status='creating', size=4, name='s')
-        snap = self.api.create_snapshot_force(self.ctx, VOL, 's', 'desc')
+        snap = self.api.create_snapshot_force(self.ctx, VOL, 's', 'desc',
+                                              metadata={'k': 'v'})
         self.client.volume_snapshots.create.assert_called_once_with(
-            VOL, force=True, name='s', description='desc')
+            VOL, force=True, name='s', description='desc',
+            metadata={'k': 'v'})
         self.assertEqual(4, snap['volume_size'])
         self.assertEqual('s', snap['display_name'])
+
+    def test_list_snapshots_of_a_volume(self):
+        self.client.volume_snapshots.list.return_value = [FakeResource(
+            id=SNAP, volume_id=VOL, status='available', size=1, name='s',
+            metadata={'k': 'v'})]
+        snaps = self.api.list_snapshots(self.ctx, VOL)
+        self.client.volume_snapshots.list.assert_called_once_with(
+            search_opts={'volume_id': VOL})
+        self.assertEqual([SNAP], [snap['id'] for snap in snaps])
+        self.assertEqual({'k': 'v'}, snaps[0]['metadata'])
 
     def test_limits_as_dict(self):
         self.client.limits.get.return_value = cinder_limits.Limits(
