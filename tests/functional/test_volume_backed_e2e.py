@@ -10,6 +10,7 @@ which is read independently with ``rbd export``.
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -370,3 +371,84 @@ class GuestAgentFailureTest(VolumeBackedTestBase):
         create = [a for a in actions['instanceActions']
                   if a['action'] == 'createImage']
         self.assertEqual('Error', create[0]['message'])
+
+
+class VolumeAttachmentsApiTest(VolumeBackedTestBase):
+    """os-volume_attachments and a server booted from an existing volume,
+    through the API, against the real Cinder, Ceph and libvirt."""
+
+    guest_agent = False
+
+    def new_volume(self, size=1, **kwargs):
+        volume = self.volume_api.create(
+            self.ctx, size, 'e2e-%s' % uuid.uuid4().hex[:8], **kwargs)
+        self.addCleanup(self._delete_volume, volume['id'])
+        return self.volume_api.wait_for_volume(self.ctx, volume['id'], 300)
+
+    def _delete_volume(self, volume_id):
+        try:
+            self.volume_api.wait_for_volume(
+                self.ctx, volume_id, 120, statuses=('available', 'error'))
+            self.volume_api.delete(self.ctx, volume_id)
+        except Exception:
+            pass
+
+    def wait_volume_status(self, volume_id, status, timeout=120):
+        return self.volume_api.wait_for_volume(self.ctx, volume_id, timeout,
+                                               statuses=(status,))
+
+    def domain_disks(self, server_id):
+        xml = self.domain(server_id).XMLDesc(0)
+        return re.findall(r"<target dev='(vd[a-z])'", xml)
+
+    def test_attach_write_and_detach_a_volume(self):
+        # Volume first: cleanups run last-in first-out, so the server goes
+        # (detaching it) before the volume is deleted.
+        volume = self.new_volume()
+        server = self.boot('attach-target')
+        path = '/servers/%s/os-volume_attachments' % server['id']
+        resp = self.client.request('POST', path, json={
+            'volumeAttachment': {'volumeId': volume['id']}})
+        self.assertEqual(200, resp.status_code, resp.text)
+        attachment = resp.json()['volumeAttachment']
+        self.assertEqual(volume['id'], attachment['volumeId'])
+        self.assertEqual('/dev/vdb', attachment['device'])
+
+        in_use = self.wait_volume_status(volume['id'], 'in-use')
+        self.assertEqual([server['id']], [
+            a['server_id'] for a in in_use['attachments']])
+        self.assertEqual({'/dev/vdb': volume['id']},
+                         self.attached_volumes(server['id']))
+        self.assertEqual(['vda', 'vdb'], self.domain_disks(server['id']))
+        # The guest writes its tick to vdb as soon as it appears: the write
+        # reaches the RBD image behind the Cinder volume.
+        deadline = time.monotonic() + 60
+        while self.rbd_tick(volume['id'])[0] is None:
+            self.assertLess(time.monotonic(), deadline,
+                            'the guest never wrote to the attached volume')
+            time.sleep(1)
+
+        resp = self.client.request('DELETE', '%s/%s' % (path, volume['id']))
+        self.assertEqual(202, resp.status_code, resp.text)
+        available = self.wait_volume_status(volume['id'], 'available')
+        self.assertEqual([], available['attachments'])
+        self.assertEqual({}, self.attached_volumes(server['id']))
+        self.assertEqual(['vda'], self.domain_disks(server['id']))
+        self.assert_still_ticking(server['id'])
+
+    def test_boot_from_an_existing_volume_keeps_it(self):
+        volume = self.new_volume(image_id=self.vol_image['id'])
+        server = self._boot_with('from-volume', '', [{
+            'source_type': 'volume', 'destination_type': 'volume',
+            'uuid': volume['id'], 'boot_index': 0,
+            'delete_on_termination': False}])
+        self.assertEqual({'/dev/vda': volume['id']},
+                         self.attached_volumes(server['id']))
+        self.wait_volume_status(volume['id'], 'in-use')
+        self.client.delete_server(server['id'])
+        self.client.wait_for_server_gone(server['id'], timeout=120)
+        # delete_on_termination false: the volume outlives the server, with
+        # what the guest wrote on it.
+        self.wait_volume_status(volume['id'], 'available')
+        tick, _fsck = self.rbd_tick(volume['id'])
+        self.assertIsNotNone(tick)
