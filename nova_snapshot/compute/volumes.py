@@ -21,6 +21,11 @@ LOG = logging.getLogger(__name__)
 MAX_PARALLEL = 16
 # A volume still 'creating' cannot be deleted; how long cleanup waits.
 CLEANUP_WAIT = 60
+# Statuses Cinder leaves by itself; a delete refused in one is retried.
+_MOVING_STATUSES = frozenset([
+    'creating', 'attaching', 'detaching', 'reserved', 'in-use', 'deleting',
+    'downloading', 'uploading', 'backing-up', 'restoring-backup',
+    'extending', 'retyping', 'maintenance'])
 _SETTLED = ('available', 'error', 'in-use')
 
 
@@ -55,12 +60,15 @@ def decode_connection_info(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def delete_patiently(delete, gone_exc, kind, item_id):
+def delete_patiently(delete, gone_exc, kind, item_id, status=None):
     """Call ``delete`` until it works, ``gone_exc`` says it is gone, or
     CLEANUP_WAIT passes; True when the item is gone.
 
     Cinder refuses (``Invalid``) to delete while a status is moving, e.g.
-    a snapshot still 'creating' or a volume 'detaching'.
+    a snapshot still 'creating' or a volume 'detaching'; that is waited
+    out. With ``status`` (a callable returning the item's status) a refusal
+    in a settled status ends the wait at once: a volume that still has
+    snapshots stays refused however long one waits.
     """
     deadline = time.monotonic() + CLEANUP_WAIT
     while True:
@@ -69,7 +77,17 @@ def delete_patiently(delete, gone_exc, kind, item_id):
             return True
         except gone_exc:
             return True
-        except exception.Invalid:
+        except exception.Invalid as exc:
+            if status is not None:
+                try:
+                    current = status()
+                except gone_exc:
+                    return True
+                if current not in _MOVING_STATUSES:
+                    LOG.warning('Cinder refuses to delete %s %s (%s): %s; '
+                                'it is left behind', kind, item_id, current,
+                                exc)
+                    return False
             if time.monotonic() > deadline:
                 break
             time.sleep(0.5)
@@ -237,7 +255,8 @@ class InstanceVolumes(object):
         it is gone."""
         return delete_patiently(
             lambda: self.volume_api.delete(context, volume_id),
-            exception.VolumeNotFound, 'volume', volume_id)
+            exception.VolumeNotFound, 'volume', volume_id,
+            status=lambda: self.volume_api.get(context, volume_id)['status'])
 
     # Attach and detach of data volumes (os-volume_attachments)
 

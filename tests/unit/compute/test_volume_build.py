@@ -3,6 +3,7 @@ failure and delete cleanup, restore from a volume-backed snapshot image,
 attach/detach, BDM conversions and the db.api BDM additions."""
 
 import json
+import time
 import unittest
 
 from nova_snapshot.compute import block_device
@@ -133,6 +134,25 @@ class BootFromVolumeTest(volume_fakes.VolumeComputeTestCase):
         self.assertEqual('available', self.cinder.volumes[keep['id']]
                          ['status'])
         self.assertEqual({}, self.cinder.attachments)
+
+    def test_volume_with_snapshots_is_left_at_once(self):
+        # Cinder refuses for good (the volume is available, its snapshots
+        # stay): the delete does not wait CLEANUP_WAIT for nothing.
+        bdms = [{'source_type': 'blank', 'destination_type': 'volume',
+                 'volume_size': 1, 'boot_index': 0,
+                 'delete_on_termination': True}]
+        instance = self.boot_from_volume(bdms)
+        root_volume = self.db.bdm_get_by_instance(
+            instance['uuid'])[0]['volume_id']
+        self.cinder.create_snapshot_force(self.ctx, root_volume, 'held')
+        started = time.monotonic()
+        self.api.delete(self.ctx, instance)
+        fakes.wait_for(lambda: not self.db.instance_get_all(),
+                       message='instance deleted', timeout=20)
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertEqual([], self.cinder.deleted_volumes)
+        self.assertEqual('available',
+                         self.cinder.volumes[root_volume]['status'])
 
     def test_restore_expands_image_mapping(self):
         mapping = [

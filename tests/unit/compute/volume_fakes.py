@@ -94,6 +94,9 @@ class FakeCinder(object):
             if any(a['volume_id'] == volume_id
                    for a in self.attachments.values()):
                 raise exception.Invalid(reason='volume is attached')
+            if any(s['volume_id'] == volume_id
+                   for s in self.snapshots.values()):
+                raise exception.InvalidVolume(reason='volume has snapshots')
             del self.volumes[volume_id]
             self.deleted_volumes.append(volume_id)
 
