@@ -87,6 +87,21 @@ def _conflict_from_cas(exc, instance_uuid, method):
         method=method)
 
 
+def _warn_if_rpc_timeout_too_short(opts):
+    """The API must outwait the compute service's own volume snapshot
+    deadlines: if it gives up first, the user gets an error while the
+    compute service may still go on to make the image."""
+    needed = opts.quiesce_deadline + opts.volume_snapshot_timeout
+    if opts.volume_snapshot_rpc_timeout <= needed:
+        LOG.warning('[compute] volume_snapshot_rpc_timeout (%s s) should be '
+                    'longer than quiesce_deadline + volume_snapshot_timeout '
+                    '(%s s); a volume-backed createImage may then report an '
+                    'error for a snapshot that still completes',
+                    opts.volume_snapshot_rpc_timeout, needed)
+        return True
+    return False
+
+
 class ComputeAPI(object):
 
     def __init__(self, conf, db, image_api, rpcapi, volume_api=None):
@@ -95,6 +110,7 @@ class ComputeAPI(object):
         self.image_api = image_api
         self.rpcapi = rpcapi
         self.volume_api = volume_api
+        _warn_if_rpc_timeout_too_short(conf.compute)
 
     # Reading
 

@@ -4,6 +4,7 @@ VolumeSnapshotter, with FakeCinder, VolumeFakeDriver and a fake Glance."""
 import json
 from unittest import mock
 
+from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import block_device
 from nova_snapshot.compute import manager
 from nova_snapshot.compute import volume_snapshot
@@ -352,6 +353,19 @@ class InterruptedAtStartTest(VolumeSnapshotTestBase):
                 snapshot['metadata'])
         self.assertEqual(self.ctx.request_id, self.image_api.get(
             self.ctx, image['id'])[volume_snapshot.REQUEST_TAG])
+
+
+class RpcTimeoutWarningTest(fakes.ComputeTestCase):
+
+    def test_warns_when_the_api_would_give_up_first(self):
+        opts = self.conf.compute
+        self.assertFalse(compute_api._warn_if_rpc_timeout_too_short(opts))
+        self.conf.set_override('volume_snapshot_rpc_timeout', 600,
+                               group='compute')
+        with self.assertLogs('nova_snapshot.compute.api', 'WARNING') as logs:
+            self.assertTrue(
+                compute_api._warn_if_rpc_timeout_too_short(opts))
+        self.assertIn('volume_snapshot_rpc_timeout (600 s)', logs.output[0])
 
 
 class NoCinderTest(fakes.ComputeTestCase):
