@@ -204,17 +204,19 @@ class VolumeSnapshotter(object):
         deadline = self.conf.compute.quiesce_deadline
         held_at = time.monotonic()
         consistency, frozen = self._hold(context, instance)
-        poll_until = None
-        if frozen:
-            poll_until = held_at + max(deadline - _DEADLINE_MARGIN,
-                                       deadline / 2.0)
+        cut = False
         try:
             snapshots = compute_volumes.run_parallel(
                 lambda bdm: self._request(context, bdm, name, created,
-                                          created_lock, poll_until),
+                                          created_lock),
                 volume_bdms)
+            if frozen:
+                self._wait_cut(context, instance, snapshots,
+                               held_at + max(deadline - _DEADLINE_MARGIN,
+                                             deadline / 2.0))
+            cut = True
         except _StillCreating:
-            snapshots = None
+            pass
         finally:
             if frozen:
                 self._release(context, instance, consistency)
@@ -224,7 +226,7 @@ class VolumeSnapshotter(object):
             LOG.info('Guest %s %s for %d ms while %d volume snapshot(s) '
                      'were cut', instance['uuid'], consistency, freeze_ms,
                      len(volume_bdms))
-        if snapshots is None:
+        if not cut:
             # The window closed before Cinder fixed the point in time: the
             # cut may have happened after the thaw.
             if requires_quiesce(instance):
@@ -235,50 +237,47 @@ class VolumeSnapshotter(object):
                         'deadline; the image is crash-consistent',
                         instance['uuid'])
             consistency = CRASH_CONSISTENT
-            snapshots = self._lookup(context, created, created_lock,
-                                     volume_bdms)
         facts['consistency'] = consistency
         return snapshots
 
-    def _request(self, context, bdm, name, created, created_lock,
-                 poll_until):
+    def _request(self, context, bdm, name, created, created_lock):
         snapshot = self.volume_api.create_snapshot_force(
             context, bdm['volume_id'], name,
             metadata={INSTANCE_TAG: bdm['instance_uuid'],
                       REQUEST_TAG: context.request_id})
         with created_lock:
             created.append((bdm['volume_id'], snapshot['id']))
-        if poll_until is None:
-            return snapshot
+        return snapshot
+
+    def _wait_cut(self, context, instance, snapshots, poll_until):
+        """Return once no snapshot is 'creating' (their point in time is
+        fixed); _StillCreating at ``poll_until``.
+
+        One list call per poll, filtered by this request's tag, whatever
+        the number of volumes: per-snapshot polls from every worker made
+        Cinder's API busiest exactly while it had the snapshots to make.
+        """
+        pending = {snapshot['id'] for snapshot in snapshots
+                   if snapshot.get('status') == 'creating'}
         interval = self.conf.compute.snapshot_poll_interval
-        while snapshot.get('status') == 'creating':
+        while pending:
             if time.monotonic() >= poll_until:
                 raise _StillCreating()
             time.sleep(interval)
-            snapshot = self.volume_api.get_snapshot(context, snapshot['id'])
-        if snapshot.get('status') == 'error':
-            raise exception.VolumeSnapshotFailed(
-                instance_uuid=bdm['instance_uuid'],
-                reason='snapshot %s of volume %s went to error' % (
-                    snapshot['id'], bdm['volume_id']))
-        return snapshot
-
-    def _lookup(self, context, created, created_lock, volume_bdms):
-        """The snapshots in BDM order after a _StillCreating; every worker
-        has finished by now (run_parallel waits for all)."""
-        with created_lock:
-            by_volume = dict(created)
-        snapshots = []
-        for bdm in volume_bdms:
-            snapshot_id = by_volume.get(bdm['volume_id'])
-            if snapshot_id is None:
-                raise exception.VolumeSnapshotFailed(
-                    instance_uuid=bdm['instance_uuid'],
-                    reason='no snapshot was made of volume %s'
-                    % bdm['volume_id'])
-            snapshots.append({'id': snapshot_id,
-                              'volume_id': bdm['volume_id']})
-        return snapshots
+            listed = {snapshot['id']: snapshot for snapshot in
+                      self.volume_api.list_snapshots(
+                          context, metadata={REQUEST_TAG: context.request_id})}
+            for snapshot_id in sorted(pending):
+                snapshot = listed.get(snapshot_id) or \
+                    self.volume_api.get_snapshot(context, snapshot_id)
+                status = snapshot.get('status')
+                if status == 'error':
+                    raise exception.VolumeSnapshotFailed(
+                        instance_uuid=instance['uuid'],
+                        reason='snapshot %s of volume %s went to error' % (
+                            snapshot_id, snapshot.get('volume_id')))
+                if status != 'creating':
+                    pending.discard(snapshot_id)
 
     # After the cut
 
@@ -313,16 +312,10 @@ class VolumeSnapshotter(object):
         :returns: the ids of the snapshots deleted
         """
         uuid = instance['uuid']
-        tags = {INSTANCE_TAG: uuid, REQUEST_TAG: context.request_id}
-        ours = []
-        for bdm in self.db.bdm_get_by_instance(uuid):
-            if not (block_device.is_volume(bdm) and bdm.get('volume_id')):
-                continue
-            for snapshot in self.volume_api.list_snapshots(
-                    context, bdm['volume_id']):
-                metadata = snapshot.get('metadata') or {}
-                if all(metadata.get(k) == v for k, v in tags.items()):
-                    ours.append((bdm['volume_id'], snapshot['id']))
+        ours = [(snapshot.get('volume_id'), snapshot['id'])
+                for snapshot in self.volume_api.list_snapshots(
+                    context, metadata={INSTANCE_TAG: uuid,
+                                       REQUEST_TAG: context.request_id})]
         kept = set()
         for image in self.image_api.list(
                 context, **{REQUEST_TAG: context.request_id}):

@@ -350,12 +350,18 @@ class CinderAPI(object):
             volume_id=volume_id)
         return snapshot_dict(snapshot)
 
-    def list_snapshots(self, context, volume_id):
-        """The snapshots of one volume visible to the context's project."""
+    def list_snapshots(self, context, volume_id=None, metadata=None):
+        """Snapshots visible to the context's project, of one volume and/or
+        carrying every ``metadata`` key/value (Cinder filters both; metadata
+        from microversion 3.22)."""
+        search_opts = {}
+        if volume_id is not None:
+            search_opts['volume_id'] = volume_id
+        if metadata:
+            search_opts['metadata'] = dict(metadata)
         snapshots = self._call(
             context,
-            lambda c: c.volume_snapshots.list(
-                search_opts={'volume_id': volume_id}),
+            lambda c: c.volume_snapshots.list(search_opts=search_opts),
             volume_id=volume_id)
         return [snapshot_dict(snapshot) for snapshot in snapshots]
 

@@ -117,21 +117,31 @@ class VolumeSnapshotHappyPathTest(VolumeSnapshotTestBase):
         (freeze_at, what), (thaw_at, what2) = self.driver.hold_log
         self.assertEqual(('freeze', 'thaw'), (what, what2))
         self.assertLess(freeze_at, min(c[1] for c in calls))
-        # Thawed only once every snapshot had left 'creating' ...
-        left_creating = {}
-        first_available = {}
-        for _, at, _, (snap_id, status) in self.cinder.calls('get_snapshot'):
-            if status != 'creating':
-                left_creating.setdefault(snap_id, at)
-            if status == 'available':
-                first_available.setdefault(snap_id, at)
-        self.assertEqual(4, len(left_creating))
-        self.assertGreaterEqual(thaw_at, max(left_creating.values()))
+        # Thawed only once every snapshot had left 'creating' (the fake's
+        # statuses move with time: 'created' + snapshot_creating_s) ...
+        snapshots = self.cinder.snapshots.values()
+        left_creating = max(snap['created'] for snap in snapshots) + \
+            self.cinder.snapshot_creating_s
+        first_available = min(snap['created'] for snap in snapshots) + \
+            self.cinder.snapshot_creating_s + self.cinder.snapshot_available_s
+        self.assertGreaterEqual(thaw_at, left_creating)
         # ... promptly (polls every 50 ms) and before any was available.
-        self.assertLess(thaw_at - max(left_creating.values()), 0.2)
-        self.assertLess(thaw_at, min(first_available.values()))
+        self.assertLess(thaw_at - left_creating, 0.2)
+        self.assertLess(thaw_at, first_available)
         # 100 ms request + 150 ms creating: the window is well under 1 s.
         self.assertLess(thaw_at - freeze_at, 1.0)
+        # One list call per poll for all four, filtered by the request's
+        # tag; no per-snapshot polling while the guest is frozen.
+        polls = [c for c in self.cinder.calls('list_snapshots')
+                 if freeze_at <= c[1] <= thaw_at]
+        self.assertGreaterEqual(len(polls), 1)
+        self.assertLessEqual(len(polls), (thaw_at - freeze_at) / 0.05 + 1)
+        self.assertEqual({(None, (('nova_snapshot_request_id',
+                                   self.ctx.request_id),))},
+                         {(c[3][0], tuple(sorted(c[3][1].items())))
+                          for c in polls})
+        self.assertEqual([], [c for c in self.cinder.calls('get_snapshot')
+                              if freeze_at <= c[1] <= thaw_at])
 
     def test_pause_when_no_agent(self):
         instance = self.boot_two_volumes()

@@ -173,9 +173,9 @@ class FakeCinder(object):
         with self._lock:
             self.snapshots[snapshot['id']] = snapshot
         self._record('create_snapshot_force', start, volume_id)
-        return self.get_snapshot(context, snapshot['id'])
+        return self._snapshot_view(snapshot['id'])
 
-    def get_snapshot(self, context, snapshot_id):
+    def _snapshot_view(self, snapshot_id):
         try:
             snapshot = dict(self.snapshots[snapshot_id])
         except KeyError:
@@ -186,18 +186,26 @@ class FakeCinder(object):
         # test can tell "left creating" from "available" apart.
         snapshot['status'] = 'backing-up' if status == 'creating-data' \
             else status
+        return snapshot
+
+    def get_snapshot(self, context, snapshot_id):
+        snapshot = self._snapshot_view(snapshot_id)
         with self._lock:
             self.requests.append(('get_snapshot', time.monotonic(),
                                   time.monotonic(),
                                   (snapshot_id, snapshot['status'])))
         return snapshot
 
-    def list_snapshots(self, context, volume_id):
+    def list_snapshots(self, context, volume_id=None, metadata=None):
+        start = time.monotonic()
         with self._lock:
             ids = [snapshot_id for snapshot_id, snapshot
                    in self.snapshots.items()
-                   if snapshot['volume_id'] == volume_id]
-        return [self.get_snapshot(context, snapshot_id) for snapshot_id in ids]
+                   if volume_id in (None, snapshot['volume_id']) and all(
+                       snapshot['metadata'].get(k) == v
+                       for k, v in (metadata or {}).items())]
+        self._record('list_snapshots', start, (volume_id, metadata))
+        return [self._snapshot_view(snapshot_id) for snapshot_id in ids]
 
     def wait_for_snapshot(self, context, snapshot_id, timeout,
                           statuses=('available',)):

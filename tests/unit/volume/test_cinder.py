@@ -294,13 +294,13 @@ class SnapshotTest(CinderAPITestBase):
         self.assertEqual(4, snap['volume_size'])
         self.assertEqual('s', snap['display_name'])
 
-    def test_list_snapshots_of_a_volume(self):
+    def test_list_snapshots_by_volume_and_metadata(self):
         self.client.volume_snapshots.list.return_value = [FakeResource(
             id=SNAP, volume_id=VOL, status='available', size=1, name='s',
             metadata={'k': 'v'})]
-        snaps = self.api.list_snapshots(self.ctx, VOL)
+        snaps = self.api.list_snapshots(self.ctx, VOL, metadata={'k': 'v'})
         self.client.volume_snapshots.list.assert_called_once_with(
-            search_opts={'volume_id': VOL})
+            search_opts={'volume_id': VOL, 'metadata': {'k': 'v'}})
         self.assertEqual([SNAP], [snap['id'] for snap in snaps])
         self.assertEqual({'k': 'v'}, snaps[0]['metadata'])
 
