@@ -452,3 +452,49 @@ class VolumeAttachmentsApiTest(VolumeBackedTestBase):
         self.wait_volume_status(volume['id'], 'available')
         tick, _fsck = self.rbd_tick(volume['id'])
         self.assertIsNotNone(tick)
+
+    def test_build_failure_cleans_up_by_delete_on_termination(self):
+        # The user's own volume, then a quota that leaves room for one more:
+        # of the two volumes the build asks Cinder for, one is refused.
+        existing = self.new_volume()
+        client = self.volume_api._client(self.ctx)
+        client.quotas.update(self.project, volumes=2)
+        self.addCleanup(client.quotas.update, self.project, volumes=-1)
+        resp = self.client.request('POST', '/servers', json={'server': {
+            'name': 'over-quota', 'imageRef': '', 'flavorRef': '2',
+            'networks': 'none', 'block_device_mapping_v2': [
+                {'source_type': 'image', 'destination_type': 'volume',
+                 'uuid': self.vol_image['id'], 'boot_index': 0,
+                 'volume_size': 1, 'delete_on_termination': True},
+                {'source_type': 'volume', 'destination_type': 'volume',
+                 'uuid': existing['id'], 'boot_index': -1,
+                 'delete_on_termination': True},
+                {'source_type': 'blank', 'destination_type': 'volume',
+                 'volume_size': 1, 'boot_index': -1,
+                 'delete_on_termination': True}]}})
+        self.assertEqual(202, resp.status_code, resp.text)
+        server_id = resp.json()['server']['id']
+        self.addCleanup(self._delete_server, server_id)
+        server = self.client.wait_for_server(server_id, status='ERROR',
+                                             timeout=180)
+        # Cinder's refusal reaches the user as the fault: quota, 403.
+        self.assertEqual(403, server['fault']['code'], server['fault'])
+        self.assertIn('quota', server['fault']['message'].lower())
+        # What the build made is gone; the volume the user brought stays
+        # (its delete_on_termination only counts once it is attached to a
+        # server that was built), with no attachment left.
+        deadline = time.monotonic() + 120
+        while True:
+            volumes = {v.id: v for v in client.volumes.list()
+                       if v.status != 'deleting'}
+            if set(volumes) == {existing['id']}:
+                break
+            self.assertLess(time.monotonic(), deadline,
+                            'volumes left: %s' % {
+                                v.id: v.status for v in volumes.values()})
+            time.sleep(1)
+        kept = self.volume_api.get(self.ctx, existing['id'])
+        self.assertEqual('available', kept['status'])
+        self.assertEqual([], kept['attachments'])
+        self.assertNotIn('instance-%s' % server_id,
+                         [d.name() for d in self.libvirt.listAllDomains()])
