@@ -160,7 +160,14 @@ class CinderAPITestCase(base.StackTestCase):
         self.assertEqual('rbd', info['driver_volume_type'])
         self.assertEqual('%s/%s' % (self.pool, image), info['data']['name'])
         self.assertEqual(['127.0.0.1'], info['data']['hosts'])
-        self.assertFalse(info['data']['auth_enabled'])
+        # cephx: the user and the UUID of the libvirt secret every compute
+        # host has for it, never the key.
+        self.assertTrue(info['data']['auth_enabled'])
+        self.assertEqual(self.stack.get('CEPH_USER', 'cinder'),
+                         info['data']['auth_username'])
+        self.assertEqual(self.stack['CEPH_SECRET_UUID'],
+                         info['data']['secret_uuid'])
+        self.assertNotIn('secret', info['data'])
         self.api.attachment_complete(self.ctx, att['id'])
         volume = self.api.get(self.ctx, vid)
         self.assertEqual('in-use', volume['status'])

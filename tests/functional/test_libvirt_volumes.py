@@ -7,6 +7,7 @@ missing. Volumes are RBD images this test makes (``ns-virt-test-*``) with
 the connection_info Cinder's RBD driver would hand out for them.
 """
 
+import base64
 import json
 import os
 import re
@@ -71,6 +72,13 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
         cls.pool = os.environ.get('CEPH_POOL') or env.get(
             'CEPH_POOL', 'volumes')
         cls.mon = _mon_v1(cls.ceph_conf)
+        # cephx, as Cinder hands it out: its user and the libvirt secret
+        # start.sh defined with that user's key.
+        cls.ceph_user = env.get('CEPH_USER', 'cinder')
+        cls.secret_uuid = env.get('CEPH_SECRET_UUID')
+        if not cls.secret_uuid:
+            raise AssertionError('no CEPH_SECRET_UUID in .stack/env; run '
+                                 'tools/stack/start.sh')
         # Fails when the cluster or the pool is not there.
         cls.rbd(['ls', cls.pool])
 
@@ -123,9 +131,9 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
             'driver_volume_type': 'rbd',
             'data': {'name': '%s/%s' % (self.pool, name),
                      'hosts': [self.mon[0]], 'ports': [self.mon[1]],
-                     'auth_enabled': False, 'auth_username': None,
+                     'auth_enabled': True, 'auth_username': self.ceph_user,
                      'secret_type': 'ceph',
-                     'secret_uuid': str(uuid.uuid4()),
+                     'secret_uuid': self.secret_uuid,
                      'cluster_name': 'ceph', 'discard': True,
                      'access_mode': 'rw', 'volume_id': volume_id},
             'serial': volume_id,
@@ -234,6 +242,68 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
                                                            base.LAST_TICK))
         self.assertEqual([str(on_data)], self.wait_console(again,
                                                            LAST_TICK_VDB))
+
+    def ceph_key(self):
+        result = subprocess.run(
+            ['ceph', '-c', self.ceph_conf, 'auth', 'get-key',
+             'client.%s' % self.ceph_user],
+            capture_output=True, text=True, timeout=60, check=True)
+        return result.stdout.strip()
+
+    def own_secret(self, connection_info, key):
+        """The connection info names a secret this host does not have yet
+        and carries the key itself."""
+        secret_uuid = str(uuid.uuid4())
+        connection_info['data'].update(secret_uuid=secret_uuid, secret=key)
+        self.addCleanup(self._undefine_secret, secret_uuid)
+        return secret_uuid
+
+    def libvirt_conn(self):
+        conn = libvirt.open(self.uri)
+        self.addCleanup(conn.close)
+        return conn
+
+    def _undefine_secret(self, secret_uuid):
+        try:
+            self.libvirt_conn().secretLookupByUUIDString(secret_uuid).undefine()
+        except libvirt.libvirtError:
+            pass
+
+    def test_cephx_key_in_the_connection_info_defines_the_secret(self):
+        root, root_ci = self.make_volume(
+            os.path.join(self.guest_dir, 'disk.qcow2'))
+        secret_uuid = self.own_secret(root_ci, self.ceph_key())
+        instance = self.boot_from_volume(root_ci)
+        xml = self.domain(instance).XMLDesc(0)
+        self.assertIn("<auth username='%s'>" % self.ceph_user, xml)
+        self.assertIn(secret_uuid, xml)
+        secret = self.libvirt_conn().secretLookupByUUIDString(secret_uuid)
+        self.assertEqual(libvirt.VIR_SECRET_USAGE_TYPE_CEPH,
+                         secret.usageType())
+        self.wait_rbd_tick_above(root, None)
+
+    def test_wrong_cephx_key_is_refused_by_ceph(self):
+        # The cluster enforces cephx: the same disk with a key that is
+        # not client.cinder's does not open.
+        _root, root_ci = self.make_volume(
+            os.path.join(self.guest_dir, 'disk.qcow2'))
+        wrong = base64.b64encode(os.urandom(16)).decode()
+        self.own_secret(root_ci, wrong)
+        instance = self.make_instance()
+        instance['image_ref'] = ''
+        instance['system_metadata'] = {'image_kernel_id': 'kernel-image',
+                                       'image_ramdisk_id': 'ramdisk-image'}
+        started = time.monotonic()
+        self.assertRaises(Exception, self.driver.spawn, None, instance, {},
+                          block_device_info={
+                              'root_device_name': '/dev/vda',
+                              'block_device_mapping': [{
+                                  'connection_info': root_ci,
+                                  'mount_device': 'vda', 'boot_index': 0,
+                                  'disk_bus': 'virtio',
+                                  'volume_id': root_ci['data']['volume_id']}]})
+        print('refused after %.1f s' % (time.monotonic() - started))
+        self.assertNotIn(instance['uuid'], self.driver.list_instance_uuids())
 
     def test_attach_and_detach_a_volume_live(self):
         root, root_ci = self.make_volume(

@@ -3,6 +3,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 CEPH_DIR=$STACK_DIR/ceph
 CEPH_CONF=$CEPH_DIR/ceph.conf
+# cephx, as in production: every daemon and client.admin have keys in one
+# local keyring (ceph.conf names it); Cinder and QEMU use client.cinder.
+CEPH_KEYRING=$CEPH_DIR/keyring
+CEPH_USER=cinder
+# The libvirt secret holding client.cinder's key on this host, the UUID
+# Cinder hands out as rbd_secret_uuid (fixed: one per stack, like Nova's).
+CEPH_SECRET_UUID=${CEPH_SECRET_UUID:-6a1c2e3f-9b7d-4c55-8e21-0f4d3b2a1c90}
 CEPH_POOL=${CEPH_POOL:-volumes}
 # Ceph's standard mon ports; override both to run beside another cluster.
 CEPH_PORT_V2=${CEPH_PORT_V2:-3300}

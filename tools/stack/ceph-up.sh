@@ -59,9 +59,10 @@ fsid = $fsid
 mon_host = [v2:$IP:$CEPH_PORT_V2,v1:$IP:$CEPH_PORT_V1]
 public_addr = $IP
 cluster_addr = $IP
-auth_cluster_required = none
-auth_service_required = none
-auth_client_required = none
+auth_cluster_required = cephx
+auth_service_required = cephx
+auth_client_required = cephx
+keyring = $CEPH_KEYRING
 run_dir = $CEPH_DIR/run
 crash_dir = $CEPH_DIR/crash
 osd_pool_default_size = 1
@@ -95,6 +96,21 @@ bluestore_block_create = true
 EOF
 }
 
+# One keyring for the mon, client.admin and the local mgr and osd: the
+# daemons find their own keys in it by name (ceph.conf "keyring").
+write_keyring() {
+    rm -f "$CEPH_KEYRING"
+    ceph-authtool --create-keyring "$CEPH_KEYRING" --gen-key -n mon. \
+        --cap mon 'allow *' >/dev/null
+    ceph-authtool "$CEPH_KEYRING" --gen-key -n client.admin --cap mon 'allow *' \
+        --cap osd 'allow *' --cap mgr 'allow *' --cap mds 'allow *' >/dev/null
+    ceph-authtool "$CEPH_KEYRING" --gen-key -n mgr.x \
+        --cap mon 'allow profile mgr' --cap osd 'allow *' --cap mds 'allow *' >/dev/null
+    ceph-authtool "$CEPH_KEYRING" --gen-key -n osd.0 --cap mon 'allow profile osd' \
+        --cap mgr 'allow profile osd' --cap osd 'allow *' >/dev/null
+    chmod 600 "$CEPH_KEYRING"
+}
+
 # The daemons fork and write their own pid files; "-c CONF" puts our
 # config path into their cmdline so stop scripts can tell them apart.
 # Their pre-fork chatter ("Falling back to public interface") goes to a log.
@@ -126,9 +142,11 @@ build() {
     mkdir -p "$CEPH_DIR"/{mon/a,mgr/x,osd/0,run,log,crash}
     fsid=$(uuidgen)
     write_conf "$fsid"
+    write_keyring
     monmaptool --create --fsid "$fsid" \
         --addv a "[v2:$IP:$CEPH_PORT_V2,v1:$IP:$CEPH_PORT_V1]" "$CEPH_DIR/monmap" >/dev/null
-    ceph-mon -c "$CEPH_CONF" --mkfs -i a --monmap "$CEPH_DIR/monmap"
+    ceph-mon -c "$CEPH_CONF" --mkfs -i a --monmap "$CEPH_DIR/monmap" \
+        --keyring "$CEPH_KEYRING"
     start_mon
     ceph_wait "mon quorum" 30 mon_answers
     lap "mon answers"
@@ -151,6 +169,11 @@ build() {
     ceph_q osd set-require-min-compat-client mimic >/dev/null 2>&1
     ceph_wait "a write to pool $CEPH_POOL" 60 pool_writable
     lap "pool $CEPH_POOL accepts writes"
+    # What Cinder's RBD driver and QEMU connect as (the caps the Cinder and
+    # Nova guides give it).
+    ceph_q auth get-or-create "client.$CEPH_USER" mon 'profile rbd' \
+        osd "profile rbd pool=$CEPH_POOL" mgr "profile rbd pool=$CEPH_POOL" \
+        >>"$CEPH_KEYRING"
     # Cinder's RBD driver reports capacity from "ceph df", which the mgr
     # feeds; without it the scheduler may see no free space.
     ceph_wait "active mgr" 60 mgr_active
@@ -183,6 +206,11 @@ command -v ceph-mon >/dev/null || die "ceph-mon is not installed; run tools/stac
 mkdir -p "$STACK_DIR"
 exec 8>"$STACK_DIR/.ceph.lock"
 flock 8
+if [ -f "$CEPH_DIR/.ready" ] && ! grep -q '^auth_client_required = cephx' "$CEPH_CONF"; then
+    # Made by an older checkout with auth none: clients now expect cephx.
+    log "ceph: cluster in $CEPH_DIR has no cephx; rebuilding it"
+    "$STACK_TOOLS/ceph-down.sh" --wipe
+fi
 if [ ! -f "$CEPH_DIR/.ready" ]; then
     build
 else

@@ -68,6 +68,7 @@ render_config() {
         -e "s|@CINDER_DB@|$CINDER_DB|g" -e "s|@GLANCE_URL@|$GLANCE_URL|g" \
         -e "s|@PG_HOST@|$PG_HOST|g" -e "s|@PG_PORT@|$PG_PORT|g" \
         -e "s|@RBD_POOL@|$CEPH_POOL|g" -e "s|@CEPH_CONF@|$CEPH_CONF|g" \
+        -e "s|@CEPH_USER@|$CEPH_USER|g" -e "s|@CEPH_SECRET_UUID@|$CEPH_SECRET_UUID|g" \
         "$STACK_TOOLS/cinder/cinder.conf.in" >"$etc/cinder.conf.new"
     mv "$etc/cinder.conf.new" "$etc/cinder.conf"
     # The venv ships these; used unchanged except rootwrap's search paths

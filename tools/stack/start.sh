@@ -9,7 +9,7 @@
 # Ceph (tools/stack/ceph-up.sh, pids in .stack/ceph/run/) and Cinder on it
 # (tools/stack/cinder-up.sh) are ours too, for volume-backed servers.
 set -euo pipefail
-source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/ceph-common.sh"
 
 [ "$(id -u)" -eq 0 ] || die "start.sh must run as root"
 [ -x "$GLANCE_VENV/bin/uwsgi" ] || die "no Glance venv; run tools/stack/install.sh first"
@@ -209,13 +209,36 @@ ceph_cluster() {
     bash "$STACK_TOOLS/ceph-up.sh"
 }
 
+# The libvirt secret with client.cinder's key, under the UUID Cinder names
+# in every attachment (as an operator sets up each Nova compute host). The
+# key changes when the cluster is rebuilt, so it is set every time.
+ceph_secret() {
+    local key xml
+    key=$(mktemp)
+    ceph -c "$CEPH_CONF" --connect-timeout 5 auth get-key "client.$CEPH_USER" >"$key"
+    if ! virsh -q -c "$LIBVIRT_URI" secret-dumpxml "$CEPH_SECRET_UUID" >/dev/null 2>&1; then
+        xml=$(mktemp)
+        printf '%s\n' "<secret ephemeral='no' private='no'>" \
+            "  <uuid>$CEPH_SECRET_UUID</uuid>" \
+            "  <usage type='ceph'><name>nova-snapshot stack client.$CEPH_USER secret</name></usage>" \
+            "</secret>" >"$xml"
+        virsh -q -c "$LIBVIRT_URI" secret-define "$xml" >/dev/null
+        rm -f "$xml"
+    fi
+    # From a file (base64), so the key never shows in a process listing.
+    virsh -q -c "$LIBVIRT_URI" secret-set-value "$CEPH_SECRET_UUID" --file "$key" >/dev/null
+    rm -f "$key"
+}
+
 cinder_services() {
     bash "$STACK_TOOLS/cinder-up.sh" >"$LOG_DIR/start-cinder.log" 2>&1 \
         || { cat "$LOG_DIR/start-cinder.log" >&2; return 1; }
     # Published only once Cinder is ready, so tests never see a half stack.
     CINDER_ENV="CINDER_URL=http://127.0.0.1:${CINDER_PORT:-8776}/v3
-CEPH_CONF=$STACK_DIR/ceph/ceph.conf
-RBD_POOL=${CEPH_POOL:-volumes}"
+CEPH_CONF=$CEPH_CONF
+RBD_POOL=$CEPH_POOL
+CEPH_USER=$CEPH_USER
+CEPH_SECRET_UUID=$CEPH_SECRET_UUID"
 }
 
 # --- .stack/env --------------------------------------------------------------
@@ -251,6 +274,7 @@ step "rabbitmq (wait)" wait "$RABBIT_JOB" \
 write_env
 step "ceph (wait)" wait "$CEPH_JOB" \
     || { cat "$LOG_DIR/start-ceph.log" >&2; die "Ceph did not come up"; }
+step "libvirt ceph secret" ceph_secret || die "could not set the libvirt secret for Ceph"
 step "cinder" cinder_services 9>&- || die "Cinder did not come up"
 write_env
 step "guest image" guest
