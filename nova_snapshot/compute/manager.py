@@ -261,9 +261,13 @@ class ComputeManager(object):
         events = self.db.action_events_unfinished(
             instance['uuid'], VOLUME_SNAPSHOT_EVENT, self.host)
         for event in events:
+            # The requester's project and user; the action does not keep
+            # their roles, and a member's are what Glance and Cinder need
+            # to list and delete what the request made in that project.
             context = ns_context.RequestContext(
                 user_id=event['user_id'], project_id=event['project_id'],
-                request_id=event['request_id'], overwrite=False)
+                request_id=event['request_id'], roles=['member', 'reader'],
+                overwrite=False)
             self._spawn('clean-volume-snapshot-%s' % instance['uuid'],
                         self._clean_interrupted_volume_snapshot, context,
                         instance)

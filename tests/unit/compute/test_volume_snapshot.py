@@ -299,7 +299,15 @@ class InterruptedAtStartTest(VolumeSnapshotTestBase):
         # Someone else's snapshot of the same volume stays.
         other = self.cinder.create_snapshot_force(
             ctx, ids and self.cinder.snapshots[ids[0]]['volume_id'], 'mine')
-        self.restart()
+        with mock.patch.object(self.image_api, 'list',
+                               wraps=self.image_api.list) as listing:
+            self.restart()
+        # As the requester's project, with a member's roles (Glance's
+        # policy refuses a list without them).
+        used = listing.call_args[0][0]
+        self.assertEqual((ctx.project_id, ctx.user_id, ctx.request_id),
+                         (used.project_id, used.user_id, used.request_id))
+        self.assertIn('member', used.roles)
         self.assertEqual(set(ids), set(self.cinder.deleted_snapshots))
         self.assertEqual({other['id']}, self.snapshots_left())
         event = self.wait_for_event(instance['uuid'],
