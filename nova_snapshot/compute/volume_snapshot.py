@@ -10,14 +10,18 @@ snapshot requests until every one of them has left ``creating``:
    happens here), or else pause the vCPUs for the same window, so the cut
    is at least one point in time across all volumes;
 2. request every snapshot at once (``force=True``: the volumes are in
-   use), poll each until it leaves ``creating``; thaw in a ``finally``;
+   use; each tagged with the instance and the request), poll them all with
+   one list call per interval until none is ``creating``; thaw in a
+   ``finally``;
 3. wait for every snapshot to be ``available``; anything else deletes all
    the snapshots made and no image is created;
 4. create the zero-byte active image whose ``block_device_mapping`` lists
    the snapshots in Nova's image-mapping form.
 
 Unlike Nova (which thaws only when Cinder is done and leaks snapshots on
-failure) the freeze window is bounded and failures leave nothing behind.
+failure) the freeze window is bounded and failures leave nothing behind;
+if this service dies mid-way, its next start finds the request's snapshots
+by their tags (:meth:`VolumeSnapshotter.clean_interrupted`).
 """
 
 import logging

@@ -22,6 +22,8 @@ MAX_PARALLEL = 16
 # A volume still 'creating' cannot be deleted; how long cleanup waits.
 CLEANUP_WAIT = 60
 # Statuses Cinder leaves by itself; a delete refused in one is retried.
+# 'in-use' is among them here: right after its attachment is deleted a
+# volume still shows it for a moment.
 _MOVING_STATUSES = frozenset([
     'creating', 'attaching', 'detaching', 'reserved', 'in-use', 'deleting',
     'downloading', 'uploading', 'backing-up', 'restoring-backup',
