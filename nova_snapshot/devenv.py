@@ -10,6 +10,7 @@ points at (Glance, RabbitMQ, PostgreSQL, libvirtd) are started beforehand by
 import configparser
 import contextlib
 import datetime
+import glob
 import os
 import re
 import shutil
@@ -56,6 +57,95 @@ def _bin(name):
     return os.path.join(os.path.dirname(sys.executable), name)
 
 
+OWNER_FILE = 'owner.pid'
+STATE_PREFIX = 'nova-snapshot-'
+
+
+def destroy_guests(libvirt_uri, state_dir):
+    """Destroy and undefine the guests whose instance directories are in
+    ``state_dir`` (a deployment's)."""
+    instances = os.path.join(state_dir, 'instances')
+    if not os.path.isdir(instances):
+        return
+    conn = libvirt.open(libvirt_uri)
+    try:
+        for name in os.listdir(instances):
+            try:
+                uuid.UUID(name)
+            except ValueError:
+                continue  # e.g. the snapshots scratch directory
+            try:
+                domain = conn.lookupByName('instance-%s' % name)
+            except libvirt.libvirtError:
+                continue
+            try:
+                if domain.isActive():
+                    domain.destroy()
+                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+            except libvirt.libvirtError:
+                pass
+    finally:
+        conn.close()
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _processes_of(state_dir):
+    """Pids whose command line names a config file in ``state_dir``: the
+    services a deployment started there (a reused pid never matches)."""
+    marker = '--config-file\0%s%s' % (state_dir, os.sep)
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry) as cmdline:
+                if marker in cmdline.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def sweep_abandoned(libvirt_uri, tmp_dir=None):
+    """Stop what deployments whose owning process died left running.
+
+    Services run in sessions of their own so that a test can kill them one
+    by one; when the test process itself is killed (SIGKILL, a CI timeout)
+    they and their guests would run on and load every later run. Their
+    state directories (and logs) are kept. Returns the directories swept.
+    """
+    swept = []
+    pattern = os.path.join(tmp_dir or tempfile.gettempdir(),
+                           STATE_PREFIX + '*')
+    for state_dir in glob.glob(pattern):
+        owner_file = os.path.join(state_dir, OWNER_FILE)
+        try:
+            with open(owner_file) as owner:
+                pid = int(owner.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if _pid_alive(pid):
+            continue
+        for service in _processes_of(state_dir):
+            try:
+                os.kill(service, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        destroy_guests(libvirt_uri, state_dir)
+        os.unlink(owner_file)
+        swept.append(state_dir)
+    return swept
+
+
 class Deployment:
     """API + compute services of one deployment, each in its own process.
 
@@ -74,7 +164,7 @@ class Deployment:
         # A unique default host name: two deployments on one broker whose
         # compute services share a name would consume each other's casts.
         self.hosts = list(hosts or ['compute-%s' % uuid.uuid4().hex[:8]])
-        self.state_dir = state_dir or tempfile.mkdtemp(prefix='nova-snapshot-')
+        self.state_dir = state_dir or tempfile.mkdtemp(prefix=STATE_PREFIX)
         self.database_url = database_url or 'sqlite:///%s' % os.path.join(
             self.state_dir, 'nova_snapshot.sqlite')
         self.all_in_one = all_in_one
@@ -87,6 +177,10 @@ class Deployment:
         self.config_files = {}
         self._compute_started = {}
         self._libvirt = None
+        # Whose services these are: a later Deployment stops them if this
+        # process dies without stop() (see sweep_abandoned).
+        with open(os.path.join(self.state_dir, OWNER_FILE), 'w') as owner:
+            owner.write('%d\n' % os.getpid())
 
     # -- configuration ---------------------------------------------------
     def _write_config(self, name, host=None, extra_conf=None):
@@ -132,6 +226,7 @@ class Deployment:
         return proc
 
     def start(self, timeout=60):
+        sweep_abandoned(self.stack.get('LIBVIRT_URI', 'qemu:///system'))
         if self.all_in_one:
             conf = self._write_config('all', host=self.hosts[0])
             self._spawn('all', [_bin('nova-snapshot-all'), '--config-file', conf])
@@ -240,29 +335,8 @@ class Deployment:
         A test that failed half-way, or a service killed on purpose, may
         leave domains running; they would eat the CPU of every later test.
         """
-        instances = os.path.join(self.state_dir, 'instances')
-        if not os.path.isdir(instances):
-            return
-        conn = libvirt.open(self.stack.get('LIBVIRT_URI', 'qemu:///system'))
-        try:
-            for name in os.listdir(instances):
-                try:
-                    uuid.UUID(name)
-                except ValueError:
-                    continue  # e.g. the snapshots scratch directory
-                try:
-                    domain = conn.lookupByName('instance-%s' % name)
-                except libvirt.libvirtError:
-                    continue
-                try:
-                    if domain.isActive():
-                        domain.destroy()
-                    domain.undefineFlags(
-                        libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
-                except libvirt.libvirtError:
-                    pass
-        finally:
-            conn.close()
+        destroy_guests(self.stack.get('LIBVIRT_URI', 'qemu:///system'),
+                       self.state_dir)
 
     def domain(self, server_id):
         """The libvirt domain of a server this deployment booted."""

@@ -1,0 +1,105 @@
+"""A test run killed with SIGKILL leaves its services and guests running
+(they run in sessions of their own); the next Deployment stops them.
+
+Real libvirt/QEMU, Glance and RabbitMQ: a child process starts a
+deployment, boots the tiny guest and is then killed.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import libvirt
+
+from nova_snapshot import devenv
+from tests.functional import base
+
+_CHILD = r'''
+import json, sys, uuid
+from nova_snapshot import conf as ns_conf, devenv
+from nova_snapshot.image import glance
+stack = devenv.read_stack_env()
+conf = ns_conf.new_conf([])
+conf.set_override('api_endpoint', stack['GLANCE_URL'], group='glance')
+image_api = glance.GlanceAPI(conf)
+project = uuid.uuid4().hex
+ctx = devenv.user_context('sweep', project)
+image = devenv.upload_tiny_guest(image_api, ctx, stack['GUEST_DIR'],
+                                 'sweep-guest')
+deployment = devenv.Deployment(stack_env=stack).start()
+client = deployment.client('sweep', project)
+server = client.create_server('sweep', image['id'], flavor_ref='2')
+client.wait_for_server(server['id'], timeout=120)
+print(json.dumps({'state_dir': deployment.state_dir,
+                  'server': server['id'], 'project': project,
+                  'images': [image['id'], image['kernel_id'],
+                             image['ramdisk_id']]}), flush=True)
+sys.stdin.read()   # until killed
+'''
+
+
+class SweepAbandonedDeploymentTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = base.read_env()
+
+    def test_killed_owner_services_and_guest_are_stopped(self):
+        child = subprocess.Popen([sys.executable, '-c', _CHILD],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 cwd=devenv.REPO_ROOT, text=True)
+        self.addCleanup(self._reap, child)
+        line = child.stdout.readline()
+        self.assertTrue(line, 'the child deployment did not start')
+        started = json.loads(line)
+        state_dir = started['state_dir']
+        self.addCleanup(self._delete_images, started)
+        services = devenv._processes_of(state_dir)
+        self.assertEqual(2, len(services), 'api and compute')
+        conn = libvirt.open(self.stack.get('LIBVIRT_URI', 'qemu:///system'))
+        self.addCleanup(conn.close)
+        domain = conn.lookupByName('instance-%s' % started['server'])
+        self.assertTrue(domain.isActive())
+
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        # Nothing stopped them: they run on without their owner.
+        time.sleep(1)
+        self.assertEqual(sorted(services),
+                         sorted(devenv._processes_of(state_dir)))
+        self.assertTrue(domain.isActive())
+
+        swept = devenv.sweep_abandoned(
+            self.stack.get('LIBVIRT_URI', 'qemu:///system'))
+        self.assertIn(state_dir, swept)
+        deadline = time.monotonic() + 10
+        while devenv._processes_of(state_dir):
+            self.assertLess(time.monotonic(), deadline, 'services still run')
+            time.sleep(0.1)
+        self.assertRaises(libvirt.libvirtError, conn.lookupByName,
+                          'instance-%s' % started['server'])
+
+    def _reap(self, child):
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        child.stdout.close()
+        child.stdin.close()
+
+    def _delete_images(self, started):
+        from nova_snapshot import conf as ns_conf
+        from nova_snapshot.image import glance
+        conf = ns_conf.new_conf([])
+        conf.set_override('api_endpoint', self.stack['GLANCE_URL'],
+                          group='glance')
+        image_api = glance.GlanceAPI(conf)
+        ctx = devenv.user_context('sweep', started['project'])
+        for image_id in started['images']:
+            try:
+                image_api.delete(ctx, image_id)
+            except Exception:
+                pass
+        subprocess.run(['rm', '-rf', started['state_dir']])
