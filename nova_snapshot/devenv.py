@@ -497,7 +497,7 @@ def wait_for_guest_agent(domain, timeout=60):
             time.sleep(0.1)
 
 
-class _BackgroundWatcher:
+class BackgroundWatcher:
     """Runs ``self._run`` in a daemon thread for the ``with`` block."""
 
     def __init__(self):
@@ -516,7 +516,7 @@ class _BackgroundWatcher:
         self._thread.join()
 
 
-class DomainStateWatcher(_BackgroundWatcher):
+class DomainStateWatcher(BackgroundWatcher):
     """Polls a libvirt domain's state every few ms in a thread.
 
     Records for how long the domain was not running (paused, or shut off
@@ -565,7 +565,7 @@ def console_log_path(domain):
     return source.get('path')
 
 
-class ConsoleTickWatcher(_BackgroundWatcher):
+class ConsoleTickWatcher(BackgroundWatcher):
     """Timestamps, on the host clock, each tick the guest prints.
 
     The guest prints ``nova-snapshot-guest: tick N`` (every tick when booted

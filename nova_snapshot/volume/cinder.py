@@ -240,6 +240,19 @@ class CinderAPI(object):
                         what, item_id, status, timeout, '/'.join(statuses)))
             self._sleep(self.poll_interval)
 
+    def _wait_gone(self, what, get, not_found, item_id, timeout):
+        """Poll ``get()`` until it raises ``not_found``; an error status or
+        the timeout (default ``min_wait_timeout``) ends it with VolumeError.
+        """
+        def gone_or_status():
+            try:
+                return get()
+            except not_found:
+                return {'status': '_gone'}
+        self._wait(what, gone_or_status, item_id,
+                   timeout if timeout is not None else self.min_wait_timeout,
+                   ('_gone',))
+
     # -- volumes --------------------------------------------------------------
 
     def get(self, context, volume_id):
@@ -286,14 +299,8 @@ class CinderAPI(object):
 
     def wait_for_volume_deleted(self, context, volume_id, timeout=None):
         """Return once the volume is gone (VolumeError on error/timeout)."""
-        def gone_or_status():
-            try:
-                return self.get(context, volume_id)
-            except exception.VolumeNotFound:
-                return {'status': '_gone'}
-        self._wait('volume', gone_or_status, volume_id,
-                   timeout if timeout is not None else self.min_wait_timeout,
-                   ('_gone',))
+        self._wait_gone('volume', lambda: self.get(context, volume_id),
+                        exception.VolumeNotFound, volume_id, timeout)
 
     # -- attachments ----------------------------------------------------------
 
@@ -393,14 +400,9 @@ class CinderAPI(object):
 
     def wait_for_snapshot_deleted(self, context, snapshot_id, timeout=None):
         """Return once the snapshot is gone (VolumeError on error/timeout)."""
-        def gone_or_status():
-            try:
-                return self.get_snapshot(context, snapshot_id)
-            except exception.SnapshotNotFound:
-                return {'status': '_gone'}
-        self._wait('snapshot', gone_or_status, snapshot_id,
-                   timeout if timeout is not None else self.min_wait_timeout,
-                   ('_gone',))
+        self._wait_gone('snapshot',
+                        lambda: self.get_snapshot(context, snapshot_id),
+                        exception.SnapshotNotFound, snapshot_id, timeout)
 
     # -- limits ---------------------------------------------------------------
 

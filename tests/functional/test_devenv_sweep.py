@@ -15,7 +15,9 @@ import unittest
 import libvirt
 
 from nova_snapshot import devenv
+from nova_snapshot.image import glance
 from tests.functional import base
+from tests.functional import e2e_base
 
 _CHILD = r'''
 import json, sys, uuid
@@ -90,12 +92,8 @@ class SweepAbandonedDeploymentTest(unittest.TestCase):
         child.stdin.close()
 
     def _delete_images(self, started):
-        from nova_snapshot import conf as ns_conf
-        from nova_snapshot.image import glance
-        conf = ns_conf.new_conf([])
-        conf.set_override('api_endpoint', self.stack['GLANCE_URL'],
-                          group='glance')
-        image_api = glance.GlanceAPI(conf)
+        image_api = glance.GlanceAPI(
+            e2e_base._glance_conf(self.stack['GLANCE_URL']))
         ctx = devenv.user_context('sweep', started['project'])
         for image_id in started['images']:
             try:

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
 import uuid
@@ -100,28 +99,23 @@ class FakeImageAPI(object):
                 f.write(chunk)
 
 
-class StatePoller(object):
-    """Records domain.state() every few ms from its own connection."""
+class StatePoller(devenv.BackgroundWatcher):
+    """Records domain.state() every few ms from its own connection (the
+    whole list, where DomainStateWatcher keeps the pauses)."""
 
     def __init__(self, uri, name):
+        super().__init__()
         self.conn = libvirt.open(uri)
         self.domain = self.conn.lookupByName(name)
         self.states = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
             self.states.append(self.domain.state()[0])
             time.sleep(0.003)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+        super().__exit__(*exc)
         self.conn.close()
 
 
