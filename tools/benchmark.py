@@ -37,7 +37,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 from nova_snapshot import conf as ns_conf  # noqa: E402
-from nova_snapshot import devenv  # noqa: E402
+from tests.functional.fixtures import deployment as deployment_fixture  # noqa: E402
+from tests.functional.fixtures import guest as guest_fixture  # noqa: E402
+from tests.functional.fixtures import stack as stack_fixture  # noqa: E402
+from tests.functional.fixtures import watchers  # noqa: E402
 from nova_snapshot.image import glance  # noqa: E402
 
 CMDLINE = 'console=ttyS0 nsguest.print_every=1'
@@ -192,7 +195,7 @@ def main():
         parser.error('--paths: choose from %s' % ', '.join(known))
     args.paths = [(p, known[p]) for p in args.paths]
 
-    stack = devenv.read_stack_env()
+    stack = stack_fixture.read_stack_env()
     results = {}
     if not args.no_images:
         results['images'] = image_backed(args, stack)
@@ -213,9 +216,9 @@ def image_backed(args, stack):
     conf.set_override('api_endpoint', stack['GLANCE_URL'], group='glance')
     image_api = glance.GlanceAPI(conf)
     project = uuid.uuid4().hex
-    ctx = devenv.user_context('bench', project)
+    ctx = guest_fixture.user_context('bench', project)
     workdir = tempfile.mkdtemp(prefix='nova-snapshot-bench-')
-    deployment = devenv.Deployment(stack_env=stack)
+    deployment = deployment_fixture.Deployment(stack_env=stack)
     images = []
     results = {'data_mib': args.data_mib}
     try:
@@ -226,16 +229,16 @@ def image_backed(args, stack):
         from nova_snapshot.db import api as db_api
         db = db_api.Database(deployment.database_url)
         client_timeout = max(120, args.data_mib // 2)
-        base = devenv.upload_tiny_guest(image_api, ctx, stack['GUEST_DIR'],
-                                        'bench-guest', disk_path=disk,
-                                        command_line=CMDLINE)
+        base = guest_fixture.upload_tiny_guest(image_api, ctx, stack['GUEST_DIR'],
+                                               'bench-guest', disk_path=disk,
+                                               command_line=CMDLINE)
         images += [base['id'], base['kernel_id'], base['ramdisk_id']]
         server = client.create_server('bench', base['id'], flavor_ref='2')
         client.wait_for_server(server['id'], timeout=client_timeout)
         domain = deployment.domain(server['id'])
         instance_disk = os.path.join(deployment.state_dir, 'instances',
                                      server['id'], 'disk')
-        with devenv.ConsoleTickWatcher(devenv.console_log_path(domain)) as ticks:
+        with watchers.ConsoleTickWatcher(guest_fixture.console_log_path(domain)) as ticks:
             while len(ticks.ticks) < 20:
                 time.sleep(0.1)
             results['disk_allocated_bytes'] = allocated_bytes(instance_disk)

@@ -30,7 +30,9 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nova_snapshot import conf as ns_conf  # noqa: E402
-from nova_snapshot import devenv  # noqa: E402
+from tests.functional.fixtures import deployment as deployment_fixture  # noqa: E402
+from tests.functional.fixtures import guest as guest_fixture  # noqa: E402
+from tests.functional.fixtures import stack as stack_fixture  # noqa: E402
 from nova_snapshot.image import glance  # noqa: E402
 from nova_snapshot.volume import cinder  # noqa: E402
 
@@ -54,8 +56,8 @@ class VolumeBenchmark:
         self.image_api = glance.GlanceAPI(conf)
         self.volume_api = cinder.CinderAPI(conf)
         self.project = uuid.uuid4().hex
-        self.ctx = devenv.user_context('bench', self.project)
-        self.deployment = devenv.Deployment(stack_env=stack)
+        self.ctx = guest_fixture.user_context('bench', self.project)
+        self.deployment = deployment_fixture.Deployment(stack_env=stack)
         self.client = None
         self.images = []
 
@@ -122,7 +124,7 @@ class VolumeBenchmark:
                   'delete_on_termination': True}] * count
         server_id, boot_s = self._boot('bench-bfv-%d' % count, '', bdms)
         self._wait_console(server_id, 'qemu-ga started')
-        devenv.wait_for_guest_agent(self.deployment.domain(server_id))
+        guest_fixture.wait_for_guest_agent(self.deployment.domain(server_id))
         row = {'data_volumes': count, 'volumes_snapshotted': count + 1,
                'boot_seconds': boot_s, 'runs': []}
         snapshot_ids, restore_image = [], None
@@ -231,9 +233,9 @@ class VolumeBenchmark:
             # Room for a source and a restored server of 9 volumes each.
             self._cinder().quotas.update(self.project, volumes=-1,
                                          snapshots=-1, gigabytes=-1)
-            base = devenv.upload_tiny_guest(self.image_api, self.ctx,
-                                            self.stack['GUEST_DIR'],
-                                            'bench-vol-guest')
+            base = guest_fixture.upload_tiny_guest(self.image_api, self.ctx,
+                                                   self.stack['GUEST_DIR'],
+                                                   'bench-vol-guest')
             self.images += [base['id'], base['kernel_id'],
                             base['ramdisk_id']]
             root_id = self._upload_ext4_root(base)
@@ -349,7 +351,7 @@ def print_results(results):
 
 
 def main(stack=None, repeats=3, data_mib=256):
-    bench = VolumeBenchmark(stack or devenv.read_stack_env(),
+    bench = VolumeBenchmark(stack or stack_fixture.read_stack_env(),
                             repeats=repeats, data_mib=data_mib)
     results = bench.run()
     print_results(results)

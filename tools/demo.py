@@ -17,7 +17,10 @@ import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nova_snapshot import devenv  # noqa: E402
+from tests.functional.fixtures import deployment as deployment_fixture  # noqa: E402
+from tests.functional.fixtures import guest as guest_fixture  # noqa: E402
+from tests.functional.fixtures import stack as stack_fixture  # noqa: E402
+from tests.functional.fixtures import watchers  # noqa: E402
 from nova_snapshot.image import glance  # noqa: E402
 from nova_snapshot import conf as ns_conf  # noqa: E402
 from nova_snapshot.volume import cinder  # noqa: E402
@@ -72,7 +75,7 @@ def boot(client, name, image_id):
 def snapshot(steps, client, deployment, image_api, ctx, server_id, name):
     domain = deployment.domain(server_id)
     start = time.monotonic()
-    with devenv.DomainStateWatcher(domain) as watch:
+    with watchers.DomainStateWatcher(domain) as watch:
         image_id = client.create_image(server_id, name)
         accepted = time.monotonic() - start
         seen = []
@@ -95,24 +98,24 @@ def snapshot(steps, client, deployment, image_api, ctx, server_id, name):
               % (total, image['size'], image['disk_format']))
     steps.say('guest not running for %.3f s during the snapshot (states seen: %s)'
               % (watch.not_running_seconds,
-                 ', '.join(sorted(devenv.DOMAIN_STATE_NAMES.get(s, str(s))
+                 ', '.join(sorted(watchers.DOMAIN_STATE_NAMES.get(s, str(s))
                                   for s in watch.states_seen))))
     return image, watch.not_running_seconds, total
 
 
 def main():
     steps = Steps()
-    stack = devenv.read_stack_env()
+    stack = stack_fixture.read_stack_env()
     # The demo has a RabbitMQ vhost of its own, apart from the tests'.
     transport_url = stack['TRANSPORT_URL'].rsplit('/', 1)[0] + '/nova_snapshot'
-    deployment = devenv.Deployment(stack_env=stack, transport_url=transport_url)
+    deployment = deployment_fixture.Deployment(stack_env=stack, transport_url=transport_url)
     conf = ns_conf.new_conf([])
     conf.set_override('api_endpoint', stack['GLANCE_URL'], group='glance')
     image_api = glance.GlanceAPI(conf)
     conf.set_override('api_endpoint', stack['CINDER_URL'], group='cinder')
     volume_api = cinder.CinderAPI(conf)
     project = uuid.uuid4().hex
-    ctx = devenv.user_context('demo', project)
+    ctx = guest_fixture.user_context('demo', project)
     client = None
     created_images = []
     results = {}
@@ -121,7 +124,7 @@ def main():
                   '(RabbitMQ, SQLite, libvirt)', deployment.start)
         client = deployment.client('demo', project)
         base = steps.run('upload the tiny guest (kernel, initramfs, qcow2 disk) '
-                         'to Glance', devenv.upload_tiny_guest, image_api, ctx,
+                         'to Glance', guest_fixture.upload_tiny_guest, image_api, ctx,
                          stack['GUEST_DIR'], 'demo-guest')
         created_images += [base['id'], base['kernel_id'], base['ramdisk_id']]
         server, last = steps.run('boot a server from it and wait for its first '
@@ -216,7 +219,7 @@ def boot_with(client, name, image_ref, bdms, deployment=None):
     wait_console(client, server_id, r'nova-snapshot-guest: tick \d+', 600)
     if deployment is not None:
         wait_console(client, server_id, 'qemu-ga started', 600)
-        devenv.wait_for_guest_agent(deployment.domain(server_id))
+        guest_fixture.wait_for_guest_agent(deployment.domain(server_id))
     return server_id
 
 

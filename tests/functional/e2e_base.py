@@ -15,7 +15,9 @@ import uuid
 import libvirt
 import psycopg2
 
-from nova_snapshot import devenv
+from tests.functional.fixtures import deployment
+from tests.functional.fixtures import guest
+from tests.functional.fixtures import stack
 from nova_snapshot.image import glance
 
 PG_ADMIN_DSN = 'host=127.0.0.1 user=postgres dbname=postgres'
@@ -67,7 +69,7 @@ class EndToEndTestCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.stack = devenv.read_stack_env()
+        cls.stack = stack.read_stack_env()
         cls.guest_dir = cls.stack['GUEST_DIR']
         cls.db_name, db_url = None, None
         if not cls.all_in_one:
@@ -85,7 +87,7 @@ class EndToEndTestCase(unittest.TestCase):
             extra.setdefault('glance', {})['api_endpoint'] = cls.proxy.url
         cls.hosts = ['e2e-%s-%d' % (uuid.uuid4().hex[:8], n)
                      for n in range(cls.host_count)]
-        cls.deployment = devenv.Deployment(
+        cls.deployment = deployment.Deployment(
             stack_env=cls.stack, hosts=cls.hosts, database_url=db_url,
             extra_conf=extra, all_in_one=cls.all_in_one)
         try:
@@ -98,10 +100,10 @@ class EndToEndTestCase(unittest.TestCase):
         cls.project = uuid.uuid4().hex
         cls.user = 'e2e-user'
         cls.client = cls.deployment.client(cls.user, cls.project)
-        cls.ctx = devenv.user_context(cls.user, cls.project)
+        cls.ctx = guest.user_context(cls.user, cls.project)
         conf = _glance_conf(cls.stack['GLANCE_URL'])
         cls.image_api = glance.GlanceAPI(conf)
-        cls.base_image = devenv.upload_tiny_guest(
+        cls.base_image = guest.upload_tiny_guest(
             cls.image_api, cls.ctx, cls.guest_dir,
             name='e2e-guest-%s' % uuid.uuid4().hex[:6])
         cls.libvirt = libvirt.open(cls.stack.get('LIBVIRT_URI', 'qemu:///system'))
@@ -203,15 +205,15 @@ class EndToEndTestCase(unittest.TestCase):
     def wait_for_agent(self, server_id):
         """The guest agent started and libvirt can talk to it."""
         self.wait_for_console(server_id, 'qemu-ga started', timeout=120)
-        devenv.wait_for_guest_agent(self.domain(server_id))
+        guest.wait_for_guest_agent(self.domain(server_id))
 
     def instance_disk(self, server_id):
         return os.path.join(self.deployment.state_dir, 'instances', server_id,
                             'disk')
 
     def wait_for_image(self, image_id, timeout=300):
-        return devenv.wait_for_image(self.image_api, self.ctx, image_id,
-                                     timeout=timeout)
+        return guest.wait_for_image(self.image_api, self.ctx, image_id,
+                                    timeout=timeout)
 
     def download_raw(self, image_id):
         """Download an image from Glance and return its raw bytes."""

@@ -12,7 +12,7 @@ import time
 
 import libvirt
 
-from nova_snapshot import devenv
+from tests.functional.fixtures import watchers
 from nova_snapshot import exception
 from tests.functional import e2e_base
 
@@ -44,7 +44,7 @@ class _RestoreChecks:
         before, _ = self.wait_for_console(server['id'],
                                           r'nova-snapshot-guest: tick (\d+)')
         tick_before = int(before.group(1))
-        with devenv.DomainStateWatcher(self.domain(server['id'])) as watch:
+        with watchers.DomainStateWatcher(self.domain(server['id'])) as watch:
             image = self.snapshot_and_wait(server['id'], 'running-snap',
                                            metadata={'image_type': 'test'})
         tick, _ = _captured_tick(self, image['id'])

@@ -14,28 +14,31 @@ import unittest
 
 import libvirt
 
-from nova_snapshot import devenv
+from tests.functional.fixtures import deployment
+from tests.functional.fixtures import guest
+from tests.functional.fixtures import stack
 from nova_snapshot.image import glance
 from tests.functional import base
 from tests.functional import e2e_base
 
 _CHILD = r'''
 import json, sys, uuid
-from nova_snapshot import conf as ns_conf, devenv
+from nova_snapshot import conf as ns_conf
 from nova_snapshot.image import glance
-stack = devenv.read_stack_env()
+from tests.functional.fixtures import deployment, guest, stack
+stack_env = stack.read_stack_env()
 conf = ns_conf.new_conf([])
-conf.set_override('api_endpoint', stack['GLANCE_URL'], group='glance')
+conf.set_override('api_endpoint', stack_env['GLANCE_URL'], group='glance')
 image_api = glance.GlanceAPI(conf)
 project = uuid.uuid4().hex
-ctx = devenv.user_context('sweep', project)
-image = devenv.upload_tiny_guest(image_api, ctx, stack['GUEST_DIR'],
+ctx = guest.user_context('sweep', project)
+image = guest.upload_tiny_guest(image_api, ctx, stack_env['GUEST_DIR'],
                                  'sweep-guest')
-deployment = devenv.Deployment(stack_env=stack).start()
-client = deployment.client('sweep', project)
+dep = deployment.Deployment(stack_env=stack_env).start()
+client = dep.client('sweep', project)
 server = client.create_server('sweep', image['id'], flavor_ref='2')
 client.wait_for_server(server['id'], timeout=120)
-print(json.dumps({'state_dir': deployment.state_dir,
+print(json.dumps({'state_dir': dep.state_dir,
                   'server': server['id'], 'project': project,
                   'images': [image['id'], image['kernel_id'],
                              image['ramdisk_id']]}), flush=True)
@@ -52,14 +55,14 @@ class SweepAbandonedDeploymentTest(unittest.TestCase):
     def test_killed_owner_services_and_guest_are_stopped(self):
         child = subprocess.Popen([sys.executable, '-c', _CHILD],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                 cwd=devenv.REPO_ROOT, text=True)
+                                 cwd=stack.REPO_ROOT, text=True)
         self.addCleanup(self._reap, child)
         line = child.stdout.readline()
         self.assertTrue(line, 'the child deployment did not start')
         started = json.loads(line)
         state_dir = started['state_dir']
         self.addCleanup(self._delete_images, started)
-        services = devenv._processes_of(state_dir)
+        services = deployment._processes_of(state_dir)
         self.assertEqual(2, len(services), 'api and compute')
         conn = libvirt.open(self.stack.get('LIBVIRT_URI', 'qemu:///system'))
         self.addCleanup(conn.close)
@@ -71,14 +74,14 @@ class SweepAbandonedDeploymentTest(unittest.TestCase):
         # Nothing stopped them: they run on without their owner.
         time.sleep(1)
         self.assertEqual(sorted(services),
-                         sorted(devenv._processes_of(state_dir)))
+                         sorted(deployment._processes_of(state_dir)))
         self.assertTrue(domain.isActive())
 
-        swept = devenv.sweep_abandoned(
+        swept = deployment.sweep_abandoned(
             self.stack.get('LIBVIRT_URI', 'qemu:///system'))
         self.assertIn(state_dir, swept)
         deadline = time.monotonic() + 10
-        while devenv._processes_of(state_dir):
+        while deployment._processes_of(state_dir):
             self.assertLess(time.monotonic(), deadline, 'services still run')
             time.sleep(0.1)
         self.assertRaises(libvirt.libvirtError, conn.lookupByName,
@@ -94,7 +97,7 @@ class SweepAbandonedDeploymentTest(unittest.TestCase):
     def _delete_images(self, started):
         image_api = glance.GlanceAPI(
             e2e_base._glance_conf(self.stack['GLANCE_URL']))
-        ctx = devenv.user_context('sweep', started['project'])
+        ctx = guest.user_context('sweep', started['project'])
         for image_id in started['images']:
             try:
                 image_api.delete(ctx, image_id)

@@ -24,7 +24,8 @@ import libvirt_qemu
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute import task_states
 from nova_snapshot import conf as ns_conf
-from nova_snapshot import devenv
+from tests.functional.fixtures import guest
+from tests.functional.fixtures import stack
 from nova_snapshot import exception
 from nova_snapshot.virt.libvirt import driver as libvirt_driver
 from nova_snapshot.virt.libvirt import snapshot_marker
@@ -82,10 +83,10 @@ class LibvirtDriverTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        env = devenv.read_stack_env()
+        env = stack.read_stack_env()
         cls.uri = env.get('LIBVIRT_URI', 'qemu:///system')
         guest_dir = env.get('GUEST_DIR') or os.path.join(
-            devenv.REPO_ROOT, '.stack', 'guest')
+            stack.REPO_ROOT, '.stack', 'guest')
         for name in ('kernel', 'initramfs.gz', 'disk.qcow2'):
             if not os.path.exists(os.path.join(guest_dir, name)):
                 raise AssertionError('%s/%s is missing: run tools/guest/'
@@ -292,7 +293,7 @@ class LibvirtDriverTest(unittest.TestCase):
         self.wait_console(instance, MOUNTED)
         self.wait_console(instance, AGENT_UP)
         dom = self.domain(instance)
-        reply = devenv.wait_for_guest_agent(dom)
+        reply = guest.wait_for_guest_agent(dom)
         self.assertEqual('{"return":{}}', reply.replace(' ', ''))
         started = time.monotonic()
         self.assertEqual(1, dom.fsFreeze(None, 0))

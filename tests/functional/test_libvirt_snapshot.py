@@ -22,7 +22,8 @@ import uuid
 import libvirt
 
 from nova_snapshot import conf as ns_conf
-from nova_snapshot import devenv
+from tests.functional.fixtures import stack as stack_fixture
+from tests.functional.fixtures import watchers
 from nova_snapshot import exception
 from nova_snapshot.virt.libvirt import snapshot
 from nova_snapshot.virt.libvirt import snapshot_marker
@@ -99,7 +100,7 @@ class FakeImageAPI(object):
                 f.write(chunk)
 
 
-class StatePoller(devenv.BackgroundWatcher):
+class StatePoller(watchers.BackgroundWatcher):
     """Records domain.state() every few ms from its own connection (the
     whole list, where DomainStateWatcher keeps the pauses)."""
 
@@ -124,7 +125,7 @@ class LibvirtSnapshotTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        stack = devenv.read_stack_env()
+        stack = stack_fixture.read_stack_env()
         cls.uri = stack.get('LIBVIRT_URI', 'qemu:///system')
         guest = stack['GUEST_DIR']
         for name in ('kernel', 'initramfs.gz'):

@@ -22,7 +22,8 @@ import libvirt
 import libvirt_qemu
 
 from nova_snapshot.compute import power_state
-from nova_snapshot import devenv
+from tests.functional.fixtures import guest
+from tests.functional.fixtures import stack
 from nova_snapshot import exception
 from nova_snapshot.virt.libvirt import quiesce as vquiesce
 
@@ -64,7 +65,7 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        env = devenv.read_stack_env()
+        env = stack.read_stack_env()
         cls.ceph_conf = os.environ.get('CEPH_CONF') or env.get('CEPH_CONF')
         if not cls.ceph_conf or not os.path.exists(cls.ceph_conf):
             raise AssertionError('no Ceph: set CEPH_CONF or start the stack '
@@ -194,7 +195,7 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
     def wait_agent(self, instance):
         self.wait_console(instance, base.AGENT_UP)
         dom = self.domain(instance)
-        devenv.wait_for_guest_agent(dom)
+        guest.wait_for_guest_agent(dom)
         return dom
 
     def fsfreeze_status(self, dom):
@@ -410,7 +411,7 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
         helper = subprocess.Popen(
             [sys.executable, '-c', FREEZER, self.conf.instances_path,
              self.uri, instance['uuid'], str(deadline)],
-            stdout=subprocess.PIPE, text=True, cwd=devenv.REPO_ROOT)
+            stdout=subprocess.PIPE, text=True, cwd=stack.REPO_ROOT)
         self.addCleanup(helper.wait)
         self.assertEqual('frozen', helper.stdout.readline().strip())
         frozen_at = time.monotonic()
@@ -433,7 +434,7 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
         helper = subprocess.Popen(
             [sys.executable, '-c', FREEZER, self.conf.instances_path,
              self.uri, instance['uuid'], '120'],
-            stdout=subprocess.PIPE, text=True, cwd=devenv.REPO_ROOT)
+            stdout=subprocess.PIPE, text=True, cwd=stack.REPO_ROOT)
         self.addCleanup(helper.wait)
         self.assertEqual('frozen', helper.stdout.readline().strip())
         helper.send_signal(signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""devenv.sweep_abandoned: what a killed test run leaves is stopped later."""
+"""deployment.sweep_abandoned: what a killed test run leaves is stopped later."""
 
 import os
 import shutil
@@ -8,7 +8,7 @@ import sys
 import tempfile
 import unittest
 
-from nova_snapshot import devenv
+from tests.functional.fixtures import deployment
 
 
 class SweepAbandonedTest(unittest.TestCase):
@@ -18,8 +18,8 @@ class SweepAbandonedTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.tmp, True)
 
     def state_dir(self, owner_pid):
-        path = tempfile.mkdtemp(prefix=devenv.STATE_PREFIX, dir=self.tmp)
-        with open(os.path.join(path, devenv.OWNER_FILE), 'w') as owner:
+        path = tempfile.mkdtemp(prefix=deployment.STATE_PREFIX, dir=self.tmp)
+        with open(os.path.join(path, deployment.OWNER_FILE), 'w') as owner:
             owner.write('%d\n' % owner_pid)
         return path
 
@@ -49,7 +49,7 @@ class SweepAbandonedTest(unittest.TestCase):
         kept = self.service(alive)
         not_ours = self.service(self.tmp)   # no owner file around it
 
-        swept = devenv.sweep_abandoned('test:///default', tmp_dir=self.tmp)
+        swept = deployment.sweep_abandoned('test:///default', tmp_dir=self.tmp)
 
         self.assertEqual([abandoned], swept)
         self.assertEqual(-signal.SIGKILL, orphan.wait(timeout=10))
@@ -58,6 +58,6 @@ class SweepAbandonedTest(unittest.TestCase):
         # The logs stay; the owner file goes, so the next sweep skips it.
         self.assertTrue(os.path.isdir(abandoned))
         self.assertFalse(os.path.exists(
-            os.path.join(abandoned, devenv.OWNER_FILE)))
-        self.assertEqual([], devenv.sweep_abandoned('test:///default',
-                                                    tmp_dir=self.tmp))
+            os.path.join(abandoned, deployment.OWNER_FILE)))
+        self.assertEqual([], deployment.sweep_abandoned('test:///default',
+                                                        tmp_dir=self.tmp))
