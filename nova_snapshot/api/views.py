@@ -108,13 +108,27 @@ def server_summary(req, instance):
             'links': util.links(req, 'servers', instance['uuid'])}
 
 
-def server_create(req, instance):
-    return {
+def disk_config(instance):
+    """Nova's OS-DCF:diskConfig: AUTO when the instance resizes its own
+    partition (auto_disk_config), else MANUAL."""
+    return 'AUTO' if instance.get('auto_disk_config') else 'MANUAL'
+
+
+def _access_ip(value):
+    # Nova shows "" for an unset access address.
+    return '' if value is None else str(value)
+
+
+def server_create(req, instance, admin_password=None):
+    body = {
         'id': instance['uuid'],
         'links': util.links(req, 'servers', instance['uuid']),
-        'OS-DCF:diskConfig': 'MANUAL',
+        'OS-DCF:diskConfig': disk_config(instance),
         'security_groups': [{'name': 'default'}],
     }
+    if admin_password is not None:
+        body['adminPass'] = admin_password
+    return body
 
 
 def server(req, instance, show_extended=None):
@@ -144,13 +158,13 @@ def server(req, instance, show_extended=None):
         'updated': isotime(instance.get('updated_at')
                            or instance.get('created_at')),
         'addresses': {},
-        'accessIPv4': '',
-        'accessIPv6': '',
+        'accessIPv4': _access_ip(instance.get('access_ip_v4')),
+        'accessIPv6': _access_ip(instance.get('access_ip_v6')),
         'links': util.links(req, 'servers', instance['uuid']),
         'key_name': None,
         'config_drive': '',
         'security_groups': [{'name': 'default'}],
-        'OS-DCF:diskConfig': 'MANUAL',
+        'OS-DCF:diskConfig': disk_config(instance),
         'OS-EXT-AZ:availability_zone': 'nova',
         'OS-EXT-STS:task_state': instance.get('task_state'),
         'OS-EXT-STS:vm_state': instance.get('vm_state'),

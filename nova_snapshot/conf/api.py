@@ -12,6 +12,12 @@ OPTS = [
                        help='Address nova-snapshot-api listens on.'),
     cfg.PortOpt('bind_port', default=8774,
                 help='Port nova-snapshot-api listens on.'),
+    cfg.BoolOpt('enable_instance_password', default=True,
+                help='Return the admin password in the server create '
+                     'response, as Nova does: the adminPass the request '
+                     'gave, or a generated one. The password is only '
+                     'returned; nothing sets it in the guest (Nova needs a '
+                     'guest agent or config drive for that too).'),
     cfg.StrOpt('response_validation', default='warn',
                choices=('error', 'warn', 'ignore'),
                help='What to do when a response body does not match its '

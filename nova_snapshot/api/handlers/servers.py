@@ -1,7 +1,10 @@
 """/servers: list, create, show, delete."""
 
+import ipaddress
+
 from nova_snapshot.api import block_device
 from nova_snapshot.api import faults
+from nova_snapshot.api import password
 from nova_snapshot.api.schemas import servers as schema
 from nova_snapshot.api import util
 from nova_snapshot.api import validation
@@ -57,6 +60,7 @@ def create(req):
     server = body['server']
     image_ref, bdms = block_device.from_request(server)
     kwargs = {'metadata': server.get('metadata')}
+    kwargs.update(_access_and_disk_config(server))
     if bdms:
         # Nova checks this one only when the request maps block devices.
         context.can(policies.CREATE_ATTACH_VOLUME, target=target)
@@ -64,11 +68,28 @@ def create(req):
     instance = util.compute_api(req).create(
         context, server['name'], image_ref, str(server['flavorRef']),
         **kwargs)
+    admin_password = password.for_create(util.conf(req), server)
     response = util.json_response(
-        req, {'server': views.server_create(req, instance)}, status=202,
-        schema=schema.CREATE_RESPONSE)
+        req, {'server': views.server_create(req, instance, admin_password)},
+        status=202, schema=schema.CREATE_RESPONSE)
     response.location = util.link(req, 'servers', instance['uuid'])
     return response
+
+
+def _access_and_disk_config(server):
+    """ComputeAPI.create kwargs for accessIPv4/v6 and OS-DCF:diskConfig.
+
+    Addresses are stored in their canonical text, as Nova's IPAddress
+    field does (``0:0::babe:220.12.22.2`` becomes ``::babe:dc0c:1602``).
+    """
+    kwargs = {}
+    for key, field in (('accessIPv4', 'access_ip_v4'),
+                       ('accessIPv6', 'access_ip_v6')):
+        if key in server:
+            kwargs[field] = str(ipaddress.ip_address(server[key]))
+    if 'OS-DCF:diskConfig' in server:
+        kwargs['auto_disk_config'] = server['OS-DCF:diskConfig'] == 'AUTO'
+    return kwargs
 
 
 def delete(req, server_id):

@@ -25,6 +25,11 @@ METADATA = {
     'additionalProperties': False,
 }
 
+# Nova's parameter_types.accessIPv4/accessIPv6/disk_config.
+ACCESS_IPV4 = {'type': 'string', 'format': 'ipv4'}
+ACCESS_IPV6 = {'type': 'string', 'format': 'ipv6'}
+DISK_CONFIG = {'type': 'string', 'enum': ['AUTO', 'MANUAL']}
+
 _NETWORK_LIST = {
     'type': 'array',
     'items': {
@@ -64,6 +69,12 @@ def _create(networks, networks_required, bdm_v2=None):
             'block_device_mapping': bdm_schema.LEGACY_LIST,
             'block_device_mapping_v2': bdm_v2 or {
                 'type': 'array', 'items': bdm_schema.ITEM},
+            # Nova takes any string and never stores it; it is returned
+            # in the create response ([api] enable_instance_password).
+            'adminPass': {'type': 'string'},
+            'accessIPv4': ACCESS_IPV4,
+            'accessIPv6': ACCESS_IPV6,
+            'OS-DCF:diskConfig': DISK_CONFIG,
         },
         'required': ['name', 'flavorRef'],
         'additionalProperties': False,
@@ -114,9 +125,11 @@ CREATE_IMAGE = {
 
 
 def _no_argument_action(key):
+    # Nova's schemas for these actions take any value ({} and null
+    # included); it means nothing.
     return {
         'type': 'object',
-        'properties': {key: {'type': 'null'}},
+        'properties': {key: {}},
         'required': [key],
         'additionalProperties': False,
     }
@@ -215,8 +228,8 @@ SERVER = {
         'created': {'type': 'string'},
         'updated': {'type': 'string'},
         'addresses': {'type': 'object', 'additionalProperties': False},
-        'accessIPv4': {'type': 'string'},
-        'accessIPv6': {'type': 'string'},
+        'accessIPv4': {'oneOf': [ACCESS_IPV4, {'enum': ['']}]},
+        'accessIPv6': {'oneOf': [ACCESS_IPV6, {'enum': ['']}]},
         'links': _LINKS,
         'progress': {'type': 'integer'},
         'key_name': {'type': 'null'},
@@ -233,7 +246,7 @@ SERVER = {
         'locked': {'type': 'boolean'},
         'description': _NULLABLE_STRING,
         'tags': {'type': 'array', 'items': {'type': 'string'}},
-        'OS-DCF:diskConfig': {'type': 'string'},
+        'OS-DCF:diskConfig': DISK_CONFIG,
         'OS-EXT-AZ:availability_zone': {'type': 'string'},
         'OS-EXT-STS:task_state': _NULLABLE_STRING,
         'OS-EXT-STS:vm_state': {'type': 'string'},
@@ -310,8 +323,9 @@ CREATE_RESPONSE = {
             'properties': {
                 'id': {'type': 'string', 'pattern': UUID_PATTERN},
                 'links': _LINKS,
-                'OS-DCF:diskConfig': {'type': 'string'},
+                'OS-DCF:diskConfig': DISK_CONFIG,
                 'security_groups': SERVER['properties']['security_groups'],
+                'adminPass': {'type': 'string'},
             },
             'required': ['id', 'links'],
             'additionalProperties': False,

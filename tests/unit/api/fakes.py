@@ -65,7 +65,8 @@ class FakeComputeAPI:
         return bdm
 
     def create(self, context, name, image_ref, flavor_id, metadata=None,
-               block_device_mapping=None):
+               block_device_mapping=None, access_ip_v4=None,
+               access_ip_v6=None, auto_disk_config=None):
         self.calls.append(('create', name, image_ref, flavor_id, metadata))
         if block_device_mapping is not None:
             self.calls.append(('create_bdms', block_device_mapping))
@@ -77,7 +78,9 @@ class FakeComputeAPI:
             context.project_id, context.user_id, name=name,
             image_ref=image_ref, flavor=flavor,
             vm_state=vm_states.BUILDING, task_state=task_states.SCHEDULING,
-            launched_at=None, metadata=dict(metadata or {}))
+            launched_at=None, metadata=dict(metadata or {}),
+            access_ip_v4=access_ip_v4, access_ip_v6=access_ip_v6,
+            auto_disk_config=bool(auto_disk_config))
         for bdm in block_device_mapping or ():
             if bdm['destination_type'] == 'volume':
                 self.add_volume(instance, bdm.get('uuid'),
