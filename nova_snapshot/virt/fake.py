@@ -15,6 +15,15 @@ hypervisor. Tests steer it through attributes:
 
 ``calls`` records ``(method, instance_uuid)`` tuples in order.
 
+Run as a service (``[compute] compute_driver = fake``, for control-plane
+benchmarks) it is steered through its own ``[fake]`` options, registered on
+the service's configuration when the driver is loaded:
+
+* ``snapshot_hold_dir``: a snapshot of instance U, once captured, waits
+  while the file ``<snapshot_hold_dir>/U`` exists (at most
+  ``snapshot_hold_timeout`` seconds), so another process can hold one
+  snapshot in flight and release it by removing the file.
+
 Volumes and quiesce: ``volumes[uuid]`` maps a device (``vdb``) to its
 connection_info (spawn's ``block_device_info`` and attach/detach keep it);
 ``frozen`` and ``paused_vcpus`` are sets of UUIDs; ``quiesce_log`` records
@@ -26,9 +35,12 @@ for ``quiesce``, ``unquiesce``, ``pause_vcpus``, ``resume_vcpus``,
 InstanceQuiesceNotSupported as a guest without an agent does.
 """
 
+import os
 import time
 
 import threading
+
+from oslo_config import cfg
 
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute import task_states
@@ -37,11 +49,25 @@ from nova_snapshot.virt import driver
 
 FAIL_POINTS = ('start', 'capture', 'upload')
 
+FAKE_GROUP = 'fake'
+FAKE_OPTS = [
+    cfg.StrOpt('snapshot_hold_dir',
+               help='Directory whose file named after an instance UUID holds '
+                    'that instance\'s snapshot after the capture until the '
+                    'file is removed (fake driver only; for benchmarks).'),
+    cfg.FloatOpt('snapshot_hold_timeout', default=300.0, min=0.0,
+                 help='Longest time one snapshot is held by a hold file.'),
+]
+HOLD_POLL_SECONDS = 0.05
+
 
 class FakeDriver(driver.ComputeDriver):
 
     def __init__(self, conf, image_api, volume_api=None):
         super().__init__(conf, image_api, volume_api=volume_api)
+        # Registered here, not in nova_snapshot.conf: only this driver reads
+        # them (oslo.config reads already-parsed files for late options).
+        conf.register_opts(FAKE_OPTS, group=FAKE_GROUP)
         self.instances = {}        # uuid -> power state
         self.consoles = {}         # uuid -> text
         self.calls = []
@@ -181,6 +207,7 @@ class FakeDriver(driver.ComputeDriver):
             self._maybe_fail('snapshot')
         if self.snapshot_gate is not None:
             self.snapshot_gate.wait()
+        self._wait_while_held(instance)
         # The guest may have been deleted while the snapshot was held.
         self._state(instance)
         report_progress(50)
@@ -197,6 +224,15 @@ class FakeDriver(driver.ComputeDriver):
         report_progress(100)
         return {'method': 'fake', 'guest_paused_seconds': 0.0,
                 'bytes_uploaded': len(data)}
+
+    def _wait_while_held(self, instance):
+        hold_dir = self.conf.fake.snapshot_hold_dir
+        if not hold_dir:
+            return
+        path = os.path.join(hold_dir, instance['uuid'])
+        deadline = time.monotonic() + self.conf.fake.snapshot_hold_timeout
+        while os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(HOLD_POLL_SECONDS)
 
     # -- volumes and quiesce ------------------------------------------------
 

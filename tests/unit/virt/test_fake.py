@@ -1,5 +1,8 @@
 """The FakeDriver follows the driver contract the manager relies on."""
 
+import os
+import shutil
+import tempfile
 import threading
 import unittest
 
@@ -134,6 +137,48 @@ class FakeDriverTest(unittest.TestCase):
         thread.join(5)
         self.assertEqual(1, len(errors))
         self.assertIsInstance(errors[0], exception.InstanceNotFound)
+
+    def test_hold_file_holds_a_snapshot_in_flight(self):
+        # As a service runs it: the option comes from a config file parsed
+        # before the driver registers its [fake] group.
+        hold_dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, hold_dir)
+        conf_file = os.path.join(hold_dir, 'compute.conf')
+        with open(conf_file, 'w') as out:
+            out.write('[fake]\nsnapshot_hold_dir = %s\n' % hold_dir)
+        self.driver = fake.FakeDriver(
+            ns_conf.new_conf(['--config-file', conf_file]), self.image_api)
+        self.driver.spawn(None, INSTANCE, {'id': 'i'})
+        other = dict(INSTANCE, uuid='0b9f3c1e-2d4a-4e8b-9c7d-6a5f4e3d2c1b')
+        self.driver.spawn(None, other, {'id': 'i'})
+        hold = os.path.join(hold_dir, INSTANCE['uuid'])
+        open(hold, 'w').close()
+        # Another instance's snapshot is not held.
+        self.driver.snapshot('ctx', other, 'other-img',
+                             lambda **kw: None, lambda pct: None)
+        self.assertIn('other-img', self.image_api.uploads)
+        thread = threading.Thread(target=self.snapshot)
+        thread.start()
+        thread.join(0.3)
+        self.assertTrue(thread.is_alive())
+        self.assertEqual(1, len(self.states))
+        self.assertNotIn('img', self.image_api.uploads)
+        os.unlink(hold)
+        thread.join(5)
+        self.assertFalse(thread.is_alive())
+        self.assertIn('img', self.image_api.uploads)
+
+    def test_hold_timeout_bounds_the_wait(self):
+        hold_dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, hold_dir)
+        conf = ns_conf.new_conf([])
+        self.driver = fake.FakeDriver(conf, self.image_api)
+        conf.set_override('snapshot_hold_dir', hold_dir, group='fake')
+        conf.set_override('snapshot_hold_timeout', 0.2, group='fake')
+        self.driver.spawn(None, INSTANCE, {'id': 'i'})
+        open(os.path.join(hold_dir, INSTANCE['uuid']), 'w').close()
+        self.snapshot()
+        self.assertIn('img', self.image_api.uploads)
 
     def test_repair_is_recorded(self):
         self.driver.repair_after_crash(INSTANCE)
