@@ -8,16 +8,24 @@ whose row count tells whether it won, never a read followed by a write.
 Timestamps are naive UTC ``datetime`` objects (``oslo_utils.timeutils``).
 """
 
+import functools
 import json
 import os
+import threading
 import uuid as uuidlib
 
 from alembic import command as alembic_command
 from alembic import config as alembic_config
 from alembic import migration
+from oslo_config import cfg
+from oslo_db import api as oslo_db_api
+from oslo_db import exception as db_exc
+from oslo_db.sqlalchemy import engines
 from oslo_utils import timeutils
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+
+from nova_snapshot.conf import database as database_conf
 
 from nova_snapshot.compute import task_states
 from nova_snapshot.db import models
@@ -49,31 +57,85 @@ _faults = models.instance_faults
 _services = models.services
 
 
-def _sqlite_on_connect(dbapi_conn, _record):
-    cursor = dbapi_conn.cursor()
-    # SQLite ignores foreign keys unless each connection asks for them.
-    cursor.execute('PRAGMA foreign_keys = ON')
-    cursor.close()
+def _database_opts(conf_or_url):
+    """The [database] group of a ConfigOpts; a URL gets the defaults."""
+    if not isinstance(conf_or_url, str):
+        return conf_or_url.database
+    conf = cfg.ConfigOpts()
+    database_conf.register_opts(conf)
+    conf([], project='nova-snapshot', default_config_files=[])
+    conf.set_override('connection', conf_or_url, group='database')
+    # A URL is given by tools and tests that expect an answer at once, not
+    # oslo.db's ten start-up attempts ten seconds apart.
+    conf.set_override('max_retries', 0, group='database')
+    return conf.database
 
 
-def _make_engine(url, pool_size):
-    url = sa.engine.make_url(url)
-    if url.get_backend_name() != 'sqlite':
-        # pre_ping/recycle: survive server restarts and MySQL wait_timeout.
-        return sa.create_engine(url, pool_size=pool_size,
-                                pool_pre_ping=True, pool_recycle=3600)
-    connect_args = {'timeout': SQLITE_BUSY_TIMEOUT}
-    kwargs = {}
-    if url.database in (None, '', ':memory:'):
-        # Every new connection would see its own empty memory database.
-        kwargs['poolclass'] = sa.pool.StaticPool
-        connect_args['check_same_thread'] = False
-    else:
-        directory = os.path.dirname(os.path.abspath(url.database))
-        os.makedirs(directory, exist_ok=True)
-    engine = sa.create_engine(url, connect_args=connect_args, **kwargs)
-    sa.event.listen(engine, 'connect', _sqlite_on_connect)
-    return engine
+def _make_engine(opts):
+    """oslo.db's engine: its pool sizing, connection recycling, start-up
+    retries, disconnect detection on checkout and error translation
+    (``oslo_db.exception``), from the [database] options."""
+    url = sa.engine.make_url(opts.connection)
+    parameters = opts.connection_parameters or ''
+    pool = {'max_pool_size': opts.max_pool_size,
+            'max_overflow': opts.max_overflow,
+            'pool_timeout': opts.pool_timeout}
+    if url.get_backend_name() == 'sqlite':
+        # No pool to size: oslo.db opens a file per use (NullPool) and
+        # shares one connection for a memory database (StaticPool).
+        pool = {}
+        if url.database not in (None, '', ':memory:'):
+            directory = os.path.dirname(os.path.abspath(url.database))
+            os.makedirs(directory, exist_ok=True)
+        if 'timeout' not in url.query:
+            busy = 'timeout=%d' % SQLITE_BUSY_TIMEOUT
+            parameters = '&'.join(p for p in (parameters, busy) if p)
+    return engines.create_engine(
+        opts.connection, sqlite_fk=True,
+        sqlite_synchronous=opts.sqlite_synchronous,
+        mysql_sql_mode=opts.mysql_sql_mode,
+        connection_recycle_time=opts.connection_recycle_time,
+        connection_debug=opts.connection_debug,
+        max_retries=opts.max_retries, retry_interval=opts.retry_interval,
+        connection_trace=opts.connection_trace,
+        connection_parameters=parameters or None, **pool)
+
+
+class _RetryScope(threading.local):
+    active = False
+
+
+_retry_scope = _RetryScope()
+
+
+def _retried(method):
+    """Run a Database method again when its transaction deadlocked (and on
+    a lost connection with use_db_reconnect), per [database] db_* options.
+
+    Safe because a deadlock rolls the whole transaction back and every
+    method's writes are one transaction (or CAS statements that are
+    no-ops the second time). Only the outermost call retries.
+    """
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        if _retry_scope.active:
+            return method(self, *args, **kwargs)
+        _retry_scope.active = True
+        try:
+            return self._retry(method)(self, *args, **kwargs)
+        finally:
+            _retry_scope.active = False
+    return wrapper
+
+
+def _with_retries(cls):
+    """Wrap every public method of ``cls`` with :func:`_retried`,
+    including those added later in the class body by other changes."""
+    for name, value in list(vars(cls).items()):
+        if (not name.startswith('_') and callable(value)
+                and name not in cls.NOT_RETRIED):
+            setattr(cls, name, _retried(value))
+    return cls
 
 
 def _as_tuple(expected):
@@ -119,6 +181,7 @@ def _dict(row):
     return None if row is None else dict(row._mapping)
 
 
+@_with_retries
 class Database:
     """All reads and writes of nova-snapshot state.
 
@@ -126,13 +189,20 @@ class Database:
         registered, or an SQLAlchemy URL string.
     """
 
+    #: Methods that are not database transactions, never retried.
+    NOT_RETRIED = ('dispose', 'create_schema', 'schema_version')
+
     def __init__(self, conf_or_url):
-        if isinstance(conf_or_url, str):
-            self.url, pool_size = conf_or_url, 5
-        else:
-            self.url = conf_or_url.database.connection
-            pool_size = conf_or_url.database.pool_size
-        self.engine = _make_engine(self.url, pool_size)
+        opts = _database_opts(conf_or_url)
+        self.url = opts.connection
+        self.engine = _make_engine(opts)
+        self._retry = oslo_db_api.wrap_db_retry(
+            max_retries=opts.db_max_retries,
+            retry_interval=opts.db_retry_interval,
+            inc_retry_interval=opts.db_inc_retry_interval,
+            max_retry_interval=opts.db_max_retry_interval,
+            retry_on_deadlock=True,
+            retry_on_disconnect=opts.use_db_reconnect)
 
     def dispose(self):
         """Close pooled connections (tests, and before dropping a DB)."""
@@ -425,7 +495,7 @@ class Database:
                         report_count=1, created_at=now, updated_at=now,
                         last_seen_up=now))
                 return self._service_get(conn, host, topic)
-        except sa_exc.IntegrityError:
+        except (sa_exc.IntegrityError, db_exc.DBDuplicateEntry):
             pass  # a concurrent first heartbeat created the row; bump it
         with self.engine.begin() as conn:
             conn.execute(bump)

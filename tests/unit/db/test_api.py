@@ -4,6 +4,7 @@ import os
 import shutil
 import tempfile
 import unittest
+from unittest import mock
 
 from nova_snapshot import conf as ns_conf
 from nova_snapshot.db import api as db_api
@@ -42,7 +43,8 @@ class TestDatabaseSetup(unittest.TestCase):
         self.assertTrue(os.path.isdir(os.path.dirname(path)))
         self.assertIsNone(database.schema_version())
         database.create_schema()
-        self.assertEqual('0001_initial', database.schema_version())
+        self.assertIsNotNone(database.schema_version())
+        self.assertNotEqual('0001_initial', database.schema_version())
         self.assertTrue(os.path.exists(path))
 
     def test_sqlite_pragmas(self):
@@ -72,3 +74,84 @@ class TestDatabaseSetup(unittest.TestCase):
             os.path.join(db_api.MIGRATIONS_DIR, 'env.py')))
         self.assertTrue(os.path.isfile(os.path.join(
             db_api.MIGRATIONS_DIR, 'versions', '0001_initial.py')))
+
+
+class TestDatabaseOptions(unittest.TestCase):
+    """[database] carries oslo.db's options, with our defaults, and the
+    engine and the retry wrapper use them."""
+
+    def _conf(self, **overrides):
+        conf = ns_conf.new_conf([])
+        conf.set_override('connection', 'sqlite://', group='database')
+        for name, value in overrides.items():
+            conf.set_override(name, value, group='database')
+        return conf
+
+    def test_oslo_db_names_and_our_defaults(self):
+        opts = self._conf().database
+        self.assertEqual(10, opts.max_pool_size)
+        self.assertEqual(30, opts.max_overflow)
+        self.assertEqual(30, opts.pool_timeout)
+        # Untouched oslo.db options keep oslo.db's defaults.
+        self.assertEqual(3600, opts.connection_recycle_time)
+        self.assertEqual(20, opts.db_max_retries)
+        self.assertEqual(10, opts.max_retries)
+
+    def test_sample_lists_our_defaults_without_changing_oslo_db(self):
+        from oslo_db import options as db_options
+        from nova_snapshot.conf import database
+
+        listed = {o.dest: o.default for o in database.list_opts()['database']}
+        self.assertEqual(10, listed['max_pool_size'])
+        library = {o.dest: o.default for o in db_options.database_opts}
+        self.assertEqual(5, library['max_pool_size'])
+
+    def test_deadlock_is_retried_per_db_max_retries(self):
+        from oslo_db import exception as db_exc
+
+        conf = self._conf(db_max_retries=2, db_retry_interval=0,
+                          db_inc_retry_interval=False)
+        database = db_api.Database(conf)
+        self.addCleanup(database.dispose)
+        database.create_schema()
+        created = database.instance_create({'name': 'x'})
+        real = db_api.Database._instance_get
+        calls = []
+
+        def deadlock_twice(db, conn, uuid):
+            calls.append(uuid)
+            if len(calls) <= 2:
+                raise db_exc.DBDeadlock()
+            return real(db, conn, uuid)
+
+        with mock.patch.object(db_api.Database, '_instance_get',
+                               deadlock_twice):
+            self.assertEqual(created['uuid'],
+                             database.instance_get(created['uuid'])['uuid'])
+            self.assertEqual(3, len(calls))
+            calls[:] = []
+            # A third deadlock is beyond db_max_retries = 2.
+            with mock.patch.object(db_api.Database, '_instance_get',
+                                   side_effect=db_exc.DBDeadlock()) as get:
+                self.assertRaises(db_exc.DBDeadlock, database.instance_get,
+                                  created['uuid'])
+                self.assertEqual(3, get.call_count)
+
+    def test_nested_calls_retry_only_once(self):
+        # instance_update's lost-CAS path calls instance_get: a deadlock
+        # there must not multiply the attempts (3 x 3).
+        from oslo_db import exception as db_exc
+
+        conf = self._conf(db_max_retries=2, db_retry_interval=0,
+                          db_inc_retry_interval=False)
+        database = db_api.Database(conf)
+        self.addCleanup(database.dispose)
+        database.create_schema()
+        created = database.instance_create({'name': 'x'})
+        with mock.patch.object(db_api.Database, '_instance_get',
+                               side_effect=db_exc.DBDeadlock()) as get:
+            self.assertRaises(db_exc.DBDeadlock, database.instance_update,
+                              created['uuid'], {'name': 'y'},
+                              expected_task_state='no-such-state')
+        self.assertEqual(3, get.call_count)
+        self.assertFalse(hasattr(db_api.Database.dispose, '__wrapped__'))
