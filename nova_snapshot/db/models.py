@@ -56,6 +56,14 @@ instances = sa.Table(
     sa.Column('system_metadata', sa.Text, nullable=True),
     *_timestamps(),
     *_soft_delete(),
+    # What the instance holds on its host (see compute_nodes); a release
+    # zeroes them in the same statement that checks them.
+    sa.Column('claimed_memory_mb', sa.Integer, nullable=False,
+              server_default='0'),
+    sa.Column('claimed_disk_gb', sa.Integer, nullable=False,
+              server_default='0'),
+    sa.Column('claimed_vcpus', sa.Integer, nullable=False,
+              server_default='0'),
     sa.UniqueConstraint('uuid', name='uniq_instances0uuid'),
     sa.Index('instances_project_id_deleted_idx', 'project_id', 'deleted'),
     sa.Index('instances_host_deleted_idx', 'host', 'deleted'),
@@ -147,5 +155,37 @@ services = sa.Table(
               server_default=sa.false()),
     sa.Column('last_seen_up', _datetime(), nullable=True),
     *_timestamps(),
+    sa.Column('disabled_reason', sa.String(255), nullable=True),
+    # An operator's "this host is down" (os-services force-down, 2.11).
+    sa.Column('forced_down', sa.Boolean, nullable=False,
+              server_default=sa.false()),
     sa.UniqueConstraint('host', 'topic', name='uniq_services0host0topic'),
+)
+
+
+def _count(name):
+    return sa.Column(name, sa.Integer, nullable=False, server_default='0')
+
+
+def _ratio(name):
+    return sa.Column(name, sa.Float, nullable=False, server_default='1.0')
+
+
+# One row per compute host. Totals, reservations and ratios come with the
+# heartbeat; the *_used counters move only by claims and releases, so a
+# heartbeat can never write back a stale usage.
+compute_nodes = sa.Table(
+    'compute_nodes', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column('host', sa.String(255), nullable=False),
+    sa.Column('hypervisor_hostname', sa.String(255), nullable=True),
+    _count('vcpus'), _count('memory_mb'), _count('local_gb'),
+    _count('vcpus_used'), _count('memory_mb_used'), _count('local_gb_used'),
+    _count('running_vms'),
+    _count('vcpus_reserved'), _count('memory_mb_reserved'),
+    _count('local_gb_reserved'),
+    _ratio('cpu_allocation_ratio'), _ratio('ram_allocation_ratio'),
+    _ratio('disk_allocation_ratio'),
+    *_timestamps(),
+    sa.UniqueConstraint('host', name='uniq_compute_nodes0host'),
 )
