@@ -4,17 +4,37 @@ from oslo_context import context as oslo_context
 
 from nova_snapshot import exception
 
+# Catalog entries a context keeps (as Nova filters them): the services the
+# compute side calls with the user's token. Everything else would only
+# bloat every RPC message.
+CATALOG_TYPES = frozenset(['image', 'block-storage', 'volumev3', 'volumev2',
+                           'volume'])
+
 
 class RequestContext(oslo_context.RequestContext):
     """A request context that can check policy.
 
     The enforcer is attached by the API middleware (``context.enforcer``) so
-    nothing here reaches for a global one.
+    nothing here reaches for a global one. ``auth_token`` and
+    ``service_catalog`` (keystonemiddleware's v2-style list, filtered to
+    :data:`CATALOG_TYPES`) travel over RPC so the compute side calls Glance
+    and Cinder as the user who asked.
     """
 
-    def __init__(self, *args, enforcer=None, **kwargs):
+    FROM_DICT_EXTRA_KEYS = ['service_catalog']
+
+    def __init__(self, *args, enforcer=None, service_catalog=None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.enforcer = enforcer
+        self.service_catalog = [
+            entry for entry in (service_catalog or ())
+            if entry.get('type') in CATALOG_TYPES]
+
+    def to_dict(self):
+        values = super().to_dict()
+        values['service_catalog'] = self.service_catalog
+        return values
 
     def can(self, action, target=None, fatal=True):
         """Return True if policy allows ``action`` on ``target``.
@@ -42,5 +62,8 @@ class RequestContext(oslo_context.RequestContext):
 
 
 def get_admin_context():
+    """A context with no user token: Glance and Cinder calls made with it
+    authenticate as this service (``[service_user]`` or the service's own
+    credentials), never as a user."""
     return RequestContext(user_id=None, project_id=None, is_admin=True,
                           roles=['admin'], overwrite=False)

@@ -5,7 +5,7 @@ From the outside in::
     FaultWrapper       anything unexpected -> logged 500 computeFault
     RequestId          x-openstack-request-id / x-compute-request-id
     (GET / only)       -> Microversion -> Router, without authentication
-    auth               noauth or keystonemiddleware + KeystoneContext
+    auth               keystonemiddleware (or noauth) + KeystoneContext
     Microversion       parse the version, echo it on every response
     Router             route table -> handlers -> ComputeAPI
 
@@ -82,22 +82,32 @@ def build_compute_api(conf, transport=None):
         volume_api=volume.build_volume_api(conf))
 
 
-def _auth_middleware(conf, application, enforcer):
+def _auth_middleware(conf, application, enforcer, auth_protocol=None):
+    """keystonemiddleware (or, explicitly, the no-auth stand-in) in front
+    of the one KeystoneContext that builds the request context."""
+    context_app = auth.KeystoneContext(application, enforcer)
     if conf.api.auth_strategy == 'noauth':
-        return auth.NoAuthMiddleware(application, enforcer)
-    from keystonemiddleware import auth_token
+        LOG.warning('[api] auth_strategy = noauth: requests are NOT '
+                    'authenticated (X-Auth-Token "user:project" is '
+                    'trusted). For development and tests only.')
+        return auth.NoAuthMiddleware(context_app)
+    if auth_protocol is None:
+        from keystonemiddleware import auth_token
 
-    return auth_token.AuthProtocol(
-        auth.KeystoneContext(application, enforcer),
-        {'oslo_config_config': conf})
+        def auth_protocol(app):
+            return auth_token.AuthProtocol(app, {'oslo_config_config': conf})
+    return auth_protocol(context_app)
 
 
-def loadapp(conf, compute_api=None, enforcer=None):
+def loadapp(conf, compute_api=None, enforcer=None, auth_protocol=None):
     """Return the WSGI application.
 
     :param compute_api: the ComputeAPI to call; built from ``conf`` when
         None (tests pass their own).
     :param enforcer: a ``policy.Enforcer``; built from ``conf`` when None.
+    :param auth_protocol: ``callable(app)`` returning the token-validating
+        middleware of keystone mode; keystonemiddleware's ``auth_token``
+        when None (in-process tests pass a stand-in for Keystone).
     """
     if compute_api is None:
         compute_api = build_compute_api(conf)
@@ -105,6 +115,7 @@ def loadapp(conf, compute_api=None, enforcer=None):
         enforcer = policy.Enforcer(conf)
     app = router.Router(conf, compute_api)
     app = microversion.MicroversionMiddleware(app)
-    app = _RootSplit(app, _auth_middleware(conf, app, enforcer))
+    app = _RootSplit(app, _auth_middleware(conf, app, enforcer,
+                                           auth_protocol))
     app = ComputeRequestId(app)
     return faults.FaultWrapper(app)

@@ -3,11 +3,15 @@ from oslo_config import cfg
 GROUP = 'api'
 
 OPTS = [
-    cfg.StrOpt('auth_strategy', default='noauth', choices=('noauth', 'keystone'),
-               help='How API requests are authenticated. "noauth" trusts an '
-                    'X-Auth-Token of the form "user:project" (admin role when '
-                    'the user is "admin"); for development and tests only. '
-                    '"keystone" runs keystonemiddleware auth_token.'),
+    cfg.StrOpt('auth_strategy', default='keystone',
+               choices=(('keystone', 'keystonemiddleware auth_token '
+                         'validates the token (options in '
+                         '[keystone_authtoken]).'),
+                        ('noauth', 'Development and tests only: trusts an '
+                         'X-Auth-Token of the form "user:project"; the '
+                         'user "admin" is an admin, everybody else a member '
+                         'and reader. Logs a warning at start.')),
+               help='How API requests are authenticated.'),
     cfg.HostAddressOpt('bind_host', default='127.0.0.1',
                        help='Address nova-snapshot-api listens on.'),
     cfg.PortOpt('bind_port', default=8774,

@@ -15,6 +15,7 @@ from nova_snapshot.api import deploy
 from nova_snapshot.api.handlers import server_actions
 from nova_snapshot.api import router
 from nova_snapshot import conf as nova_conf
+from tests.unit.api import fake_auth
 from tests.unit.api import fakes
 
 PROJECT = 'project-a'
@@ -68,14 +69,14 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
             'request_id': 'req-1', 'user_id': 'u', 'project_id': PROJECT,
             'start_time': None, 'message': None, 'events': []}]
         self.app_conf = conf
-        self.app = deploy.loadapp(conf, compute_api=self.compute)
+        self.app = deploy.loadapp(conf, compute_api=self.compute,
+                                  auth_protocol=fake_auth.FakeAuthToken)
 
     def _request(self, template, method, body, roles):
         path = template.format(server_id=self.instance['uuid'],
                                request_id='req-1', flavor_id='1',
                                volume_id=self.volume['volume_id'])
-        headers = {'X-Auth-Token': 'user:%s' % PROJECT,
-                   'X-Roles': ','.join(roles),
+        headers = {'X-Auth-Token': fake_auth.token('user', PROJECT, roles),
                    'OpenStack-API-Version': 'compute latest'}
         req = webob.Request.blank(path, method=method, headers=headers)
         if body is not None:
@@ -128,7 +129,8 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
             {'os_compute_api:servers:create:attach_volume': '!'}),
             overwrite=False, use_conf=False)
         self.app = deploy.loadapp(self.app_conf, compute_api=self.compute,
-                                  enforcer=enforcer)
+                                  enforcer=enforcer,
+                                  auth_protocol=fake_auth.FakeAuthToken)
         body = {'server': {'name': 'vm', 'imageRef': '', 'flavorRef': '1',
                            'networks': 'none', 'block_device_mapping_v2': [
                                {'source_type': 'volume', 'boot_index': 0,

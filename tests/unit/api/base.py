@@ -1,4 +1,10 @@
-"""An API test case: the real stack over FakeComputeAPI, in process."""
+"""An API test case: the real stack over FakeComputeAPI, in process.
+
+Requests are authenticated as in production (keystone strategy, the API's
+own KeystoneContext) with a stand-in for keystonemiddleware
+(:mod:`fake_auth`) whose tokens say who the caller is, so a test can act as
+any persona, including one with no role at all.
+"""
 
 import json
 import unittest
@@ -8,6 +14,7 @@ import webob
 
 from nova_snapshot.api import deploy
 from nova_snapshot import conf as nova_conf
+from tests.unit.api import fake_auth
 from tests.unit.api import fakes
 
 
@@ -22,15 +29,16 @@ class APITestCase(unittest.TestCase):
         self.conf.set_override('api_endpoint', 'http://glance.test:9292/',
                                group='glance')
         self.compute = fakes.FakeComputeAPI()
-        self.app = deploy.loadapp(self.conf, compute_api=self.compute)
+        self.app = deploy.loadapp(self.conf, compute_api=self.compute,
+                                  auth_protocol=fake_auth.FakeAuthToken)
 
     def request(self, method, path, body=None, token='alice:project-a',
                 version=None, roles=None, raw=None):
+        if roles is not None:
+            token = fake_auth.token(*token.split(':'), roles=roles)
         headers = {'X-Auth-Token': token}
         if version is not None:
             headers['OpenStack-API-Version'] = 'compute %s' % version
-        if roles is not None:
-            headers['X-Roles'] = roles
         req = webob.Request.blank(path, method=method, headers=headers)
         if body is not None or raw is not None:
             req.content_type = 'application/json'

@@ -56,6 +56,7 @@ class TestCreateImage(base.APITestCase):
         # An operator closes only allow_volume_backed: image-backed servers
         # still snapshot, volume-backed ones are 403.
         from nova_snapshot.api import deploy
+        from tests.unit.api import fake_auth
         from nova_snapshot import policy
         enforcer = policy.Enforcer(self.conf)
         enforcer.oslo_enforcer.load_rules()
@@ -63,7 +64,8 @@ class TestCreateImage(base.APITestCase):
             {'os_compute_api:servers:create_image:allow_volume_backed':
              '!'}), overwrite=False, use_conf=False)
         self.app = deploy.loadapp(self.conf, compute_api=self.compute,
-                                  enforcer=enforcer)
+                                  enforcer=enforcer,
+                                  auth_protocol=fake_auth.FakeAuthToken)
         server = self.compute.add_instance('project-a', image_ref='')
         url = '/v2.1/servers/%s/action' % server['uuid']
         response = self.request('POST', url, {'createImage': {'name': 's'}})
