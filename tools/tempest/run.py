@@ -1,0 +1,194 @@
+"""Run tempest's compute image and server tests against the real stack.
+
+Run by tools/tempest/run.sh (after tools/stack/install.sh and start.sh).
+Steps, each printed with its time:
+
+1. tempest's pre-provisioned accounts in Keystone (tools/tempest/accounts.py);
+2. a nova-snapshot deployment in Keystone mode on the catalog's compute
+   endpoint (127.0.0.1:8774): API and one compute service, real libvirt,
+   RabbitMQ and the Keystone-mode Glance;
+3. the tiny guest, public, in that Glance (tools/tempest/guest_image.py);
+4. tempest.conf (tools/tempest/config.py) and ``tempest run`` with
+   tools/tempest/include-list.txt minus tools/tempest/skip-list.txt;
+5. the deployment stopped (its guests destroyed) whatever happened.
+
+Exits with tempest's status: non-zero on any failure. Extra arguments go
+to ``tempest run`` (e.g. ``--concurrency 1``, ``--regex images``; a
+``--regex`` replaces the include list).
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+
+TOOLS_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(TOOLS_DIR))
+sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, TOOLS_DIR)
+
+import accounts  # noqa: E402
+import config  # noqa: E402
+import guest_image  # noqa: E402
+from tests.functional.fixtures import deployment as deployment_fixture  # noqa: E402
+from tests.functional.fixtures import stack as stack_fixture  # noqa: E402
+
+INCLUDE_LIST = os.path.join(TOOLS_DIR, 'include-list.txt')
+SKIP_LIST = os.path.join(TOOLS_DIR, 'skip-list.txt')
+# Two workers at most: the machine has two cores, shared with the guests.
+CONCURRENCY = 2
+FLAVOR = '2'        # m1.micro: 128 MiB is what the tiny guest needs
+
+
+def step(title, func, *args, **kwargs):
+    print('[tempest] %s ...' % title, flush=True)
+    start = time.monotonic()
+    result = func(*args, **kwargs)
+    print('[tempest] %s: %.1f s' % (title, time.monotonic() - start),
+          flush=True)
+    return result
+
+
+def port_in_use(host, port):
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
+def compute_endpoint(session, region):
+    """(host, port) of the catalog's public compute endpoint."""
+    from urllib import parse
+    url = session.get_endpoint(service_type='compute', interface='public',
+                               region_name=region)
+    parsed = parse.urlsplit(url)
+    return parsed.hostname, parsed.port
+
+
+def keystone_conf(clouds_yaml, region, glance_url, cinder_url):
+    """Options of a Keystone-mode deployment (token validation as the
+    nova-snapshot service user, Glance and Cinder with the caller's token)."""
+    auth_url, user, password, project = accounts.admin_credentials(
+        clouds_yaml, cloud='nova-snapshot')
+    service_auth = {
+        'auth_type': 'password', 'auth_url': auth_url,
+        'username': user, 'password': password, 'project_name': project,
+        'user_domain_name': 'Default', 'project_domain_name': 'Default',
+    }
+    conf = {
+        'api': {'auth_strategy': 'keystone'},
+        'keystone_authtoken': dict(
+            service_auth, www_authenticate_uri=auth_url,
+            interface='public', region_name=region),
+        'glance': {'api_endpoint': glance_url, 'auth_mode': 'token'},
+    }
+    if cinder_url:
+        conf['cinder'] = {'api_endpoint': cinder_url, 'auth_mode': 'token'}
+    return conf
+
+
+def start_deployment(stack_env, session, clouds_yaml, region, host, port):
+    if port_in_use(host, port):
+        raise RuntimeError(
+            'something already listens on %s:%s, the catalog\'s compute '
+            'endpoint; stop it first (another tempest run or a test)'
+            % (host, port))
+    glance_url = session.get_endpoint(service_type='image',
+                                      interface='public', region_name=region)
+    extra = keystone_conf(clouds_yaml, region, glance_url,
+                          stack_env.get('KEYSTONE_CINDER_URL'))
+    extra['api']['bind_port'] = str(port)
+    deployment = deployment_fixture.Deployment(stack_env, extra_conf=extra)
+    # The catalog names the port; the fixture picks a free one by default.
+    deployment.api_port = port
+    deployment.endpoint = 'http://%s:%d' % (host, port)
+    return deployment.start(timeout=120)
+
+
+def write_file(path, text, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as out:
+        out.write(text)
+    os.chmod(path, mode)
+
+
+def stestr_conf(work_dir, tempest_python):
+    """The .stestr.conf tempest run needs in its working directory."""
+    site = subprocess.run(
+        [tempest_python, '-c',
+         'import os, tempest; print(os.path.dirname(tempest.__file__))'],
+        check=True, capture_output=True, text=True).stdout.strip()
+    write_file(os.path.join(work_dir, '.stestr.conf'),
+               '[DEFAULT]\ntest_path=%s/test_discover\ntop_dir=%s\n'
+               'group_regex=([^\\.]*\\.)*\n' % (site, site))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--work-dir', default=None,
+                        help='Where tempest.conf, accounts and logs go '
+                             '(default: .stack/tempest).')
+    parser.add_argument('--clouds-yaml', default=None,
+                        help='clouds.yaml with the clouds "admin" and '
+                             '"nova-snapshot" (default: the stack\'s).')
+    args, tempest_args = parser.parse_known_args(argv)
+
+    started = time.monotonic()
+    stack_env = stack_fixture.read_stack_env()
+    stack_dir = stack_env.get('STACK_DIR', os.path.join(REPO_ROOT, '.stack'))
+    work_dir = args.work_dir or os.path.join(stack_dir, 'tempest')
+    clouds_yaml = args.clouds_yaml or stack_env.get(
+        'CLOUDS_YAML', os.path.join(stack_dir, 'clouds.yaml'))
+    region = stack_env.get('KEYSTONE_REGION', 'RegionOne')
+    tempest_venv = os.path.join(stack_dir, 'tempest-venv')
+    accounts_file = os.path.join(work_dir, 'etc', 'accounts.yaml')
+    conf_file = os.path.join(work_dir, 'etc', 'tempest.conf')
+
+    auth_url, user, password, project = accounts.admin_credentials(
+        clouds_yaml)
+    admin = accounts.password_session(auth_url, user, password, project)
+    step('accounts in Keystone', accounts.provision, clouds_yaml,
+         accounts_file, log=lambda msg: print('  ' + msg))
+    host, port = compute_endpoint(admin, region)
+    deployment = step('deployment on %s:%s' % (host, port), start_deployment,
+                      stack_env, admin, clouds_yaml, region, host, port)
+    rc = 1
+    try:
+        image_id = step('guest image', guest_image.ensure_guest_image,
+                        admin, region, stack_env['GUEST_DIR'],
+                        log=lambda msg: print('  ' + msg))
+        for sub in ('logs', 'lock'):
+            os.makedirs(os.path.join(work_dir, sub), exist_ok=True)
+        # One run's log: tempest appends, and debug logs grow fast.
+        log_file = os.path.join(work_dir, 'logs', 'tempest.log')
+        if os.path.exists(log_file):
+            os.replace(log_file, log_file + '.1')
+        write_file(conf_file, config.render({
+            'identity_uri': auth_url, 'region': region,
+            'accounts_file': accounts_file,
+            'lock_path': os.path.join(work_dir, 'lock'),
+            'log_dir': os.path.join(work_dir, 'logs'),
+            'image_ref': image_id, 'image_ref_alt': image_id,
+            'flavor_ref': FLAVOR, 'flavor_ref_alt': FLAVOR,
+        }))
+        stestr_conf(work_dir, os.path.join(tempest_venv, 'bin', 'python'))
+        command = [os.path.join(tempest_venv, 'bin', 'tempest'), 'run',
+                   '--config-file', conf_file,
+                   '--exclude-list', SKIP_LIST,
+                   '--concurrency', str(CONCURRENCY)]
+        if '--regex' not in tempest_args:
+            command += ['--include-list', INCLUDE_LIST]
+        print('[tempest] %s' % ' '.join(command + tempest_args), flush=True)
+        rc = step('tempest run', subprocess.call, command + tempest_args,
+                  cwd=work_dir)
+    finally:
+        if rc != 0:
+            print('[tempest] nova-snapshot logs: %s' % deployment.state_dir)
+        # Keep the services' logs of a failed run for the reader.
+        step('deployment stopped', deployment.stop, remove_state=(rc == 0))
+    print('[tempest] rc=%d, %.0f s in all' % (rc, time.monotonic() - started))
+    return rc
+
+
+if __name__ == '__main__':
+    sys.exit(main())
