@@ -66,3 +66,37 @@ wait_for() {
         sleep 0.1
     done
 }
+
+# --- Keystone and the Keystone-mode front ends (tools/stack/keystone*) -------
+# A test stack: fixed passwords, written to .stack/env and .stack/clouds.yaml.
+KEYSTONE_VENV=$STACK_DIR/keystone-venv
+CLIENTS_VENV=$STACK_DIR/clients-venv
+KEYSTONE_HOST=127.0.0.1
+KEYSTONE_PORT=5000
+KEYSTONE_URL=http://$KEYSTONE_HOST:$KEYSTONE_PORT/v3
+KEYSTONE_REGION=RegionOne
+KEYSTONE_DB=nova_snapshot_keystone
+CLOUDS_YAML=$STACK_DIR/clouds.yaml
+KEYSTONE_ADMIN_PASSWORD=admin-pass
+KEYSTONE_DEMO_USER=demo
+KEYSTONE_DEMO_PASSWORD=demo-pass
+KEYSTONE_DEMO_READER_USER=demo-reader
+KEYSTONE_DEMO_READER_PASSWORD=demo-reader-pass
+KEYSTONE_ALT_DEMO_USER=alt_demo
+KEYSTONE_ALT_DEMO_PASSWORD=alt-demo-pass
+NOVA_SNAPSHOT_SERVICE_USER=nova-snapshot
+NOVA_SNAPSHOT_SERVICE_PASSWORD=nova-snapshot-pass
+GLANCE_SERVICE_USER=glance
+GLANCE_SERVICE_PASSWORD=glance-pass
+CINDER_SERVICE_USER=cinder
+CINDER_SERVICE_PASSWORD=cinder-pass
+# Where a Keystone-mode nova-snapshot-api listens (tests, demo, tempest):
+# the catalog's compute endpoint, registered whether or not it runs.
+KEYSTONE_COMPUTE_PORT=8774
+KEYSTONE_COMPUTE_URL=http://127.0.0.1:$KEYSTONE_COMPUTE_PORT/v2.1
+# Second Glance and cinder-api, validating tokens, on the same data as the
+# noauth ones at $GLANCE_PORT and 8776.
+KEYSTONE_GLANCE_PORT=9393
+KEYSTONE_GLANCE_URL=http://127.0.0.1:$KEYSTONE_GLANCE_PORT
+KEYSTONE_CINDER_PORT=8786
+KEYSTONE_CINDER_URL=http://127.0.0.1:$KEYSTONE_CINDER_PORT/v3

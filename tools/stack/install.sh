@@ -8,6 +8,9 @@
 #                          project so their pins never fight ours
 #   .stack/cinder-venv/    Cinder + cinderclient (+ Debian's rados/rbd
 #                          bindings linked in for the RBD driver)
+#   .stack/keystone-venv/  Keystone 30 + uWSGI + keystoneclient (provisioning)
+#   .stack/clients-venv/   the official clients (openstack, nova), unmodified,
+#                          as an operator would use them with .stack/clouds.yaml
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -22,6 +25,8 @@ APT_IF_ABSENT="rabbitmq-server postgresql"
 GLANCE_PACKAGES="glance python-glanceclient uwsgi psycopg2-binary"
 CINDER_VENV=$STACK_DIR/cinder-venv
 CINDER_PACKAGES="cinder python-cinderclient psycopg2-binary"
+KEYSTONE_PACKAGES="keystone>=30,<31 uwsgi psycopg2-binary python-keystoneclient"
+CLIENTS_PACKAGES="python-openstackclient python-novaclient"
 
 [ "$(id -u)" -eq 0 ] || die "install.sh must run as root"
 mkdir -p "$STACK_DIR" "$LOG_DIR"
@@ -130,6 +135,14 @@ cinder_venv() {
         || die "the Cinder venv cannot import rados/rbd"
 }
 
+keystone_venv() {
+    venv_install "$KEYSTONE_VENV" "$KEYSTONE_PACKAGES" $KEYSTONE_PACKAGES
+}
+
+clients_venv() {
+    venv_install "$CLIENTS_VENV" "$CLIENTS_PACKAGES" $CLIENTS_PACKAGES
+}
+
 cd "$TOP_DIR"
 T0=$(now_us)
 step "apt packages" apt_packages
@@ -137,13 +150,18 @@ step "libvirt users/groups" libvirt_users
 step "qemu.conf" qemu_conf
 # The venvs are independent: install them side by side.
 step "glance venv (background)" true
-glance_venv & GLANCE_JOB=$!
+# Keystone after Glance: both need uwsgi, which pip compiles (no wheel on
+# PyPI); in sequence the second install takes the first one's cached wheel.
+{ glance_venv && keystone_venv; } & GLANCE_JOB=$!
 step "cinder venv (background)" true
 cinder_venv & CINDER_JOB=$!
+step "clients venv (background)" true
+clients_venv & CLIENTS_JOB=$!
 rc=0
 step "project venv" project_venv || rc=1
-step "glance venv (wait)" wait "$GLANCE_JOB" || rc=1
+step "glance+keystone venvs (wait)" wait "$GLANCE_JOB" || rc=1
 step "cinder venv (wait)" wait "$CINDER_JOB" || rc=1
+step "clients venv (wait)" wait "$CLIENTS_JOB" || rc=1
 [ $rc -eq 0 ] || die "a virtualenv install failed (logs in $LOG_DIR)"
 MS=$(( ($(now_us) - T0) / 1000 ))
 log "install.sh done in $((MS / 1000)).$(printf '%03d' $((MS % 1000)))s"

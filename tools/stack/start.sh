@@ -8,6 +8,9 @@
 # started here with their PIDs recorded in .stack/pids/ for stop.sh.
 # Ceph (tools/stack/ceph-up.sh, pids in .stack/ceph/run/) and Cinder on it
 # (tools/stack/cinder-up.sh) are ours too, for volume-backed servers.
+# Keystone (tools/stack/keystone-up.sh) with its catalog and clouds.yaml, and
+# Keystone-mode front ends on the same data: a second Glance and a second
+# cinder-api (keystone-glance-up.sh, keystone-cinder-up.sh).
 set -euo pipefail
 source "$(dirname "$0")/ceph-common.sh"
 
@@ -241,6 +244,26 @@ CEPH_USER=$CEPH_USER
 CEPH_SECRET_UUID=$CEPH_SECRET_UUID"
 }
 
+# --- Keystone and the Keystone-mode Glance and cinder-api ---------------------
+
+KEYSTONE_ENV=
+keystone() {
+    bash "$STACK_TOOLS/keystone-up.sh" 9>&- || return 1
+    KEYSTONE_ENV=$(cat "$STACK_DIR/keystone/env")
+}
+
+KEYSTONE_GLANCE_ENV=
+keystone_glance() {
+    bash "$STACK_TOOLS/keystone-glance-up.sh" 9>&- || return 1
+    KEYSTONE_GLANCE_ENV="KEYSTONE_GLANCE_URL=$KEYSTONE_GLANCE_URL"
+}
+
+KEYSTONE_CINDER_ENV=
+keystone_cinder() {
+    bash "$STACK_TOOLS/keystone-cinder-up.sh" 9>&- || return 1
+    KEYSTONE_CINDER_ENV="KEYSTONE_CINDER_URL=$KEYSTONE_CINDER_URL"
+}
+
 # --- .stack/env --------------------------------------------------------------
 
 write_env() {
@@ -254,6 +277,9 @@ write_env() {
         echo "STACK_DIR=$STACK_DIR"
         [ -z "$GUEST_DIR" ] || echo "GUEST_DIR=$GUEST_DIR"
         [ -z "$CINDER_ENV" ] || echo "$CINDER_ENV"
+        [ -z "$KEYSTONE_ENV" ] || echo "$KEYSTONE_ENV"
+        [ -z "$KEYSTONE_GLANCE_ENV" ] || echo "$KEYSTONE_GLANCE_ENV"
+        [ -z "$KEYSTONE_CINDER_ENV" ] || echo "$KEYSTONE_CINDER_ENV"
     } >"$tmp"
     mv "$tmp" "$STACK_DIR/env"
 }
@@ -267,6 +293,10 @@ ceph_cluster >"$LOG_DIR/start-ceph.log" 2>&1 9>&- & CEPH_JOB=$!
 step "postgresql" postgres
 step "libvirtd" libvirt
 step "glance" glance
+# Keystone needs only PostgreSQL; its cold start (db_sync, keys, bootstrap)
+# overlaps Ceph's, which runs in the background.
+step "keystone" keystone || die "Keystone did not come up"
+step "glance (keystone mode)" keystone_glance || die "the Keystone-mode Glance did not come up"
 step "rabbitmq (wait)" wait "$RABBIT_JOB" \
     || { cat "$LOG_DIR/start-rabbitmq.log" >&2; die "RabbitMQ setup failed"; }
 # Services are up: publish them before the (slower, separate) guest build so
@@ -276,6 +306,8 @@ step "ceph (wait)" wait "$CEPH_JOB" \
     || { cat "$LOG_DIR/start-ceph.log" >&2; die "Ceph did not come up"; }
 step "libvirt ceph secret" ceph_secret || die "could not set the libvirt secret for Ceph"
 step "cinder" cinder_services 9>&- || die "Cinder did not come up"
+step "cinder-api (keystone mode)" keystone_cinder \
+    || die "the Keystone-mode cinder-api did not come up"
 write_env
 step "guest image" guest
 write_env

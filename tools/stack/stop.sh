@@ -24,6 +24,9 @@ stop_pid() {
     log "stopped $name ($pid)"
 }
 
+# The Keystone-mode cinder-api and Glance, and Keystone, first: the
+# front ends read Cinder's and Glance's config and data.
+"$STACK_TOOLS/keystone-down.sh" || true
 # Cinder before Ceph (its volume service holds RADOS connections).
 "$STACK_TOOLS/cinder-down.sh" || true
 "$STACK_TOOLS/ceph-down.sh" || true

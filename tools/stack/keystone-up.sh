@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# Keystone for the test stack: uWSGI on $KEYSTONE_URL, database
+# $KEYSTONE_DB on the machine's PostgreSQL, fernet tokens; then the
+# projects, users, roles and catalog of tools/stack/keystone/provision.py,
+# .stack/clouds.yaml and .stack/keystone/env (KEY=value lines start.sh puts
+# into .stack/env). Called by start.sh after PostgreSQL is up.
+#
+# Idempotent: db_sync and bootstrap run once per Keystone version and
+# database, keys are made once, a Keystone running with the current config
+# is left alone; provisioning only writes what is missing or differs.
+set -euo pipefail
+source "$(dirname "$0")/keystone-common.sh"
+# The steps run as "step NAME FUNC", where "set -e" does not apply inside
+# FUNC: every command that matters ends in "|| die".
+
+KEYSTONE_DIR=$STACK_DIR/keystone
+KEYSTONE_ETC=$KEYSTONE_DIR/etc
+KEYSTONE_PIDFILE=$PID_DIR/keystone-uwsgi.pid
+MANAGE=$KEYSTONE_VENV/bin/keystone-manage
+
+[ "$(id -u)" -eq 0 ] || die "keystone-up.sh must run as root"
+[ -x "$KEYSTONE_VENV/bin/uwsgi" ] || die "no Keystone venv; run tools/stack/install.sh"
+mkdir -p "$PID_DIR" "$LOG_DIR" "$KEYSTONE_ETC"
+# One keystone-up.sh at a time (direct calls are not serialized by
+# start.sh's lock); uWSGI is spawned with "7>&-" so it does not keep it.
+exec 7>"$STACK_DIR/.keystone.lock"
+flock 7
+
+pg_sql() {
+    psql -h "$PG_HOST" -p "$PG_PORT" -U postgres -w -v ON_ERROR_STOP=1 -tAc "$1"
+}
+
+healthy() {
+    curl -sf -o /dev/null --max-time 2 "$KEYSTONE_URL"
+}
+
+# manage LOGNAME ARGS...: keystone-manage, output to a log (it prints an
+# eventlet deprecation block on every call), shown only on failure.
+manage() {
+    local logf=$LOG_DIR/keystone-$1.log
+    shift
+    "$MANAGE" --config-file "$KEYSTONE_ETC/keystone.conf" "$@" >"$logf" 2>&1 \
+        || { grep -v -i eventlet "$logf" | tail -20 >&2; return 1; }
+}
+
+VERSION=
+config() {
+    ks_render "$STACK_TOOLS/keystone/keystone.conf.in" "$KEYSTONE_ETC/keystone.conf"
+    ks_render "$STACK_TOOLS/keystone/keystone-uwsgi.ini.in" "$KEYSTONE_ETC/keystone-uwsgi.ini"
+    VERSION=$("$KEYSTONE_VENV/bin/python" -c \
+        'import importlib.metadata as m; print(m.version("keystone"))')
+    CONFHASH=$( { cat "$KEYSTONE_ETC"/keystone.conf "$KEYSTONE_ETC"/keystone-uwsgi.ini
+                  echo "$VERSION"; } | sha256sum | cut -d' ' -f1)
+}
+
+# Schema, then bootstrap, once per Keystone version and database (each
+# keystone-manage call is seconds of imports). A new database redoes both.
+database() {
+    if [ "$(pg_sql "select 1 from pg_database where datname = '$KEYSTONE_DB'")" != 1 ]; then
+        pg_sql "create database $KEYSTONE_DB owner postgres" >/dev/null \
+            || die "cannot create database $KEYSTONE_DB"
+        rm -f "$KEYSTONE_DIR/.db_synced" "$KEYSTONE_DIR/.bootstrapped"
+    fi
+    if [ "$(cat "$KEYSTONE_DIR/.db_synced" 2>/dev/null)" != "$VERSION $KEYSTONE_DB" ]; then
+        manage db-sync db_sync || die "keystone-manage db_sync failed"
+        echo "$VERSION $KEYSTONE_DB" >"$KEYSTONE_DIR/.db_synced"
+    fi
+}
+
+# Fernet keys sign the tokens, credential keys encrypt stored credentials.
+# Made once and kept: new keys would invalidate every token handed out.
+keys() {
+    local kind
+    for kind in fernet credential; do
+        if [ -z "$(ls -A "$KEYSTONE_DIR/$kind-keys" 2>/dev/null)" ]; then
+            mkdir -p "$KEYSTONE_DIR/$kind-keys"
+            manage "$kind-setup" "${kind}_setup" \
+                --keystone-user "$(id -un)" --keystone-group "$(id -gn)" \
+                || die "keystone-manage ${kind}_setup failed"
+        fi
+    done
+}
+
+# The admin user and project, the roles admin/manager/member/reader/service
+# with their implications, the default domain, the region and the identity
+# endpoints. Keystone's own command; re-running it changes nothing, but it
+# costs seconds, hence the stamp.
+bootstrap() {
+    local want="$VERSION $KEYSTONE_DB $KEYSTONE_URL $KEYSTONE_REGION $KEYSTONE_ADMIN_PASSWORD"
+    [ "$(cat "$KEYSTONE_DIR/.bootstrapped" 2>/dev/null)" != "$want" ] || return 0
+    manage bootstrap bootstrap \
+        --bootstrap-username admin --bootstrap-password "$KEYSTONE_ADMIN_PASSWORD" \
+        --bootstrap-project-name admin --bootstrap-role-name admin \
+        --bootstrap-service-name keystone --bootstrap-region-id "$KEYSTONE_REGION" \
+        --bootstrap-public-url "$KEYSTONE_URL" \
+        --bootstrap-internal-url "$KEYSTONE_URL" \
+        --bootstrap-admin-url "$KEYSTONE_URL" \
+        || die "keystone-manage bootstrap failed"
+    echo "$want" >"$KEYSTONE_DIR/.bootstrapped"
+}
+
+start_uwsgi() {
+    if pid_alive "$KEYSTONE_PIDFILE"; then
+        log "restarting Keystone (config changed or unhealthy)"
+        stop_pidfile keystone-uwsgi "$KEYSTONE_PIDFILE"
+    elif healthy; then
+        die "something that is not ours answers on $KEYSTONE_URL; stop it first"
+    fi
+    rm -f "$KEYSTONE_PIDFILE"
+    setsid nohup "$KEYSTONE_VENV/bin/uwsgi" --ini "$KEYSTONE_ETC/keystone-uwsgi.ini" \
+        </dev/null >>"$LOG_DIR/keystone-uwsgi.out" 2>&1 7>&- 8>&- 9>&- &
+    if ! wait_for 60 healthy; then
+        tail -30 "$LOG_DIR/keystone-uwsgi.log" >&2 || true
+        die "Keystone did not answer on $KEYSTONE_URL"
+    fi
+    echo "$CONFHASH" >"$PID_DIR/keystone-uwsgi.confhash"
+}
+
+provision() {
+    local out
+    out=$(KEYSTONE_URL=$KEYSTONE_URL KEYSTONE_REGION=$KEYSTONE_REGION \
+        KEYSTONE_ADMIN_PASSWORD=$KEYSTONE_ADMIN_PASSWORD \
+        KEYSTONE_DEMO_USER=$KEYSTONE_DEMO_USER KEYSTONE_DEMO_PASSWORD=$KEYSTONE_DEMO_PASSWORD \
+        KEYSTONE_DEMO_READER_USER=$KEYSTONE_DEMO_READER_USER \
+        KEYSTONE_DEMO_READER_PASSWORD=$KEYSTONE_DEMO_READER_PASSWORD \
+        KEYSTONE_ALT_DEMO_USER=$KEYSTONE_ALT_DEMO_USER \
+        KEYSTONE_ALT_DEMO_PASSWORD=$KEYSTONE_ALT_DEMO_PASSWORD \
+        NOVA_SNAPSHOT_SERVICE_USER=$NOVA_SNAPSHOT_SERVICE_USER \
+        NOVA_SNAPSHOT_SERVICE_PASSWORD=$NOVA_SNAPSHOT_SERVICE_PASSWORD \
+        GLANCE_SERVICE_USER=$GLANCE_SERVICE_USER GLANCE_SERVICE_PASSWORD=$GLANCE_SERVICE_PASSWORD \
+        CINDER_SERVICE_USER=$CINDER_SERVICE_USER CINDER_SERVICE_PASSWORD=$CINDER_SERVICE_PASSWORD \
+        KEYSTONE_COMPUTE_URL=$KEYSTONE_COMPUTE_URL KEYSTONE_GLANCE_URL=$KEYSTONE_GLANCE_URL \
+        KEYSTONE_CINDER_URL=$KEYSTONE_CINDER_URL \
+        "$KEYSTONE_VENV/bin/python" "$STACK_TOOLS/keystone/provision.py" \
+        --clouds-yaml "$CLOUDS_YAML") || die "provisioning Keystone failed"
+    # Read by start.sh's write_env; the front ends' URLs are added there
+    # once they answer.
+    {
+        echo "KEYSTONE_URL=$KEYSTONE_URL"
+        echo "KEYSTONE_REGION=$KEYSTONE_REGION"
+        echo "CLOUDS_YAML=$CLOUDS_YAML"
+        echo "CLIENTS_VENV=$CLIENTS_VENV"
+        echo "KEYSTONE_COMPUTE_URL=$KEYSTONE_COMPUTE_URL"
+        echo "KEYSTONE_ADMIN_USER=admin"
+        echo "KEYSTONE_ADMIN_PASSWORD=$KEYSTONE_ADMIN_PASSWORD"
+        echo "KEYSTONE_ADMIN_PROJECT=admin"
+        echo "KEYSTONE_DEMO_USER=$KEYSTONE_DEMO_USER"
+        echo "KEYSTONE_DEMO_PASSWORD=$KEYSTONE_DEMO_PASSWORD"
+        echo "KEYSTONE_DEMO_READER_USER=$KEYSTONE_DEMO_READER_USER"
+        echo "KEYSTONE_DEMO_READER_PASSWORD=$KEYSTONE_DEMO_READER_PASSWORD"
+        echo "KEYSTONE_ALT_DEMO_USER=$KEYSTONE_ALT_DEMO_USER"
+        echo "KEYSTONE_ALT_DEMO_PASSWORD=$KEYSTONE_ALT_DEMO_PASSWORD"
+        echo "KEYSTONE_SERVICE_PROJECT=service"
+        echo "NOVA_SNAPSHOT_SERVICE_USER=$NOVA_SNAPSHOT_SERVICE_USER"
+        echo "NOVA_SNAPSHOT_SERVICE_PASSWORD=$NOVA_SNAPSHOT_SERVICE_PASSWORD"
+        echo "GLANCE_SERVICE_USER=$GLANCE_SERVICE_USER"
+        echo "GLANCE_SERVICE_PASSWORD=$GLANCE_SERVICE_PASSWORD"
+        echo "CINDER_SERVICE_USER=$CINDER_SERVICE_USER"
+        echo "CINDER_SERVICE_PASSWORD=$CINDER_SERVICE_PASSWORD"
+        echo "$out"
+    } >"$KEYSTONE_DIR/env.tmp"
+    mv "$KEYSTONE_DIR/env.tmp" "$KEYSTONE_DIR/env"
+}
+
+step "keystone config" config
+if pid_alive "$KEYSTONE_PIDFILE" && healthy \
+        && [ "$CONFHASH" = "$(cat "$PID_DIR/keystone-uwsgi.confhash" 2>/dev/null)" ]; then
+    step "keystone running" true
+else
+    step "keystone database" database
+    step "keystone fernet/credential keys" keys
+    step "keystone bootstrap" bootstrap
+    step "keystone uwsgi start" start_uwsgi
+fi
+step "keystone provision" provision
