@@ -18,6 +18,8 @@ import webob.dec
 from nova_snapshot.api import auth
 from nova_snapshot.api import faults
 from nova_snapshot.api.handlers import flavors
+from nova_snapshot.api.handlers import image_metadata
+from nova_snapshot.api.handlers import images
 from nova_snapshot.api.handlers import instance_actions
 from nova_snapshot.api.handlers import server_actions
 from nova_snapshot.api.handlers import servers
@@ -44,6 +46,17 @@ ROUTES = {
     '/v2.1/flavors': {'GET': flavors.index},
     '/v2.1/flavors/detail': {'GET': flavors.detail},
     '/v2.1/flavors/{flavor_id}': {'GET': flavors.show},
+    # The compute images proxy (below 2.36; metadata below 2.39).
+    '/v2.1/images': {'GET': images.index},
+    '/v2.1/images/detail': {'GET': images.detail},
+    '/v2.1/images/{image_id}': {'GET': images.show,
+                                'DELETE': images.delete},
+    '/v2.1/images/{image_id}/metadata': {
+        'GET': image_metadata.index, 'POST': image_metadata.create,
+        'PUT': image_metadata.update_all},
+    '/v2.1/images/{image_id}/metadata/{key}': {
+        'GET': image_metadata.show, 'PUT': image_metadata.update,
+        'DELETE': image_metadata.delete},
 }
 
 # Routes served without a policy check: the version documents, which tell
@@ -55,7 +68,7 @@ UNAUTHENTICATED_ROUTES = frozenset(['/'])
 _PARAM = re.compile(r'\{(\w+)\}')
 # Top-level collections under /v2.1; any other first segment may be a
 # project id.
-_COLLECTIONS = frozenset(['servers', 'flavors'])
+_COLLECTIONS = frozenset(['servers', 'flavors', 'images'])
 
 
 def _compile(template):

@@ -1,10 +1,16 @@
-"""Nova's JSON shapes for servers and flavors, built from plain dicts."""
+"""Nova's JSON shapes for servers, flavors and images (the compute images
+proxy), built from plain dicts."""
 
 import datetime
 import hashlib
+import json
+from urllib import parse
+
+from oslo_utils import strutils
 
 from nova_snapshot.api import util
 from nova_snapshot.compute import vm_states
+from nova_snapshot.image import glance
 from nova_snapshot.policies import servers as server_policies
 
 # Nova's _STATE_MAP (nova/api/openstack/common.py), reduced to the states
@@ -223,3 +229,89 @@ def flavor(req, flavor):
         'os-flavor-access:is_public': True,
     })
     return body
+
+
+# -- the compute images proxy (Nova's views/images.py) ----------------------
+
+# Glance status -> Nova's image status; anything else is UNKNOWN.
+_IMAGE_STATUS = {
+    'active': 'ACTIVE', 'queued': 'SAVING', 'saving': 'SAVING',
+    'deleted': 'DELETED', 'pending_delete': 'DELETED', 'killed': 'ERROR',
+}
+_IMAGE_PROGRESS = {'queued': 25, 'saving': 50, 'active': 100}
+# Properties Nova stores JSON-encoded in Glance and shows decoded.
+_JSON_PROPERTIES = ('block_device_mapping', 'mappings')
+IMAGE_MEDIA_TYPE = 'application/vnd.openstack.image'
+
+
+def image_metadata(image):
+    """Nova's image ``properties``: the custom Glance properties."""
+    metadata = glance.custom_properties(image)
+    for key in _JSON_PROPERTIES:
+        if isinstance(metadata.get(key), str):
+            try:
+                metadata[key] = json.loads(metadata[key])
+            except ValueError:
+                pass  # not ours: show it as Glance has it
+    return metadata
+
+
+def _image_links(req, image_id, glance_url):
+    return util.links(req, 'images', image_id) + [
+        {'rel': 'alternate', 'type': IMAGE_MEDIA_TYPE,
+         'href': glance_url(image_id)}]
+
+
+def image_summary(req, image, glance_url):
+    """An item of GET /images. ``glance_url(image_id)`` is the image in
+    Glance (the ``alternate`` link)."""
+    return {'id': image['id'], 'name': image.get('name'),
+            'links': _image_links(req, image['id'], glance_url)}
+
+
+def image_detail(req, image, glance_url):
+    """GET /images/{id} and the items of /images/detail."""
+    metadata = image_metadata(image)
+    body = {
+        'id': image['id'],
+        'name': image.get('name'),
+        'minRam': int(image.get('min_ram') or 0),
+        'minDisk': int(image.get('min_disk') or 0),
+        'metadata': metadata,
+        'created': isotime(image.get('created_at')),
+        'updated': isotime(image.get('updated_at')),
+        'status': _IMAGE_STATUS.get(image.get('status'), 'UNKNOWN'),
+        'progress': _IMAGE_PROGRESS.get(image.get('status'), 0),
+        # Glance has no size until data arrives; Nova shows 0 then.
+        'OS-EXT-IMG-SIZE:size': int(image.get('size') or 0),
+        'links': _image_links(req, image['id'], glance_url),
+    }
+    # A snapshot names its server.
+    instance_uuid = metadata.get('instance_uuid')
+    if instance_uuid is not None:
+        body['server'] = {'id': instance_uuid,
+                          'links': util.links(req, 'servers', instance_uuid)}
+    auto_disk_config = metadata.get('auto_disk_config')
+    if auto_disk_config is not None:
+        body['OS-DCF:diskConfig'] = (
+            'AUTO' if strutils.bool_from_string(auto_disk_config)
+            else 'MANUAL')
+    return body
+
+
+def collection_links(req, items, collection, max_limit):
+    """Nova's ``<collection>_links``: a "next" link when the page is full
+    (``limit``, or ``max_limit`` when that is smaller or no limit was
+    asked for), with the request's parameters and the last item as marker.
+    """
+    try:
+        limit = int(req.params.get('limit', max_limit))
+    except ValueError:
+        limit = max_limit
+    page = min(limit, max_limit)
+    if not page or page != len(items):
+        return []
+    params = sorted((k, v) for k, v in req.params.items() if k != 'marker')
+    params.append(('marker', items[-1]['id']))
+    return [{'rel': 'next', 'href': '%s?%s' % (
+        util.link(req, *collection.split('/')), parse.urlencode(params))}]

@@ -376,3 +376,30 @@ class GlanceAPI(object):
                             'empty upload', image['id'])
             raise
         return self.get(context, image['id'])
+
+    # -- the compute images proxy (Nova's /v2.1/images, below 2.36) -----------
+
+    def get_all(self, context, filters=None, limit=None, marker=None,
+                page_size=None):
+        """One listing as Nova's proxy asks Glance for it.
+
+        ``filters`` are Glance v2 list filters; ``limit`` caps the total
+        (glanceclient follows Glance's next links until then) and
+        ``page_size`` the size of each Glance page. A bad filter or an
+        unknown marker is Glance's 400 (``ImageBadRequest``).
+        """
+        kwargs = {'filters': dict(filters or {})}
+        for key, value in (('limit', limit), ('marker', marker),
+                           ('page_size', page_size)):
+            if value is not None:
+                kwargs[key] = value
+        images = self._call(context, None,
+                            lambda c: list(c.images.list(**kwargs)))
+        return [flatten(image) for image in images]
+
+
+def custom_properties(image):
+    """The custom properties of a flattened image (Nova's ``properties``):
+    every key that is not an attribute of Glance's base image schema."""
+    base = _SETTABLE | _READ_ONLY
+    return {key: value for key, value in image.items() if key not in base}

@@ -4,6 +4,7 @@ import itertools
 
 from nova_snapshot.policies import base
 from nova_snapshot.policies import flavors
+from nova_snapshot.policies import images
 from nova_snapshot.policies import instance_actions
 from nova_snapshot.policies import servers
 from nova_snapshot.policies import volumes_attachments
@@ -15,5 +16,6 @@ def list_rules():
         servers.list_rules(),
         instance_actions.list_rules(),
         flavors.list_rules(),
+        images.list_rules(),
         volumes_attachments.list_rules(),
     ))

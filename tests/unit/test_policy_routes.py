@@ -48,7 +48,20 @@ SAMPLES = {
     ('/v2.1/flavors', 'GET'): [None],
     ('/v2.1/flavors/detail', 'GET'): [None],
     ('/v2.1/flavors/{flavor_id}', 'GET'): [None],
+    ('/v2.1/images', 'GET'): [None],
+    ('/v2.1/images/detail', 'GET'): [None],
+    ('/v2.1/images/{image_id}', 'GET'): [None],
+    ('/v2.1/images/{image_id}', 'DELETE'): [None],
+    ('/v2.1/images/{image_id}/metadata', 'GET'): [None],
+    ('/v2.1/images/{image_id}/metadata', 'POST'): [{'metadata': {'a': 'b'}}],
+    ('/v2.1/images/{image_id}/metadata', 'PUT'): [{'metadata': {'a': 'b'}}],
+    ('/v2.1/images/{image_id}/metadata/{key}', 'GET'): [None],
+    ('/v2.1/images/{image_id}/metadata/{key}', 'PUT'): [{'meta': {'k': 'b'}}],
+    ('/v2.1/images/{image_id}/metadata/{key}', 'DELETE'): [None],
 }
+# Routes that exist only below the latest microversion (Nova's proxies).
+VERSIONS = {template: '2.35' for template, _ in SAMPLES
+            if template.startswith('/v2.1/images')}
 
 
 class TestPolicyOnEveryRoute(unittest.TestCase):
@@ -64,6 +77,7 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
         # accepts, so only policy can refuse.
         self.instance = self.compute.add_instance(PROJECT)
         self.volume = self.compute.add_volume(self.instance)
+        self.image = self.compute.image_api.add_image(owner=PROJECT, k='v')
         self.compute.actions[self.instance['uuid']] = [{
             'action': 'create', 'instance_uuid': self.instance['uuid'],
             'request_id': 'req-1', 'user_id': 'u', 'project_id': PROJECT,
@@ -75,9 +89,11 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
     def _request(self, template, method, body, roles):
         path = template.format(server_id=self.instance['uuid'],
                                request_id='req-1', flavor_id='1',
-                               volume_id=self.volume['volume_id'])
+                               volume_id=self.volume['volume_id'],
+                               image_id=self.image['id'], key='k')
         headers = {'X-Auth-Token': fake_auth.token('user', PROJECT, roles),
-                   'OpenStack-API-Version': 'compute latest'}
+                   'OpenStack-API-Version': 'compute %s' % VERSIONS.get(
+                       template, 'latest')}
         req = webob.Request.blank(path, method=method, headers=headers)
         if body is not None:
             req.content_type = 'application/json'

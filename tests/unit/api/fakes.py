@@ -12,12 +12,15 @@ from nova_snapshot.compute import flavors
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot import exception
+from tests.unit.compute import fakes as compute_fakes
 
 
 class FakeComputeAPI:
 
     def __init__(self):
         self.instances = {}
+        # Glance for the images proxy (the handlers use image_api).
+        self.image_api = compute_fakes.FakeImageAPI()
         self.bdms = {}
         self.actions = {}
         self.calls = []

@@ -32,6 +32,7 @@ class FakeImageAPI(object):
         self.members = {}
         self.data = {}
         self.deleted = []
+        self.list_calls = []
         self._lock = threading.Lock()
 
     def add_image(self, **values):
@@ -96,6 +97,32 @@ class FakeImageAPI(object):
 
     def generate_image_url(self, image_id):
         return 'http://glance.test/images/%s' % image_id
+
+    def get_all(self, context, filters=None, limit=None, marker=None,
+                page_size=None):
+        """Glance's list as the images proxy calls it: equality filters
+        (``updated_at`` takes Glance's ``gte:`` form), images after
+        ``marker`` in stored order (an unknown one is Glance's 400), at most
+        ``limit``. ``self.list_calls`` keeps what was asked."""
+        self.list_calls.append({'filters': dict(filters or {}),
+                                'limit': limit, 'marker': marker,
+                                'page_size': page_size})
+        filters = dict(filters or {})
+        since = filters.pop('updated_at', None)
+        with self._lock:
+            images = [copy.deepcopy(i) for i in self.images.values()]
+        if marker is not None:
+            ids = [i['id'] for i in images]
+            if marker not in ids:
+                raise exception.ImageBadRequest(image_id=marker,
+                                                reason='marker not found')
+            images = images[ids.index(marker) + 1:]
+        images = [i for i in images
+                  if all(str(i.get(k)) == str(v) for k, v in filters.items())]
+        if since is not None:
+            bound = since.split(':', 1)[1]
+            images = [i for i in images if (i.get('updated_at') or '') >= bound]
+        return images[:limit] if limit else images
 
 
 class RecordingDatabase(db_api.Database):
@@ -174,7 +201,9 @@ class ComputeTestCase(unittest.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.conf = make_conf(default_schedule_host=self.HOST)
+        # The scheduler places servers: the service reports its (fake)
+        # capacity at start.
+        self.conf = make_conf()
         # A file, not sqlite:// : the in-memory database is one shared
         # connection, which the API thread and the compute workers would
         # use at the same time.
