@@ -11,6 +11,7 @@
 #   .stack/keystone-venv/  Keystone 30 + uWSGI + keystoneclient (provisioning)
 #   .stack/clients-venv/   the official clients (openstack, nova), unmodified,
 #                          as an operator would use them with .stack/clouds.yaml
+#   .stack/tempest-venv/   tempest, for tools/tempest/run.py
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -25,6 +26,9 @@ APT_IF_ABSENT="rabbitmq-server postgresql"
 GLANCE_PACKAGES="glance python-glanceclient uwsgi psycopg2-binary"
 CINDER_VENV=$STACK_DIR/cinder-venv
 CINDER_PACKAGES="cinder python-cinderclient psycopg2-binary"
+# tempest for tools/tempest/run.py, pinned: its tests are the contract.
+TEMPEST_VENV=$STACK_DIR/tempest-venv
+TEMPEST_PACKAGES="tempest==47.0.0"
 KEYSTONE_PACKAGES="keystone>=30,<31 uwsgi psycopg2-binary python-keystoneclient"
 CLIENTS_PACKAGES="python-openstackclient python-novaclient"
 
@@ -108,6 +112,10 @@ venv_install() {
     echo "$inputs" >"$venv/.installed"
 }
 
+tempest_venv() {
+    venv_install "$TEMPEST_VENV" "$TEMPEST_PACKAGES" $TEMPEST_PACKAGES
+}
+
 project_venv() {
     local inputs
     inputs=$(cat requirements.txt test-requirements.txt setup.cfg | sha256sum)
@@ -158,9 +166,12 @@ cinder_venv & CINDER_JOB=$!
 step "clients venv (background)" true
 clients_venv & CLIENTS_JOB=$!
 rc=0
+step "tempest venv (background)" true
+tempest_venv & TEMPEST_JOB=$!
 step "project venv" project_venv || rc=1
 step "glance+keystone venvs (wait)" wait "$GLANCE_JOB" || rc=1
 step "cinder venv (wait)" wait "$CINDER_JOB" || rc=1
+step "tempest venv (wait)" wait "$TEMPEST_JOB" || rc=1
 step "clients venv (wait)" wait "$CLIENTS_JOB" || rc=1
 [ $rc -eq 0 ] || die "a virtualenv install failed (logs in $LOG_DIR)"
 MS=$(( ($(now_us) - T0) / 1000 ))
