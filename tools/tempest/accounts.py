@@ -25,10 +25,10 @@ import json
 import os
 import secrets
 
-import yaml
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1.identity import v3
 from keystoneauth1 import session as ks_session
+import yaml
 
 DOMAIN_ID = 'default'
 DOMAIN_NAME = 'Default'

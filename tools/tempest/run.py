@@ -66,8 +66,11 @@ def compute_endpoint(session, region):
 
 
 def keystone_conf(clouds_yaml, region, glance_url, cinder_url):
-    """Options of a Keystone-mode deployment (token validation as the
-    nova-snapshot service user, Glance and Cinder with the caller's token)."""
+    """Options of a Keystone-mode deployment.
+
+    Tokens are validated as the nova-snapshot service user; Glance and
+    Cinder are called with the caller's token.
+    """
     auth_url, user, password, project = accounts.admin_credentials(
         clouds_yaml, cloud='nova-snapshot')
     service_auth = {
