@@ -440,7 +440,9 @@ class BenchDeployment(deployment_fixture.Deployment):
                 out.write(line + '\n')
             out.write('logto = %s\n' % os.path.join(self.state_dir,
                                                     'api-uwsgi.log'))
-            out.write('virtualenv = %s\n' % os.path.join(REPO, '.venv'))
+            if not any(line.split('=', 1)[0].strip() in (
+                    'virtualenv', 'venv', 'home') for line in lines):
+                out.write('virtualenv = %s\n' % os.path.join(REPO, '.venv'))
         return path
 
 
@@ -558,8 +560,14 @@ def image_body(name):
 
 
 def precreate(api, image_id, count, clients, max_seconds):
+    """Create ``count`` servers at ``clients`` concurrency.
+
+    A failed create is recorded and tried again (at most ``count`` retries
+    in all) so that the later phases have their servers.
+    """
     rec = Recorder('precreate')
     names = split_work(['bench-%04d' % i for i in range(count)])
+    retries = split_work(range(count))
     ids = []
     lock = threading.Lock()
     deadline = time.monotonic() + max_seconds
@@ -569,12 +577,16 @@ def precreate(api, image_id, count, clients, max_seconds):
             name = names()
             if name is None:
                 return
-            status, body = api.timed(rec, 'POST /servers', 'POST',
-                                     '/v2.1/servers',
-                                     create_body(name, image_id))
-            if status == 202:
-                with lock:
-                    ids.append(body['server']['id'])
+            while time.monotonic() < deadline:
+                status, body = api.timed(rec, 'POST /servers', 'POST',
+                                         '/v2.1/servers',
+                                         create_body(name, image_id))
+                if status == 202:
+                    with lock:
+                        ids.append(body['server']['id'])
+                    break
+                if retries() is None:
+                    return
     rec.start()
     run_clients(clients, work, deadline)
     rec.stop()
