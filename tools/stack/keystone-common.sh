@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of tools/stack/keystone-*.sh. Sourced, never executed.
 # The settings themselves (ports, users, passwords) are in common.sh, which
 # start.sh and stop.sh read too.
