@@ -18,6 +18,7 @@ import uuid
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1.identity import v3
+from keystoneauth1 import service_token
 from keystoneauth1 import session as ks_session
 import requests
 
@@ -29,21 +30,26 @@ KEYS = ('KEYSTONE_URL', 'KEYSTONE_REGION', 'CLOUDS_YAML', 'CLIENTS_VENV',
 TIMEOUT = 30
 
 
-def password_session(stack, who):
-    """A keystoneauth session as one of the stack's users.
+def password_auth(stack, who):
+    """A keystoneauth password plugin for one of the stack's users.
 
     ``who`` is the prefix of its .stack/env names: KEYSTONE_DEMO,
-    KEYSTONE_ALT_DEMO, KEYSTONE_ADMIN, ...
+    KEYSTONE_ALT_DEMO, KEYSTONE_ADMIN, NOVA_SNAPSHOT_SERVICE, ...
     """
     project = {'KEYSTONE_DEMO': 'demo', 'KEYSTONE_DEMO_READER': 'demo',
                'KEYSTONE_ALT_DEMO': 'alt_demo',
-               'KEYSTONE_ADMIN': stack.get('KEYSTONE_ADMIN_PROJECT')}[who]
-    auth = v3.Password(auth_url=stack['KEYSTONE_URL'],
+               'KEYSTONE_ADMIN': stack.get('KEYSTONE_ADMIN_PROJECT'),
+               'NOVA_SNAPSHOT_SERVICE': stack.get('KEYSTONE_SERVICE_PROJECT'),
+               }[who]
+    return v3.Password(auth_url=stack['KEYSTONE_URL'],
                        username=stack[who + '_USER'],
                        password=stack[who + '_PASSWORD'],
                        project_name=project, user_domain_name='Default',
                        project_domain_name='Default')
-    return ks_session.Session(auth=auth, timeout=TIMEOUT)
+
+
+def password_session(stack, who):
+    return ks_session.Session(auth=password_auth(stack, who), timeout=TIMEOUT)
 
 
 class KeystoneStackTestCase(base.StackTestCase):
@@ -93,7 +99,8 @@ class CatalogTest(KeystoneStackTestCase):
                 self.assertEqual(
                     [want],
                     list(catalog.get_urls(service_type=service_type,
-                                     interface=interface, region_name=region)),
+                                          interface=interface,
+                                          region_name=region)),
                     '%s %s' % (service_type, interface))
 
     def test_reader_has_reader_role_only(self):
@@ -172,6 +179,9 @@ class KeystoneGlanceTest(KeystoneStackTestCase):
 class KeystoneCinderTest(KeystoneStackTestCase):
 
     VERSION = {'OpenStack-API-Version': 'volume 3.0'}
+    CONNECTOR = {'host': 'ks-stack-test', 'ip': '127.0.0.1',
+                 'platform': 'x86_64', 'os_type': 'linux',
+                 'multipath': False, 'initiator': None}
 
     def volumes_url(self, project_id):
         return '%s/%s/volumes' % (self.stack['KEYSTONE_CINDER_URL'].rstrip('/'),
@@ -182,6 +192,17 @@ class KeystoneCinderTest(KeystoneStackTestCase):
         self.assertEqual(401, self.get(url, **self.VERSION).status_code)
         self.assertEqual(401, self.get(url, token=uuid.uuid4().hex,
                                        **self.VERSION).status_code)
+
+    def _available_volume(self, sess, project_id):
+        url = self.volumes_url(project_id)
+        resp = sess.post(url, json={'volume': {'size': 1}},
+                         headers=self.VERSION, raise_exc=False)
+        self.assertEqual(202, resp.status_code, resp.text)
+        volume_url = '%s/%s' % (url, resp.json()['volume']['id'])
+        self.addCleanup(sess.delete, volume_url, headers=self.VERSION,
+                        raise_exc=False)
+        self._wait_status(sess, volume_url, 'available')
+        return resp.json()['volume']['id'], volume_url
 
     def _wait_status(self, sess, url, want, deadline=120):
         end = time.monotonic() + deadline
@@ -226,6 +247,42 @@ class KeystoneCinderTest(KeystoneStackTestCase):
             timeout=TIMEOUT)
         self.assertEqual(200, resp.status_code, resp.text)
         self.assertEqual(name, resp.json()['volume']['name'])
+
+    def test_attachment_delete_with_service_token(self):
+        # An attachment in use by a server (it has connection_info) is
+        # deleted by Nova without Cinder asking Nova first only when the
+        # request carries a service token with the service role.
+        demo_project = self.stack['KEYSTONE_DEMO_PROJECT_ID']
+        volume_id, volume_url = self._available_volume(self.demo, demo_project)
+        version = {'OpenStack-API-Version': 'volume 3.44'}
+        attachments = '%s/%s/attachments' % (
+            self.stack['KEYSTONE_CINDER_URL'].rstrip('/'), demo_project)
+        resp = self.demo.post(attachments, json={'attachment': {
+            'volume_uuid': volume_id, 'instance_uuid': str(uuid.uuid4()),
+            'connector': self.CONNECTOR}}, headers=version, raise_exc=False)
+        self.assertEqual(200, resp.status_code, resp.text)
+        attachment = resp.json()['attachment']
+        self.assertTrue(attachment['connection_info'])
+        url = '%s/%s' % (attachments, attachment['id'])
+
+        demo_auth = password_auth(self.stack, 'KEYSTONE_DEMO')
+        # A user's own token is no service token: the service role is
+        # required (keystonemiddleware's service_token_roles_required).
+        as_demo = ks_session.Session(
+            auth=service_token.ServiceTokenAuthWrapper(demo_auth, demo_auth),
+            timeout=TIMEOUT)
+        resp = as_demo.delete(url, headers=version, raise_exc=False)
+        self.assertEqual(401, resp.status_code, resp.text)
+
+        with_service = ks_session.Session(
+            auth=service_token.ServiceTokenAuthWrapper(
+                demo_auth, password_auth(self.stack, 'NOVA_SNAPSHOT_SERVICE')),
+            timeout=TIMEOUT)
+        resp = with_service.delete(url, headers=version, raise_exc=False)
+        self.assertEqual(200, resp.status_code, resp.text)
+        resp = self.demo.get(url, headers=version, raise_exc=False)
+        self.assertEqual(404, resp.status_code)
+        self._wait_status(self.demo, volume_url, 'available')
 
 
 class OfficialClientTest(KeystoneStackTestCase):
