@@ -29,6 +29,14 @@ class Invalid(NovaSnapshotException):
     code = 400
 
 
+class MarkerNotFound(Invalid):
+    msg_fmt = 'Marker %(marker)s could not be found.'
+
+
+class InvalidSortKey(Invalid):
+    msg_fmt = 'Cannot sort by %(key)s %(direction)s.'
+
+
 class ValidationError(Invalid):
     msg_fmt = '%(detail)s'
 

@@ -115,3 +115,23 @@ def validate_response(conf, body, schema):
         raise ValueError('Response body does not match its schema: %s' %
                          error.message)
     LOG.warning('Response body does not match its schema: %s', error.message)
+
+
+def validate_query(params, schema):
+    """Validate a query string (``req.GET.dict_of_lists()``); 400 in Nova's
+    wording ("Invalid input for query parameters ...") when it does not fit.
+    """
+    validator = jsonschema.Draft4Validator(
+        schema, format_checker=FORMAT_CHECKER)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(params))
+    if error is None:
+        return
+    path = list(error.absolute_path)
+    param = path[0] if path else ''
+    value = params.get(param, error.instance) if param else error.instance
+    if error.validator == 'format' and error.cause is not None:
+        reason = str(error.cause)
+    else:
+        reason = error.message
+    raise faults.APIFault(400, 'Invalid input for query parameters %s. '
+                               'Value: %s. %s' % (param, value, reason))

@@ -38,6 +38,19 @@ def status_from_state(vm_state, task_state=None):
     return task_map.get(task_state, task_map['default'])
 
 
+def states_from_status(statuses):
+    """Nova's task_and_vm_state_from_status: the vm_states and task_states
+    (``'default'`` meaning any) that show as one of ``statuses``."""
+    wanted = {status.strip().lower() for status in statuses}
+    found_vm, found_task = set(), set()
+    for vm_state, task_map in _STATE_MAP.items():
+        for task_state, status in task_map.items():
+            if status.lower() in wanted:
+                found_vm.add(vm_state)
+                found_task.add(task_state)
+    return sorted(found_vm), sorted(found_task, key=str)
+
+
 def _utc_text(value, fmt):
     if value is None:
         return None

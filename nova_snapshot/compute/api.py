@@ -125,10 +125,21 @@ class ComputeAPI(object):
         instance['fault'] = self.db.fault_get_latest(uuid)
         return instance
 
-    def get_all(self, context, all_projects=False):
-        project_id = None if (all_projects and context.is_admin) \
-            else context.project_id
-        return self.db.instance_get_all(project_id=project_id)
+    def get_all(self, context, filters=None, all_projects=False,
+                limit=None, marker=None, sort_keys=None, sort_dirs=None,
+                with_faults=False, with_bdms=False):
+        """One page of servers (``Database.instance_list``), scoped to the
+        caller's project unless an admin asks for all projects; then a
+        ``project_id`` filter may pick one."""
+        filters = dict(filters or {})
+        if not (all_projects and context.is_admin):
+            filters['project_id'] = context.project_id
+        order = {}
+        if sort_keys:
+            order = {'sort_keys': sort_keys, 'sort_dirs': sort_dirs}
+        return self.db.instance_list(
+            filters, limit=limit, marker=marker, with_faults=with_faults,
+            with_bdms=with_bdms, **order)
 
     def get_instance_actions(self, context, instance):
         return self.db.actions_get(instance['uuid'])
@@ -464,7 +475,10 @@ class ComputeAPI(object):
 
     def get_volume_attachments(self, context, instance):
         """The instance's volume BDMs (rows), in creation order."""
-        return [bdm for bdm in self.db.bdm_get_by_instance(instance['uuid'])
+        bdms = instance.get('bdms')  # loaded with the page by get_all
+        if bdms is None:
+            bdms = self.db.bdm_get_by_instance(instance['uuid'])
+        return [bdm for bdm in bdms
                 if block_device.is_volume(bdm) and bdm.get('volume_id')]
 
     def attach_volume(self, context, instance, volume_id, device=None,

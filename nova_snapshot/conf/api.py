@@ -26,6 +26,19 @@ OPTS = [
                choices=('error', 'warn', 'ignore'),
                help='What to do when a response body does not match its '
                     'schema: tests use "error".'),
+    cfg.IntOpt('max_limit', default=1000, min=0,
+               help='Most items one list request returns (Nova\'s '
+                    '[api] max_limit); a full page links to the next.'),
+    cfg.IntOpt('server_threads', default=32, min=1,
+               help='Requests nova-snapshot-api (the development server) '
+                    'handles at once; further connections wait in the '
+                    'listen backlog. Keep at most [database] max_pool_size '
+                    '+ max_overflow, since each request holds one '
+                    'database connection at a time.'),
+    cfg.IntOpt('backlog', default=256, min=1,
+               help='Listen backlog of nova-snapshot-api: connections the '
+                    'kernel accepts and queues while every server thread '
+                    'is busy (capped by net.core.somaxconn).'),
 ]
 
 

@@ -23,6 +23,7 @@ from oslo_db import exception as db_exc
 from oslo_db.sqlalchemy import engines
 from oslo_utils import timeutils
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy import exc as sa_exc
 
 from nova_snapshot.conf import database as database_conf
@@ -153,6 +154,25 @@ def _one_of(column, values):
     return sa.or_(*clauses) if clauses else sa.false()
 
 
+def _after(columns, dirs, marker_values):
+    """Rows after the marker row in this order (keyset pagination), with
+    NULL lowest: after on key i, equal on every key before it."""
+    clauses = []
+    equal = []
+    for column, direction, value in zip(columns, dirs, marker_values):
+        if value is None:
+            later = (column.is_not(None) if direction == 'asc'
+                     else sa.false())
+            same = column.is_(None)
+        else:
+            later = (column > value if direction == 'asc'
+                     else sa.or_(column < value, column.is_(None)))
+            same = column == value
+        clauses.append(sa.and_(*equal, later))
+        equal.append(same)
+    return sa.or_(*clauses)
+
+
 def _checked(table, values, forbidden=('id',)):
     unknown = set(values) - set(table.c.keys())
     bad = unknown | (set(values) & set(forbidden))
@@ -259,6 +279,146 @@ class Database:
         query = query.order_by(_instances.c.created_at, _instances.c.id)
         with self.engine.connect() as conn:
             return [_instance_dict(row) for row in conn.execute(query)]
+
+    # Listing (GET /servers): a page of instances with what their views
+    # need, in a fixed number of statements whatever the page size.
+
+    #: Sort keys ``instance_list`` understands: the ``instances`` column.
+    SORT_COLUMNS = ('created_at', 'updated_at', 'launched_at', 'name',
+                    'host', 'image_ref', 'power_state', 'progress',
+                    'project_id', 'user_id', 'root_device_name',
+                    'task_state', 'vm_state', 'uuid', 'id')
+
+    def instance_list(self, filters=None, limit=None, marker=None,
+                      sort_keys=('created_at', 'id'),
+                      sort_dirs=('desc', 'desc'), with_faults=False,
+                      with_bdms=False):
+        """One page of instances, in at most four statements.
+
+        :param filters: a dict, every key optional: ``project_id``,
+            ``user_id``, ``host``, ``image_ref``, ``uuid`` (exact);
+            ``name_regex`` (the database's regular expression match);
+            ``vm_state``/``task_state`` (lists; ``None`` allowed in
+            task_state); ``flavor_id``; ``changes_since`` (a datetime:
+            changed, created or deleted at or after it); ``deleted``
+            (False: live only, the default; True: deleted only; None: both).
+        :param marker: uuid of the last instance of the previous page,
+            live or deleted, in any project (Nova's rule).
+        :param sort_keys: names in :attr:`SORT_COLUMNS`; ``id`` is added
+            last so the order is total and a page boundary is exact.
+        :param sort_dirs: 'asc' or 'desc' per key. NULL sorts lowest on
+            every backend (PostgreSQL's own default is the opposite).
+        :param with_faults: add ``fault``: each instance's newest fault.
+        :param with_bdms: add ``bdms``: each instance's live BDMs.
+        :raises: MarkerNotFound; InvalidSortKey.
+        """
+        filters = dict(filters or {})
+        keys, dirs = list(sort_keys), list(sort_dirs)
+        if 'id' not in keys:
+            keys.append('id')
+            dirs.append(dirs[0] if dirs else 'desc')
+        for key, direction in zip(keys, dirs):
+            if key not in self.SORT_COLUMNS or direction not in ('asc',
+                                                                 'desc'):
+                raise exception.InvalidSortKey(key=key, direction=direction)
+        columns = [_instances.c[key] for key in keys]
+        query = sa.select(_instances).where(*self._list_where(filters))
+        with self.engine.connect() as conn:
+            if marker is not None:
+                row = conn.execute(sa.select(*columns).where(
+                    _instances.c.uuid == marker)).first()
+                if row is None:
+                    raise exception.MarkerNotFound(marker=marker)
+                query = query.where(_after(columns, dirs, tuple(row)))
+            for column, direction in zip(columns, dirs):
+                nulls = sa.case((column.is_(None), 0), else_=1)
+                query = query.order_by(
+                    getattr(nulls, direction)(), getattr(column, direction)())
+            if limit is not None:
+                query = query.limit(limit)
+            try:
+                rows = conn.execute(query).fetchall()
+            except db_exc.DBError as exc:
+                # A pattern Python compiles but the server's regular
+                # expression dialect refuses is the caller's error.
+                if filters.get('name_regex') is None or not any(
+                        word in str(exc).lower()
+                        for word in ('regular expression', 'regexp')):
+                    raise
+                raise exception.Invalid(
+                    reason='Invalid regular expression: %s'
+                    % filters['name_regex'])
+            instances = [_instance_dict(row) for row in rows]
+            uuids = [instance['uuid'] for instance in instances]
+            if with_faults:
+                faults = self._latest_faults(conn, uuids)
+                for instance in instances:
+                    instance['fault'] = faults.get(instance['uuid'])
+            if with_bdms:
+                bdms = {uuid: [] for uuid in uuids}
+                if uuids:
+                    for row in conn.execute(sa.select(_bdms).where(
+                            _bdms.c.instance_uuid.in_(uuids),
+                            _bdms.c.deleted == 0).order_by(_bdms.c.id)):
+                        bdms[row.instance_uuid].append(_dict(row))
+                for instance in instances:
+                    instance['bdms'] = bdms[instance['uuid']]
+        return instances
+
+    def _list_where(self, filters):
+        where = []
+        deleted = filters.get('deleted', False)
+        if deleted is False:
+            where.append(_instances.c.deleted == 0)
+        elif deleted is True:
+            where.append(_instances.c.deleted != 0)
+        for key in ('project_id', 'user_id', 'host', 'image_ref', 'uuid'):
+            if filters.get(key) is not None:
+                where.append(_instances.c[key] == filters[key])
+        if filters.get('name_regex') is not None:
+            where.append(_instances.c.name.regexp_match(
+                filters['name_regex']))
+        if filters.get('vm_state') is not None:
+            where.append(_one_of(_instances.c.vm_state,
+                                 _as_tuple(filters['vm_state'])))
+        if filters.get('task_state') is not None:
+            where.append(_one_of(_instances.c.task_state,
+                                 _as_tuple(filters['task_state'])))
+        if filters.get('flavor_id') is not None:
+            where.append(self._flavor_id() == str(filters['flavor_id']))
+        if filters.get('changes_since') is not None:
+            since = filters['changes_since']
+            # A row never updated has no updated_at; its creation counts.
+            changed = sa.func.coalesce(_instances.c.updated_at,
+                                       _instances.c.created_at)
+            where.append(sa.or_(changed >= since,
+                                _instances.c.deleted_at >= since))
+        return where
+
+    def _flavor_id(self):
+        """The ``id`` inside the JSON text of the flavor column."""
+        dialect = self.engine.dialect.name
+        if dialect == 'postgresql':
+            return sa.cast(_instances.c.flavor,
+                           postgresql.JSON)['id'].as_string()
+        value = sa.func.json_extract(_instances.c.flavor, '$.id')
+        if dialect == 'mysql':
+            return sa.func.json_unquote(value)
+        return value  # SQLite: json_extract gives the string itself
+
+    def _latest_faults(self, conn, uuids):
+        """{instance uuid: newest fault} in one statement."""
+        if not uuids:
+            return {}
+        newest = sa.func.row_number().over(
+            partition_by=_faults.c.instance_uuid,
+            order_by=(_faults.c.created_at.desc(), _faults.c.id.desc()))
+        ranked = sa.select(_faults, newest.label('rank')).where(
+            _faults.c.instance_uuid.in_(uuids)).subquery()
+        rows = conn.execute(sa.select(
+            *[ranked.c[name] for name in _faults.c.keys()]).where(
+                ranked.c.rank == 1))
+        return {row.instance_uuid: _dict(row) for row in rows}
 
     def instance_update(self, uuid, values, expected_task_state=UNSET,
                         expected_vm_state=UNSET):

@@ -7,6 +7,9 @@ from nova_snapshot.policies import base
 SERVERS = 'os_compute_api:servers:%s'
 INDEX = SERVERS % 'index'
 DETAIL = SERVERS % 'detail'
+INDEX_ALL_TENANTS = SERVERS % 'index:get_all_tenants'
+DETAIL_ALL_TENANTS = SERVERS % 'detail:get_all_tenants'
+ALLOW_ALL_FILTERS = SERVERS % 'allow_all_filters'
 SHOW = SERVERS % 'show'
 CREATE = SERVERS % 'create'
 CREATE_ATTACH_VOLUME = SERVERS % 'create:attach_volume'
@@ -41,6 +44,24 @@ rules = [
         name=DETAIL, check_str=base.PROJECT_READER_OR_ADMIN,
         description='List servers with details.',
         operations=[{'method': 'GET', 'path': '/servers/detail'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=INDEX_ALL_TENANTS, check_str=base.ADMIN,
+        description='List the servers of every project (all_tenants).',
+        operations=[{'method': 'GET', 'path': '/servers'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=DETAIL_ALL_TENANTS, check_str=base.ADMIN,
+        description='List the servers of every project with details '
+                    '(all_tenants).',
+        operations=[{'method': 'GET', 'path': '/servers/detail'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=ALLOW_ALL_FILTERS, check_str=base.ADMIN,
+        description='Filter server lists by every filter (host, '
+                    'project_id, ...); others are ignored for the rest.',
+        operations=[{'method': 'GET', 'path': '/servers'},
+                    {'method': 'GET', 'path': '/servers/detail'}],
         scope_types=['project']),
     policy.DocumentedRuleDefault(
         name=SHOW, check_str=base.PROJECT_READER_OR_ADMIN,

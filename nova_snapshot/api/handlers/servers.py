@@ -4,6 +4,7 @@ import ipaddress
 
 from nova_snapshot.api import block_device
 from nova_snapshot.api import faults
+from nova_snapshot.api.handlers import server_list
 from nova_snapshot.api import password
 from nova_snapshot.api.schemas import servers as schema
 from nova_snapshot.api import util
@@ -19,28 +20,13 @@ def load_server(req, server_id):
 
 
 def index(req):
-    context = util.context(req)
-    context.can(policies.INDEX, target={'project_id': context.project_id})
-    instances = util.compute_api(req).get_all(context)
-    body = {'servers': [views.server_summary(req, i) for i in instances]}
-    return util.json_response(req, body, schema=schema.INDEX_RESPONSE)
+    return server_list.list_servers(req, detail=False)
 
 
 def detail(req):
-    context = util.context(req)
-    context.can(policies.DETAIL, target={'project_id': context.project_id})
-    compute_api = util.compute_api(req)
-    show_extended = context.can(policies.EXTENDED_ATTRIBUTES, fatal=False)
-    servers = []
-    for instance in compute_api.get_all(context):
-        try:
-            # Reload through get() so faults come with the instance.
-            instance = compute_api.get(context, instance['uuid'])
-        except exception.InstanceNotFound:
-            continue  # deleted while we listed
-        servers.append(views.server(req, instance, show_extended))
-    return util.json_response(req, {'servers': servers},
-                              schema=schema.DETAIL_RESPONSE)
+    # Faults and volumes of the whole page come with it (no query per
+    # server): see server_list.
+    return server_list.list_servers(req, detail=True)
 
 
 def show(req, server_id):

@@ -53,10 +53,17 @@ class FakeComputeAPI:
             raise exception.InstanceNotFound(instance_id=uuid)
         return dict(instance)
 
-    def get_all(self, context):
-        return [dict(i) for i in self.instances.values()
-                if i['project_id'] == context.project_id
-                and i['vm_state'] != vm_states.DELETED]
+    def get_all(self, context, filters=None, all_projects=False,
+                limit=None, **kwargs):
+        """Project scoping and limit only; the real filtering, sorting and
+        paging are tested against a real database (test_server_list)."""
+        self.calls.append(('get_all', dict(filters or {}), all_projects,
+                           limit))
+        every = all_projects and context.is_admin
+        found = [dict(i) for i in self.instances.values()
+                 if (every or i['project_id'] == context.project_id)
+                 and i['vm_state'] != vm_states.DELETED]
+        return found[:limit] if limit is not None else found
 
     def add_volume(self, instance, volume_id=None, boot_index=None,
                    device_name='/dev/vdb', delete_on_termination=False):

@@ -1,0 +1,121 @@
+"""Query parameters of GET /servers and /servers/detail, and their bodies.
+
+Nova's query schema for 2.1 to 2.74: every parameter may repeat (the query
+string is validated as a dict of lists), and unknown parameters are allowed
+here and dropped later (2.75 made them a 400; this API stops at 2.45).
+"""
+
+from nova_snapshot.api.schemas import servers
+from nova_snapshot.api import validation
+
+
+def _many(item):
+    return {'type': 'array', 'items': item}
+
+
+_STRING = _many({'type': 'string'})
+# A filter the database matches as a regular expression; one that Python
+# cannot compile is a 400, not a database error.
+_REGEX = _many({'type': 'string', 'format': 'regex'})
+_NON_NEGATIVE = _many({'type': ['integer', 'string'], 'pattern': '^[0-9]*$',
+                       'minimum': 0, 'minLength': 1})
+
+# Nova's VALID_SORT_KEYS: anything else is a 400.
+VALID_SORT_KEYS = (
+    'access_ip_v4', 'access_ip_v6', 'auto_disk_config', 'availability_zone',
+    'config_drive', 'created_at', 'display_description', 'display_name',
+    'host', 'hostname', 'image_ref', 'instance_type_id', 'kernel_id',
+    'key_name', 'launch_index', 'launched_at', 'locked_by', 'node',
+    'power_state', 'progress', 'project_id', 'ramdisk_id',
+    'root_device_name', 'task_state', 'terminated_at', 'updated_at',
+    'user_id', 'uuid', 'vm_state',
+    # Nova's SERVER_LIST_IGNORE_SORT_KEY: accepted, then dropped.
+    'architecture', 'cell_name', 'cleaned', 'default_ephemeral_device',
+    'default_swap_device', 'deleted', 'deleted_at', 'disable_terminate',
+    'ephemeral_gb', 'ephemeral_key_uuid', 'id', 'key_data', 'launched_on',
+    'locked', 'memory_mb', 'os_type', 'reservation_id', 'root_gb',
+    'shutdown_terminate', 'user_data', 'vcpus', 'vm_mode',
+)
+IGNORED_SORT_KEYS = VALID_SORT_KEYS[VALID_SORT_KEYS.index('architecture'):]
+
+QUERY = {
+    'type': 'object',
+    'properties': {
+        'user_id': _STRING,
+        'project_id': _STRING,
+        'tenant_id': _STRING,
+        'launch_index': _STRING,
+        'image_ref': _STRING,
+        'image': _STRING,
+        'kernel_id': _REGEX,
+        'ramdisk_id': _REGEX,
+        'hostname': _REGEX,
+        'key_name': _REGEX,
+        'power_state': _REGEX,
+        'vm_state': _STRING,
+        'task_state': _STRING,
+        'host': _STRING,
+        'node': _REGEX,
+        'flavor': _REGEX,
+        'reservation_id': _REGEX,
+        'launched_at': _REGEX,
+        'terminated_at': _REGEX,
+        'availability_zone': _REGEX,
+        'name': _REGEX,
+        'status': _STRING,
+        # Parsed by the handler, whose 400 names the field as Nova's does.
+        'changes-since': _STRING,
+        'ip': _REGEX,
+        'ip6': _REGEX,
+        'created_at': _REGEX,
+        'limit': _NON_NEGATIVE,
+        'marker': _many({'type': 'string'}),
+        'sort_key': _many({'type': 'string', 'enum': list(VALID_SORT_KEYS)}),
+        'sort_dir': _STRING,
+        'all_tenants': _STRING,
+        'soft_deleted': _STRING,
+        'deleted': _STRING,
+        'uuid': _STRING,
+        'description': _REGEX,
+        'locked': _STRING,
+        'tags': _STRING,
+        'tags-any': _STRING,
+        'not-tags': _STRING,
+        'not-tags-any': _STRING,
+    },
+    'additionalProperties': True,
+}
+
+# The filters Nova lets a caller without allow_all_filters use (2.1-2.45);
+# every other parameter is dropped for them, not refused.
+USER_FILTERS = ('reservation_id', 'name', 'status', 'image', 'flavor', 'ip',
+                'changes-since', 'all_tenants')
+USER_FILTERS_V25 = USER_FILTERS + ('ip6',)
+USER_FILTERS_V226 = USER_FILTERS_V25 + ('tags', 'tags-any', 'not-tags',
+                                        'not-tags-any')
+PAGING_SORTING = ('sort_key', 'sort_dir', 'limit', 'marker')
+
+_NEXT_LINKS = {
+    'type': 'array',
+    'items': {
+        'type': 'object',
+        'properties': {'rel': {'type': 'string', 'enum': ['next']},
+                       'href': {'type': 'string'}},
+        'required': ['rel', 'href'],
+        'additionalProperties': False,
+    },
+}
+
+
+def _with_links(schema):
+    schema = dict(schema)
+    schema['properties'] = dict(schema['properties'],
+                                servers_links=_NEXT_LINKS)
+    return schema
+
+
+INDEX_RESPONSE = _with_links(servers.INDEX_RESPONSE)
+DETAIL_RESPONSE = _with_links(servers.DETAIL_RESPONSE)
+
+for _schema in (QUERY, INDEX_RESPONSE, DETAIL_RESPONSE):
+    validation.check_schema(_schema)

@@ -1,0 +1,404 @@
+"""GET /servers and /servers/detail over the real ComputeAPI and database.
+
+A mixin: ``test_server_list`` runs it on SQLite, and
+``tests/functional/test_server_list_postgresql`` on PostgreSQL, where the
+regular expressions, JSON and NULL ordering are the server's own.
+Subclasses set ``self.db`` (schema created) before calling setUp.
+"""
+
+import datetime
+from unittest import mock
+from urllib import parse
+
+from oslo_utils import timeutils
+import sqlalchemy as sa
+
+from nova_snapshot.compute import api as compute_api
+from nova_snapshot.compute import flavors
+from nova_snapshot.compute import vm_states
+from tests.unit.api import base
+
+ADMIN = 'admin:project-admin'
+ALICE = 'alice:project-a'
+BOB = 'bob:project-b'
+
+
+class _ListTestBase(base.APITestCase):
+
+    def setUp(self):
+        self.api = compute_api.ComputeAPI(self._conf_for_api(), self.db,
+                                          image_api=None, rpcapi=None)
+        # The base case builds the app around its fake; give it ours.
+        with mock.patch.object(base.fakes, 'FakeComputeAPI',
+                               return_value=self.api):
+            super().setUp()
+        self.clock = datetime.datetime(2025, 1, 1, 12, 0, 0)
+
+    def _conf_for_api(self):
+        from nova_snapshot import conf as nova_conf
+
+        return nova_conf.new_conf([])
+
+    # -- helpers -----------------------------------------------------------
+
+    def _server(self, project='project-a', name='server', **values):
+        self.clock += datetime.timedelta(seconds=1)
+        row = {'name': name, 'project_id': project, 'user_id': 'u',
+               'host': 'host1', 'vm_state': vm_states.ACTIVE,
+               'task_state': None, 'image_ref': 'image-1',
+               'flavor': flavors.get_flavor('1'), 'created_at': self.clock,
+               'launched_at': self.clock}
+        row.update(values)
+        return self.db.instance_create(row)
+
+    def _list(self, query='', token=ALICE, detail=False, version=None,
+              status=200):
+        path = '/v2.1/servers%s%s' % ('/detail' if detail else '',
+                                      '?' + query if query else '')
+        response = self.request('GET', path, token=token, version=version)
+        self.assertEqual(status, response.status_int, response.text)
+        return response.json
+
+    def _ids(self, body):
+        return [s['id'] for s in body['servers']]
+
+
+class ServerListTests(_ListTestBase):
+
+    # -- scoping -----------------------------------------------------------
+
+    def test_own_project_newest_first(self):
+        first = self._server()
+        second = self._server()
+        self._server(project='project-b')
+        self.assertEqual([second['uuid'], first['uuid']],
+                         self._ids(self._list()))
+        self.assertNotIn('servers_links', self._list())
+
+    def test_all_tenants_for_admins_only(self):
+        mine = self._server(project='project-admin')
+        alice = self._server()
+        bob = self._server(project='project-b')
+        self.assertEqual([mine['uuid']], self._ids(self._list(token=ADMIN)))
+        self.assertEqual([bob['uuid'], alice['uuid'], mine['uuid']],
+                         self._ids(self._list('all_tenants=1', token=ADMIN)))
+        # Present and empty counts as true (Nova's is_all_tenants).
+        self.assertEqual(3, len(self._list('all_tenants', token=ADMIN)
+                                ['servers']))
+        self.assertEqual([mine['uuid']],
+                         self._ids(self._list('all_tenants=0', token=ADMIN)))
+        for key in ('project_id', 'tenant_id'):
+            self.assertEqual([bob['uuid']], self._ids(self._list(
+                'all_tenants=1&%s=project-b' % key, token=ADMIN,
+                detail=True)))
+        # Without all_tenants an admin's project filter is not honoured.
+        self.assertEqual([mine['uuid']], self._ids(
+            self._list('project_id=project-b', token=ADMIN)))
+        self._list('all_tenants=1', token=ALICE, status=403)
+        self._list('all_tenants=1', token=ALICE, detail=True, status=403)
+        body = self._list('all_tenants=maybe', token=ADMIN, status=400)
+        self.assertIn('Unrecognized value', body['badRequest']['message'])
+
+    def test_admin_only_filters_are_ignored_for_others(self):
+        here = self._server(host='host1')
+        there = self._server(host='host2')
+        # Unknown and admin-only parameters are dropped, not refused.
+        self.assertEqual([there['uuid'], here['uuid']],
+                         self._ids(self._list('host=host2&bogus=1')))
+        self._server(project='project-admin', host='host2')
+        self.assertEqual(1, len(self._list(
+            'host=host2', token=ADMIN)['servers']))
+        self.assertEqual(2, len(self._list(
+            'host=host2&all_tenants=1', token=ADMIN)['servers']))
+
+    # -- paging ------------------------------------------------------------
+
+    def test_pages_follow_next_links_to_the_end(self):
+        made = [self._server(name='s%d' % i)['uuid'] for i in range(5)]
+        seen, query, pages = [], 'limit=2', 0
+        while True:
+            body = self._list(query, detail=True)
+            pages += 1
+            seen += self._ids(body)
+            links = body.get('servers_links')
+            if not links:
+                break
+            self.assertEqual('next', links[0]['rel'])
+            href = parse.urlsplit(links[0]['href'])
+            self.assertEqual('/v2.1/servers/detail', href.path)
+            params = dict(parse.parse_qsl(href.query))
+            self.assertEqual({'limit': '2', 'marker': seen[-1]}, params)
+            query = href.query
+        self.assertEqual(list(reversed(made)), seen)
+        self.assertEqual(3, pages)
+
+    def test_exactly_full_last_page_links_to_an_empty_one(self):
+        for i in range(2):
+            self._server()
+        body = self._list('limit=2')
+        self.assertIn('servers_links', body)
+        marker = body['servers'][-1]['id']
+        self.assertEqual({'servers': []},
+                         self._list('limit=2&marker=%s' % marker))
+
+    def test_max_limit_caps_a_page(self):
+        self.conf.set_override('max_limit', 3, group='api')
+        for i in range(4):
+            self._server()
+        self.assertEqual(3, len(self._list()['servers']))
+        self.assertEqual(3, len(self._list('limit=10')['servers']))
+        self.assertIn('servers_links', self._list())
+        self.assertEqual([], self._list('limit=0')['servers'])
+
+    def test_marker_errors(self):
+        body = self._list('marker=nope', status=400)
+        self.assertEqual('marker [nope] not found',
+                         body['badRequest']['message'])
+        for bad in ('limit=-1', 'limit=abc', 'limit=1.5', 'limit='):
+            body = self._list(bad, status=400)
+            self.assertIn('Invalid input for query parameters limit',
+                          body['badRequest']['message'])
+
+    def test_marker_of_a_deleted_server_still_pages(self):
+        a, b, c = (self._server()['uuid'] for _ in range(3))
+        self.db.instance_destroy(b)
+        self.assertEqual([a], self._ids(self._list('marker=%s' % b)))
+
+    # -- sorting -----------------------------------------------------------
+
+    def test_sort_keys_and_directions(self):
+        b = self._server(name='b')
+        a = self._server(name='a')
+        c = self._server(name='c', task_state=None)
+        self.assertEqual([a['uuid'], b['uuid'], c['uuid']], self._ids(
+            self._list('sort_key=display_name&sort_dir=asc')))
+        self.assertEqual([c['uuid'], b['uuid'], a['uuid']], self._ids(
+            self._list('sort_key=display_name')))
+        # A key without a column here holds one value for every server:
+        # the direction still applies to the default keys after it.
+        self.assertEqual([b['uuid'], a['uuid'], c['uuid']], self._ids(
+            self._list('sort_key=key_name&sort_dir=asc')))
+        # Ignored keys (Nova's list) go with their direction.
+        self.assertEqual([c['uuid'], a['uuid'], b['uuid']], self._ids(
+            self._list('sort_key=id&sort_dir=asc')))
+
+    def test_sort_errors(self):
+        self._list('sort_key=bogus', status=400)
+        body = self._list('sort_key=display_name&sort_dir=up', status=400)
+        self.assertEqual("Unknown sort direction, must be 'desc' or 'asc'",
+                         body['badRequest']['message'])
+        self._list('sort_key=uuid&sort_dir=asc&sort_dir=desc', status=400)
+        body = self._list('sort_key=host', status=403)
+        self.assertEqual('Only administrators can sort servers by host',
+                         body['forbidden']['message'])
+        self._list('sort_key=host', token=ADMIN)
+
+    def test_pages_with_nulls_in_the_sort_key(self):
+        # task_state is NULL for most: paging must neither skip nor repeat.
+        made = [self._server(task_state=state)['uuid'] for state in
+                (None, 'image_snapshot', None, 'deleting', None, None)]
+        for direction in ('asc', 'desc'):
+            seen, marker = [], None
+            for _ in range(10):
+                query = 'sort_key=task_state&sort_dir=%s&limit=2' % direction
+                if marker:
+                    query += '&marker=%s' % marker
+                page = self._ids(self._list(query))
+                if not page:
+                    break
+                seen += page
+                marker = page[-1]
+            self.assertEqual(sorted(made), sorted(seen), direction)
+            self.assertEqual(len(made), len(seen), direction)
+
+    # -- filters -----------------------------------------------------------
+
+    def test_name_is_a_regular_expression(self):
+        web = self._server(name='web-1')
+        self._server(name='db-1')
+        self.assertEqual([web['uuid']], self._ids(self._list('name=^web')))
+        self.assertEqual([web['uuid']], self._ids(self._list('name=eb-')))
+        body = self._list('name=(', status=400)
+        self.assertIn('Invalid input for query parameters name',
+                      body['badRequest']['message'])
+
+    def test_status_maps_to_states(self):
+        active = self._server()
+        error = self._server(vm_state=vm_states.ERROR)
+        snap = self._server(task_state='image_snapshot')
+        self.assertEqual([snap['uuid'], active['uuid']],
+                         self._ids(self._list('status=ACTIVE')))
+        self.assertEqual([error['uuid']],
+                         self._ids(self._list('status=error')))
+        self.assertEqual(3, len(self._list(
+            'status=ACTIVE&status=ERROR')['servers']))
+        self.assertEqual([], self._list('status=bogus')['servers'])
+        body = self._list('status=bogus', version='2.38', status=400)
+        self.assertEqual('Invalid status value',
+                         body['badRequest']['message'])
+
+    def test_deleted_servers_for_admins_by_status(self):
+        gone = self._server(project='project-admin')
+        self.db.instance_update(gone['uuid'], {'vm_state': vm_states.DELETED})
+        self.db.instance_destroy(gone['uuid'])
+        body = self._list('status=DELETED', token=ADMIN, detail=True)
+        self.assertEqual([gone['uuid']], self._ids(body))
+        self.assertEqual('DELETED', body['servers'][0]['status'])
+        body = self._list('status=DELETED', status=403)
+        self.assertEqual('Only administrators may list deleted instances',
+                         body['forbidden']['message'])
+
+    def test_image_and_flavor(self):
+        one = self._server(image_ref='image-1', flavor=flavors.get_flavor('1'))
+        two = self._server(image_ref='image-2', flavor=flavors.get_flavor('2'))
+        self.assertEqual([two['uuid']], self._ids(self._list('image=image-2')))
+        self.assertEqual([one['uuid']], self._ids(self._list('flavor=1')))
+        self.assertEqual([two['uuid']], self._ids(self._list('flavor=2')))
+        self.assertEqual([], self._list('flavor=42')['servers'])
+
+    def test_changes_since_includes_deleted_servers(self):
+        old = self._server()
+        self.db.instance_update(old['uuid'], {'updated_at': self.clock})
+        since = self.clock + datetime.timedelta(seconds=30)
+        self.clock = since + datetime.timedelta(seconds=30)
+        new = self._server()
+        gone = self._server()
+        self.db.instance_update(gone['uuid'], {'vm_state': vm_states.DELETED})
+        self.db.instance_destroy(gone['uuid'])
+        query = 'changes-since=%s' % parse.quote(since.isoformat() + 'Z')
+        body = self._list(query, detail=True)
+        self.assertEqual({new['uuid'], gone['uuid']}, set(self._ids(body)))
+        status = {s['id']: s['status'] for s in body['servers']}
+        self.assertEqual('DELETED', status[gone['uuid']])
+        body = self._list('changes-since=yesterday', status=400)
+        self.assertEqual('Invalid filter field: changes-since.',
+                         body['badRequest']['message'])
+        # Without changes-since, deleted servers are not listed.
+        self.assertNotIn(gone['uuid'], self._ids(self._list()))
+
+    def test_filters_no_server_here_can_match(self):
+        self._server()
+        for query in ('ip=10.0', 'reservation_id=r-1'):
+            self.assertEqual([], self._list(query)['servers'], query)
+        # ip6 is a filter from 2.5; before, an unknown parameter.
+        self.assertEqual([], self._list('ip6=::1', version='2.5')['servers'])
+        self.assertEqual(1, len(self._list('ip6=::1')['servers']))
+        self.assertEqual([], self._list('tags=a', version='2.26')['servers'])
+        # Before 2.26 tags are an unknown parameter: dropped.
+        self.assertEqual(1, len(self._list('tags=a')['servers']))
+
+    # -- detail ------------------------------------------------------------
+
+    def test_detail_has_latest_fault_and_volumes(self):
+        error = self._server(vm_state=vm_states.ERROR)
+        active = self._server()
+        self.db.fault_create(error['uuid'], 500, 'first', 'tb')
+        timeutils.set_time_override(datetime.datetime(2030, 1, 1))
+        self.addCleanup(timeutils.clear_time_override)
+        self.db.fault_create(error['uuid'], 404, 'latest', None)
+        self.db.fault_create(active['uuid'], 500, 'hidden', None)
+        self.db.bdm_create({'instance_uuid': active['uuid'],
+                            'source_type': 'volume',
+                            'destination_type': 'volume',
+                            'volume_id': 'vol-1', 'boot_index': None})
+        body = self._list(detail=True, version='2.3')
+        servers = {s['id']: s for s in body['servers']}
+        self.assertEqual({'code': 404, 'message': 'latest',
+                          'created': '2030-01-01T00:00:00Z'},
+                         servers[error['uuid']]['fault'])
+        self.assertNotIn('fault', servers[active['uuid']])
+        self.assertEqual(
+            [{'id': 'vol-1', 'delete_on_termination': False}],
+            servers[active['uuid']]['os-extended-volumes:volumes_attached'])
+        self.assertEqual(
+            [], servers[error['uuid']]['os-extended-volumes:volumes_attached'])
+
+    # -- robustness --------------------------------------------------------
+
+    def test_no_query_string_is_a_server_error(self):
+        self._server()
+        queries = ['', '&&&', '=', '==x', 'limit', 'limit=99999999999999999999',
+                   'marker=', 'marker=%00', 'name=%00', 'name=%FF%FE',
+                   'name=' + parse.quote('(?P<x>a)'), 'name=' + parse.quote(
+                       '[[:alpha:]]'), 'name=' + parse.quote('a{1,2}{3}'),
+                   'name=\\', 'status=', 'status=%00', 'sort_key=',
+                   'sort_dir=', 'sort_dir=asc', 'changes-since=',
+                   'changes-since=2025-13-45T99:99:99Z', 'changes-since=%00',
+                   'flavor=', 'image=', 'all_tenants=', 'deleted=yes',
+                   'host=' + 'x' * 5000, '_private=1', 'limit=1&limit=x',
+                   'sort_key=display_name&sort_key=display_name',
+                   'sort_key=hostname&sort_key=node&sort_key=display_name']
+        for token in (ALICE, ADMIN):
+            for query in queries:
+                for detail in (False, True):
+                    path = '/v2.1/servers%s?%s' % (
+                        '/detail' if detail else '', query)
+                    response = self.request('GET', path, token=token)
+                    self.assertLess(response.status_int, 500,
+                                    '%s %s: %s' % (token, path,
+                                                   response.text))
+
+
+class StatementCounter:
+    """Counts the SQL statements an engine runs while it is active."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.statements = []
+
+    def _count(self, conn, cursor, statement, *args):
+        self.statements.append(statement)
+
+    def __enter__(self):
+        sa.event.listen(self.engine, 'before_cursor_execute', self._count)
+        return self
+
+    def __exit__(self, *exc):
+        sa.event.remove(self.engine, 'before_cursor_execute', self._count)
+
+
+class StatementCountTests(_ListTestBase):
+    """A page costs the same number of statements for 5 and 50 servers."""
+
+    def _fill(self, count):
+        for i in range(count):
+            server = self._server(vm_state=vm_states.ERROR
+                                  if i % 2 else vm_states.ACTIVE)
+            self.db.fault_create(server['uuid'], 500, 'f%d' % i, None)
+            self.db.fault_create(server['uuid'], 400, 'g%d' % i, None)
+            self.db.bdm_create({'instance_uuid': server['uuid'],
+                                'source_type': 'volume',
+                                'destination_type': 'volume',
+                                'volume_id': 'vol-%d' % i,
+                                'boot_index': None})
+
+    def _statements(self, path, token=ALICE):
+        """(statements, SELECTs among them, servers listed)."""
+        with StatementCounter(self.db.engine) as counter:
+            response = self.request('GET', path, token=token, version='2.3')
+        self.assertEqual(200, response.status_int, response.text)
+        selects = [s for s in counter.statements
+                   if s.lstrip().upper().startswith('SELECT')]
+        return (len(counter.statements), len(selects),
+                len(response.json['servers']))
+
+    def test_statements_do_not_grow_with_servers(self):
+        paths = ['/v2.1/servers', '/v2.1/servers/detail',
+                 '/v2.1/servers/detail?limit=3',
+                 '/v2.1/servers/detail?status=ERROR&sort_key=display_name']
+        self._fill(5)
+        small = {p: self._statements(p) for p in paths}
+        self._fill(45)
+        large = {p: self._statements(p) for p in paths}
+        for path in paths:
+            self.assertEqual(small[path][:2], large[path][:2], path)
+        self.assertEqual(5, small['/v2.1/servers/detail'][2])
+        self.assertEqual(50, large['/v2.1/servers/detail'][2])
+        # The instances, their newest faults and their volumes.
+        self.assertEqual(3, large['/v2.1/servers/detail'][1])
+        self.assertEqual(1, large['/v2.1/servers'][1])
+        marker = self._list('limit=1')['servers'][0]['id']
+        _, selects, listed = self._statements(
+            '/v2.1/servers/detail?marker=%s' % marker)
+        self.assertEqual(49, listed)
+        self.assertEqual(4, selects)  # and the marker's row
