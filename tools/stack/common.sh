@@ -69,13 +69,14 @@ wait_for() {
 
 # --- Keystone and the Keystone-mode front ends (tools/stack/keystone*) -------
 # A test stack: fixed passwords, written to .stack/env and .stack/clouds.yaml.
-KEYSTONE_VENV=$STACK_DIR/keystone-venv
-CLIENTS_VENV=$STACK_DIR/clients-venv
+# Venvs, port and database can be overridden (a second, scratch Keystone).
+KEYSTONE_VENV=${KEYSTONE_VENV:-$STACK_DIR/keystone-venv}
+CLIENTS_VENV=${CLIENTS_VENV:-$STACK_DIR/clients-venv}
 KEYSTONE_HOST=127.0.0.1
-KEYSTONE_PORT=5000
+KEYSTONE_PORT=${KEYSTONE_PORT:-5000}
 KEYSTONE_URL=http://$KEYSTONE_HOST:$KEYSTONE_PORT/v3
 KEYSTONE_REGION=RegionOne
-KEYSTONE_DB=nova_snapshot_keystone
+KEYSTONE_DB=${KEYSTONE_DB:-nova_snapshot_keystone}
 CLOUDS_YAML=$STACK_DIR/clouds.yaml
 KEYSTONE_ADMIN_PASSWORD=admin-pass
 KEYSTONE_DEMO_USER=demo

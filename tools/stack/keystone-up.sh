@@ -167,8 +167,11 @@ if pid_alive "$KEYSTONE_PIDFILE" && healthy \
         && [ "$CONFHASH" = "$(cat "$PID_DIR/keystone-uwsgi.confhash" 2>/dev/null)" ]; then
     step "keystone running" true
 else
+    # Independent, and each keystone-manage call is seconds of imports.
+    keys >"$LOG_DIR/keystone-keys.out" 2>&1 & KEYS_JOB=$!
     step "keystone database" database
-    step "keystone fernet/credential keys" keys
+    step "keystone keys (parallel)" wait "$KEYS_JOB" \
+        || { cat "$LOG_DIR/keystone-keys.out" >&2; die "Keystone key setup failed"; }
     step "keystone bootstrap" bootstrap
     step "keystone uwsgi start" start_uwsgi
 fi
