@@ -10,6 +10,7 @@ import logging
 import uuid as uuidlib
 
 from oslo_utils import excutils
+from oslo_utils import strutils
 
 from nova_snapshot.compute import block_device
 from nova_snapshot.compute import flavors
@@ -159,8 +160,16 @@ class ComputeAPI(object):
     # Create and delete
 
     def create(self, context, name, image_ref, flavor_id, metadata=None,
-               block_device_mapping=None):
+               block_device_mapping=None, access_ip_v4=None,
+               access_ip_v6=None, auto_disk_config=None):
         """Create a server.
+
+        :param access_ip_v4: the request's ``accessIPv4`` (and
+            ``access_ip_v6`` its ``accessIPv6``) in canonical text; stored
+            and shown only, there is no networking here.
+        :param auto_disk_config: ``OS-DCF:diskConfig`` AUTO (True) or
+            MANUAL (False); None takes the boot image's
+            ``auto_disk_config`` property, as Nova does.
 
         :param block_device_mapping: the schema-checked
             ``block_device_mapping_v2`` list of the request (volumes).
@@ -222,6 +231,10 @@ class ComputeAPI(object):
             'root_device_name': block_device.ROOT_DEVICE_NAME,
             'metadata': dict(metadata or {}),
             'system_metadata': system_metadata,
+            'access_ip_v4': access_ip_v4,
+            'access_ip_v6': access_ip_v6,
+            'auto_disk_config': disk_config_for_create(boot_image,
+                                                       auto_disk_config),
         }
         instance = self._create_instance(context, values, bdms)
         if instance['host'] and instance['vm_state'] == vm_states.BUILDING:
@@ -563,3 +576,18 @@ class ComputeAPI(object):
         except (exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError):
             pass
+
+def disk_config_for_create(image, requested):
+    """The instance's auto_disk_config (Nova's rule): the request's choice,
+    else the image's ``auto_disk_config`` property; AUTO for an image whose
+    property says "disabled" is a 400."""
+    image_value = (image or {}).get('auto_disk_config')
+    if str(image_value).strip().lower() == 'disabled':
+        if requested:
+            raise exception.Invalid(
+                reason='Requested image %s has automatic disk resize '
+                       'disabled.' % image.get('id'))
+        return False
+    if requested is not None:
+        return bool(requested)
+    return strutils.bool_from_string(image_value)

@@ -64,6 +64,10 @@ instances = sa.Table(
               server_default='0'),
     sa.Column('claimed_vcpus', sa.Integer, nullable=False,
               server_default='0'),
+    # accessIPv4/v6 and OS-DCF:diskConfig of the create request (0003).
+    sa.Column('access_ip_v4', sa.String(39), nullable=True),
+    sa.Column('access_ip_v6', sa.String(39), nullable=True),
+    sa.Column('auto_disk_config', sa.Boolean, nullable=True),
     sa.UniqueConstraint('uuid', name='uniq_instances0uuid'),
     sa.Index('instances_project_id_deleted_idx', 'project_id', 'deleted'),
     sa.Index('instances_host_deleted_idx', 'host', 'deleted'),

@@ -8,6 +8,8 @@ from nova_snapshot.api.schemas import servers as schema
 from nova_snapshot.api import microversion
 from nova_snapshot.api import faults
 from nova_snapshot.api import validation
+from nova_snapshot.compute import api as compute_api
+from nova_snapshot import exception
 from tests.unit.api import base
 
 IMAGE = '6b0c7a5d-0c86-4b2f-9c5f-1a0c7e0d1f11'
@@ -170,3 +172,26 @@ class TestNoArgumentActions(base.APITestCase):
             {'pause': {}, 'unpause': {}})
         self.assertEqual(400, response.status_int)
         self.assertEqual([], self.compute.calls)
+
+
+class TestDiskConfigForCreate(base.APITestCase):
+    """compute.api's rule for the stored auto_disk_config (Nova's)."""
+
+    def test_request_wins_else_image(self):
+        rule = compute_api.disk_config_for_create
+        self.assertIs(True, rule({'auto_disk_config': 'False'}, True))
+        self.assertIs(False, rule({'auto_disk_config': 'True'}, False))
+        self.assertIs(True, rule({'auto_disk_config': 'True'}, None))
+        self.assertIs(False, rule({}, None))
+        self.assertIs(False, rule(None, None))  # booted from a volume
+        self.assertIs(True, rule(None, True))
+
+    def test_image_can_disable_it(self):
+        rule = compute_api.disk_config_for_create
+        image = {'id': 'img-1', 'auto_disk_config': 'Disabled'}
+        self.assertIs(False, rule(image, None))
+        self.assertIs(False, rule(image, False))
+        with self.assertRaises(exception.Invalid) as caught:
+            rule(image, True)
+        self.assertIn('img-1 has automatic disk resize disabled',
+                      caught.exception.format_message())
