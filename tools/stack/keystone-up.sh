@@ -47,8 +47,11 @@ VERSION=
 config() {
     ks_render "$STACK_TOOLS/keystone/keystone.conf.in" "$KEYSTONE_ETC/keystone.conf"
     ks_render "$STACK_TOOLS/keystone/keystone-uwsgi.ini.in" "$KEYSTONE_ETC/keystone-uwsgi.ini"
-    VERSION=$("$KEYSTONE_VENV/bin/python" -c \
-        'import importlib.metadata as m; print(m.version("keystone"))')
+    # From the dist-info name: a Python start costs seconds on a busy machine.
+    VERSION=$(cd "$KEYSTONE_VENV" && ls -d lib/python3*/site-packages/keystone-*.dist-info) \
+        || die "keystone is not installed in $KEYSTONE_VENV"
+    VERSION=${VERSION##*/keystone-}
+    VERSION=${VERSION%.dist-info}
     CONFHASH=$( { cat "$KEYSTONE_ETC"/keystone.conf "$KEYSTONE_ETC"/keystone-uwsgi.ini
                   echo "$VERSION"; } | sha256sum | cut -d' ' -f1)
 }
@@ -116,50 +119,81 @@ start_uwsgi() {
     echo "$CONFHASH" >"$PID_DIR/keystone-uwsgi.confhash"
 }
 
+# What provision.py reads from its environment (names from common.sh).
+PROVISION_VARS="KEYSTONE_URL KEYSTONE_REGION KEYSTONE_ADMIN_PASSWORD
+KEYSTONE_DEMO_USER KEYSTONE_DEMO_PASSWORD
+KEYSTONE_DEMO_READER_USER KEYSTONE_DEMO_READER_PASSWORD
+KEYSTONE_ALT_DEMO_USER KEYSTONE_ALT_DEMO_PASSWORD
+NOVA_SNAPSHOT_SERVICE_USER NOVA_SNAPSHOT_SERVICE_PASSWORD
+GLANCE_SERVICE_USER GLANCE_SERVICE_PASSWORD
+CINDER_SERVICE_USER CINDER_SERVICE_PASSWORD
+KEYSTONE_COMPUTE_URL KEYSTONE_GLANCE_URL KEYSTONE_CINDER_URL"
+PROVISION_STAMP=$KEYSTONE_DIR/.provisioned
+
+provision_inputs() {
+    local name
+    { cat "$STACK_TOOLS/keystone/provision.py" "$KEYSTONE_DIR/.bootstrapped"
+      for name in $PROVISION_VARS CLOUDS_YAML; do echo "$name=${!name}"; done
+    } | sha256sum | cut -d' ' -f1
+}
+
+# demo_token_works: Keystone still has the demo user, its password and a
+# role in demo (a project-scoped token needs one): one request, not the
+# seconds of provision.py's imports and checks.
+demo_token_works() {
+    curl -sf -o /dev/null --max-time 5 -H 'Content-Type: application/json' \
+        -d @- "$KEYSTONE_URL/auth/tokens" <<EOF
+{"auth": {"identity": {"methods": ["password"], "password": {"user": {
+  "name": "$KEYSTONE_DEMO_USER", "domain": {"id": "default"},
+  "password": "$KEYSTONE_DEMO_PASSWORD"}}},
+ "scope": {"project": {"name": "demo", "domain": {"id": "default"}}}}}
+EOF
+}
+
+provision_done() {
+    [ "$(cat "$PROVISION_STAMP" 2>/dev/null)" = "$(provision_inputs)" ] \
+        && [ -s "$KEYSTONE_DIR/env" ] && [ -s "$CLOUDS_YAML" ] && demo_token_works
+}
+
 provision() {
-    local out
-    out=$(KEYSTONE_URL=$KEYSTONE_URL KEYSTONE_REGION=$KEYSTONE_REGION \
-        KEYSTONE_ADMIN_PASSWORD=$KEYSTONE_ADMIN_PASSWORD \
-        KEYSTONE_DEMO_USER=$KEYSTONE_DEMO_USER KEYSTONE_DEMO_PASSWORD=$KEYSTONE_DEMO_PASSWORD \
-        KEYSTONE_DEMO_READER_USER=$KEYSTONE_DEMO_READER_USER \
-        KEYSTONE_DEMO_READER_PASSWORD=$KEYSTONE_DEMO_READER_PASSWORD \
-        KEYSTONE_ALT_DEMO_USER=$KEYSTONE_ALT_DEMO_USER \
-        KEYSTONE_ALT_DEMO_PASSWORD=$KEYSTONE_ALT_DEMO_PASSWORD \
-        NOVA_SNAPSHOT_SERVICE_USER=$NOVA_SNAPSHOT_SERVICE_USER \
-        NOVA_SNAPSHOT_SERVICE_PASSWORD=$NOVA_SNAPSHOT_SERVICE_PASSWORD \
-        GLANCE_SERVICE_USER=$GLANCE_SERVICE_USER GLANCE_SERVICE_PASSWORD=$GLANCE_SERVICE_PASSWORD \
-        CINDER_SERVICE_USER=$CINDER_SERVICE_USER CINDER_SERVICE_PASSWORD=$CINDER_SERVICE_PASSWORD \
-        KEYSTONE_COMPUTE_URL=$KEYSTONE_COMPUTE_URL KEYSTONE_GLANCE_URL=$KEYSTONE_GLANCE_URL \
-        KEYSTONE_CINDER_URL=$KEYSTONE_CINDER_URL \
-        "$KEYSTONE_VENV/bin/python" "$STACK_TOOLS/keystone/provision.py" \
-        --clouds-yaml "$CLOUDS_YAML") || die "provisioning Keystone failed"
+    local out name
+    local vars=()
+    # provision.py converges in ~1 s on a quiet machine, but under load its
+    # imports alone take seconds: a warm start checks with one token request.
+    if provision_done; then
+        return 0
+    fi
+    log "provisioning Keystone (tools/stack/keystone/provision.py)"
+    for name in $PROVISION_VARS; do vars+=("$name=${!name}"); done
+    rm -f "$PROVISION_STAMP"
+    out=$(env "${vars[@]}" "$KEYSTONE_VENV/bin/python" \
+        "$STACK_TOOLS/keystone/provision.py" --clouds-yaml "$CLOUDS_YAML") \
+        || die "provisioning Keystone failed"
     # Read by start.sh's write_env; the front ends' URLs are added there
     # once they answer.
     {
-        echo "KEYSTONE_URL=$KEYSTONE_URL"
-        echo "KEYSTONE_REGION=$KEYSTONE_REGION"
-        echo "CLOUDS_YAML=$CLOUDS_YAML"
-        echo "CLIENTS_VENV=$CLIENTS_VENV"
-        echo "KEYSTONE_COMPUTE_URL=$KEYSTONE_COMPUTE_URL"
+        for name in KEYSTONE_URL KEYSTONE_REGION CLOUDS_YAML CLIENTS_VENV \
+                KEYSTONE_COMPUTE_URL; do
+            echo "$name=${!name}"
+        done
         echo "KEYSTONE_ADMIN_USER=admin"
         echo "KEYSTONE_ADMIN_PASSWORD=$KEYSTONE_ADMIN_PASSWORD"
         echo "KEYSTONE_ADMIN_PROJECT=admin"
-        echo "KEYSTONE_DEMO_USER=$KEYSTONE_DEMO_USER"
-        echo "KEYSTONE_DEMO_PASSWORD=$KEYSTONE_DEMO_PASSWORD"
-        echo "KEYSTONE_DEMO_READER_USER=$KEYSTONE_DEMO_READER_USER"
-        echo "KEYSTONE_DEMO_READER_PASSWORD=$KEYSTONE_DEMO_READER_PASSWORD"
-        echo "KEYSTONE_ALT_DEMO_USER=$KEYSTONE_ALT_DEMO_USER"
-        echo "KEYSTONE_ALT_DEMO_PASSWORD=$KEYSTONE_ALT_DEMO_PASSWORD"
+        for name in KEYSTONE_DEMO_USER KEYSTONE_DEMO_PASSWORD \
+                KEYSTONE_DEMO_READER_USER KEYSTONE_DEMO_READER_PASSWORD \
+                KEYSTONE_ALT_DEMO_USER KEYSTONE_ALT_DEMO_PASSWORD; do
+            echo "$name=${!name}"
+        done
         echo "KEYSTONE_SERVICE_PROJECT=service"
-        echo "NOVA_SNAPSHOT_SERVICE_USER=$NOVA_SNAPSHOT_SERVICE_USER"
-        echo "NOVA_SNAPSHOT_SERVICE_PASSWORD=$NOVA_SNAPSHOT_SERVICE_PASSWORD"
-        echo "GLANCE_SERVICE_USER=$GLANCE_SERVICE_USER"
-        echo "GLANCE_SERVICE_PASSWORD=$GLANCE_SERVICE_PASSWORD"
-        echo "CINDER_SERVICE_USER=$CINDER_SERVICE_USER"
-        echo "CINDER_SERVICE_PASSWORD=$CINDER_SERVICE_PASSWORD"
+        for name in NOVA_SNAPSHOT_SERVICE_USER NOVA_SNAPSHOT_SERVICE_PASSWORD \
+                GLANCE_SERVICE_USER GLANCE_SERVICE_PASSWORD \
+                CINDER_SERVICE_USER CINDER_SERVICE_PASSWORD; do
+            echo "$name=${!name}"
+        done
         echo "$out"
     } >"$KEYSTONE_DIR/env.tmp"
     mv "$KEYSTONE_DIR/env.tmp" "$KEYSTONE_DIR/env"
+    provision_inputs >"$PROVISION_STAMP"
 }
 
 step "keystone config" config
