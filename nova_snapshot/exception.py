@@ -225,3 +225,26 @@ class VolumeSecretMissing(NovaSnapshotException):
 
 class DeviceDetachFailed(NovaSnapshotException):
     msg_fmt = 'Device detach failed for %(device)s: %(reason)s'
+
+
+# Scheduling and os-services.
+class NoValidHost(NovaSnapshotException):
+    msg_fmt = 'No valid host was found. %(reason)s'
+    code = 500
+
+
+class AvailabilityZoneNotAvailable(Invalid):
+    msg_fmt = 'The requested availability zone is not available'
+
+
+class ServiceNotFound(NotFound):
+    msg_fmt = 'Service %(service_id)s could not be found.'
+
+
+class HostBinaryNotFound(NotFound):
+    msg_fmt = 'Compute host %(host)s with binary %(binary)s could not be found.'
+
+
+class ServiceHasInstances(Conflict):
+    msg_fmt = ('Unable to delete compute service that is hosting instances. '
+               'Migrate or delete the instances first.')

@@ -1,5 +1,11 @@
 """The nova-snapshot-compute service: manager + RPC server + heartbeat.
 
+Each heartbeat also reports the host's capacity (the driver's
+``get_available_resource`` plus this host's allocation ratios and
+reservations) for the scheduler. It writes totals only: the usage counters
+belong to the claims, and a heartbeat only repairs them, by
+compare-and-swap, when they disagree with the instances' own claims.
+
 :class:`ComputeService` builds whatever it is not given, so the console
 script passes only a ConfigOpts while tests inject a database, a fake
 driver, a fake image API and a shared in-memory transport, and run several
@@ -20,6 +26,7 @@ from nova_snapshot import volume
 LOG = logging.getLogger(__name__)
 
 BINARY = 'nova-snapshot-compute'
+# Default of [DEFAULT] report_interval.
 HEARTBEAT_INTERVAL = 10
 # How long stop() lets running snapshots finish before giving up on them.
 STOP_TASK_TIMEOUT = 60
@@ -45,7 +52,7 @@ class ComputeService(object):
 
     def __init__(self, conf, host=None, db=None, image_api=None, driver=None,
                  transport=None, notifier=None,
-                 heartbeat_interval=HEARTBEAT_INTERVAL, volume_api=None):
+                 heartbeat_interval=None, volume_api=None):
         self.conf = conf
         self.host = host or conf.host
         if db is None:
@@ -70,7 +77,7 @@ class ComputeService(object):
             notifier = rpc.get_notifier(
                 conf, notifications.publisher_id(self.host))
         self.notifier = notifier
-        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_interval = heartbeat_interval or conf.report_interval
         self.manager = compute_manager.ComputeManager(
             conf, self.host, self.db, self.driver, self.image_api,
             self.notifier, volume_api=self.volume_api)
@@ -102,6 +109,28 @@ class ComputeService(object):
                                    binary=BINARY)
         except Exception:
             LOG.warning('Heartbeat of %s failed', self.host, exc_info=True)
+            return
+        try:
+            self.report_capacity()
+        except Exception:
+            LOG.warning('Capacity report of %s failed', self.host,
+                        exc_info=True)
+
+    def report_capacity(self):
+        """Store what this host offers; repair the usage counters if they
+        disagree with the instances' claims. Returns the node dict."""
+        resources = dict(self.driver.get_available_resource())
+        resources['hypervisor_hostname'] = (
+            resources.get('hypervisor_hostname') or self.host)
+        resources['running_vms'] = len(self.driver.list_instance_uuids())
+        resources.update(capacity_options(self.conf))
+        node = self.db.compute_node_update(self.host, resources)
+        repaired = self.db.compute_node_repair_usage(self.host)
+        if repaired is not None:
+            LOG.warning('Usage counters of %s did not match its instances\' '
+                        'claims; set to %s', self.host, repaired)
+            node.update(repaired)
+        return node
 
     def _heartbeat_loop(self):
         while not self._stopping.wait(self.heartbeat_interval):
@@ -129,3 +158,16 @@ class ComputeService(object):
 
     def __exit__(self, *exc_info):
         self.stop()
+
+
+def capacity_options(conf):
+    """This host's reservations and allocation ratios, as the node row
+    stores them (reserved disk rounded up to whole GiB, as Nova does)."""
+    return {
+        'cpu_allocation_ratio': conf.cpu_allocation_ratio,
+        'ram_allocation_ratio': conf.ram_allocation_ratio,
+        'disk_allocation_ratio': conf.disk_allocation_ratio,
+        'vcpus_reserved': conf.reserved_host_cpus,
+        'memory_mb_reserved': conf.reserved_host_memory_mb,
+        'local_gb_reserved': -(-conf.reserved_host_disk_mb // 1024),
+    }

@@ -160,7 +160,8 @@ class ComputeAPI(object):
     # Create and delete
 
     def create(self, context, name, image_ref, flavor_id, metadata=None,
-               block_device_mapping=None, access_ip_v4=None,
+               block_device_mapping=None, availability_zone=None,
+               forced_host=None, forced_node=None, access_ip_v4=None,
                access_ip_v6=None, auto_disk_config=None):
         """Create a server.
 
@@ -171,12 +172,20 @@ class ComputeAPI(object):
             MANUAL (False); None takes the boot image's
             ``auto_disk_config`` property, as Nova does.
 
+        :param availability_zone: the zone part of the request's
+            ``availability_zone`` (400 unless it is ours);
+            ``forced_host``/``forced_node`` its ``host``/``node`` parts (an
+            admin's target: filters skipped, claim made).
+
         :param block_device_mapping: the schema-checked
             ``block_device_mapping_v2`` list of the request (volumes).
             An ``image_ref`` naming a volume-backed snapshot (a zero-byte
             image with ``block_device_mapping``/``bdm_v2``) restores its
             volumes from their snapshots.
         """
+        if availability_zone and \
+                availability_zone != self.conf.default_availability_zone:
+            raise exception.AvailabilityZoneNotAvailable()
         try:
             flavor = flavors.get_flavor(flavor_id)
         except exception.FlavorNotFound:
@@ -236,7 +245,9 @@ class ComputeAPI(object):
             'auto_disk_config': disk_config_for_create(boot_image,
                                                        auto_disk_config),
         }
-        instance = self._create_instance(context, values, bdms)
+        instance = self._create_instance(
+            context, values, bdms, scheduler.usage_for(flavor, volume_backed),
+            forced_host, forced_node)
         if instance['host'] and instance['vm_state'] == vm_states.BUILDING:
             self.rpcapi.build_instance(context, instance, values['image_ref'])
         return instance
@@ -295,23 +306,34 @@ class ComputeAPI(object):
         return snapshot_metadata.system_metadata_from_image(
             image_props, {'root_gb': 0})
 
-    def _create_instance(self, context, values, bdms):
-        """Store the instance (host chosen) and its BDMs."""
+    def _create_instance(self, context, values, bdms, usage,
+                         forced_host=None, forced_node=None):
+        """Store the instance with its host and claim, and its BDMs."""
+        override = self.conf.compute.default_schedule_host
         try:
-            values['host'] = scheduler.select_host(self.conf, self.db)
-        except exception.NoComputeHost as exc:
+            if override and not (forced_host or forced_node):
+                # Deprecated: no filters, no claim (the old behaviour).
+                instance = self.db.instance_create(dict(values,
+                                                        host=override))
+            else:
+                instance = scheduler.schedule_and_create(
+                    self.conf, self.db, values, usage,
+                    force_host=forced_host, force_node=forced_node)
+        except exception.NoValidHost as exc:
             # Like Nova: the request is accepted and the server goes to
-            # ERROR with a fault the client can read.
+            # ERROR with Nova's fault; the details say what each host
+            # lacked.
+            LOG.warning('No valid host for instance %s: %s',
+                        values['uuid'], exc.kwargs.get('reason'))
             values.update(vm_state=vm_states.ERROR, task_state=None,
                           host=None)
             instance = self.db.instance_create(values)
             self._store_bdms(instance, bdms)
             self.db.action_start(context, instance['uuid'], ACTION_CREATE)
-            self.db.fault_create(instance['uuid'], 500,
-                                 'No valid host was found. %s'
-                                 % exc.kwargs.get('reason', ''), None)
+            self.db.fault_create(
+                instance['uuid'], 500, 'No valid host was found. %s'
+                % scheduler.NO_VALID_HOST, exc.kwargs.get('reason'))
             return instance
-        instance = self.db.instance_create(values)
         self._store_bdms(instance, bdms)
         self.db.action_start(context, instance['uuid'], ACTION_CREATE)
         return instance
@@ -361,8 +383,9 @@ class ComputeAPI(object):
         self.rpcapi.terminate_instance(context, instance)
 
     def _host_is_up(self, host):
-        return any(service['host'] == host and scheduler.service_is_up(service)
-                   for service in self.db.service_get_all(scheduler.TOPIC))
+        return any(service['host'] == host and scheduler.service_is_up(
+            service, self.conf.service_down_time)
+            for service in self.db.service_get_all(scheduler.TOPIC))
 
     # Power actions
 

@@ -10,6 +10,56 @@ OPTS = [
                help='Top directory for the service state.'),
     cfg.StrOpt('instances_path', default='$state_path/instances',
                help='Where instance disks and console logs live.'),
+    # Capacity (Nova's names and meanings): read by the compute service
+    # and reported with its heartbeat, so each host has its own.
+    cfg.FloatOpt('cpu_allocation_ratio', default=16.0, min=0.0,
+                 help='Virtual CPUs per physical CPU this host accepts.'),
+    cfg.FloatOpt('ram_allocation_ratio', default=1.5, min=0.0,
+                 help='Virtual RAM per physical RAM this host accepts.'),
+    cfg.FloatOpt('disk_allocation_ratio', default=1.0, min=0.0,
+                 help='Virtual disk per physical disk of instances_path this '
+                      'host accepts.'),
+    cfg.IntOpt('reserved_host_memory_mb', default=512, min=0,
+               help='RAM (MiB) kept for the host, never given to servers.'),
+    cfg.IntOpt('reserved_host_disk_mb', default=0, min=0,
+               help='Disk (MiB) of instances_path kept for the host.'),
+    cfg.IntOpt('reserved_host_cpus', default=0, min=0,
+               help='Physical CPUs kept for the host.'),
+    cfg.IntOpt('report_interval', default=10, min=1,
+               help='Seconds between the heartbeats (with the capacity '
+                    'report) of a compute service.'),
+    cfg.IntOpt('service_down_time', default=60, min=1,
+               help='A service whose last heartbeat is older than this many '
+                    'seconds is down: not scheduled to, and its servers are '
+                    'deleted locally. Longer than report_interval.'),
+    cfg.StrOpt('default_availability_zone', default='nova',
+               help='The availability zone of every compute host (one zone: '
+                    'the zone part of "zone:host" must name it).'),
+]
+
+FILTER_SCHEDULER_GROUP = 'filter_scheduler'
+FILTER_SCHEDULER_OPTS = [
+    cfg.FloatOpt('ram_weight_multiplier', default=1.0,
+                 help='Weight of free RAM when choosing among the hosts that '
+                      'fit: positive spreads servers over hosts (most free '
+                      'RAM first), negative packs them (least free RAM '
+                      'first), 0 ignores RAM.'),
+    cfg.IntOpt('host_subset_size', default=1, min=1,
+               help='Pick at random among this many best-weighed hosts, so '
+                    'that bursts of concurrent requests do not all race '
+                    'for the same host.'),
+]
+
+# The fake driver's own options (snapshot holds) join this group when it
+# loads; the capacity is read by the service for its heartbeat.
+FAKE_CAPACITY_GROUP = 'fake'
+FAKE_CAPACITY_OPTS = [
+    cfg.IntOpt('vcpus', default=1000, min=0,
+               help='vCPUs the fake driver reports (compute_driver = fake).'),
+    cfg.IntOpt('memory_mb', default=800000, min=0,
+               help='RAM (MiB) the fake driver reports.'),
+    cfg.IntOpt('local_gb', default=600000, min=0,
+               help='Disk (GiB) the fake driver reports.'),
 ]
 
 COMPUTE_GROUP = 'compute'
@@ -23,8 +73,14 @@ COMPUTE_OPTS = [
                  help='Seconds between progress updates written to the '
                       'instance while a snapshot runs.'),
     cfg.StrOpt('default_schedule_host',
-               help='Host that new servers are placed on. Unset: the only '
-                    'compute service that is up (error if several).'),
+               deprecated_for_removal=True,
+               deprecated_reason='The scheduler places servers on the '
+                                 'enabled, live hosts that fit; an admin '
+                                 'targets one host with availability_zone '
+                                 '"zone:host".',
+               help='Host that every new server is placed on, without '
+                    'filters or claims. Unset (the default): the scheduler '
+                    'chooses.'),
     cfg.ListOpt('non_inheritable_image_properties',
                 default=['cache_in_nova', 'bittorrent'],
                 help='Base-image properties a snapshot does not inherit '
@@ -62,7 +118,11 @@ COMPUTE_OPTS = [
 def register_opts(conf):
     conf.register_opts(OPTS)
     conf.register_opts(COMPUTE_OPTS, group=COMPUTE_GROUP)
+    conf.register_opts(FILTER_SCHEDULER_OPTS, group=FILTER_SCHEDULER_GROUP)
+    conf.register_opts(FAKE_CAPACITY_OPTS, group=FAKE_CAPACITY_GROUP)
 
 
 def list_opts():
-    return {'DEFAULT': OPTS, COMPUTE_GROUP: COMPUTE_OPTS}
+    return {'DEFAULT': OPTS, COMPUTE_GROUP: COMPUTE_OPTS,
+            FILTER_SCHEDULER_GROUP: FILTER_SCHEDULER_OPTS,
+            FAKE_CAPACITY_GROUP: FAKE_CAPACITY_OPTS}

@@ -56,6 +56,31 @@ _actions = models.instance_actions
 _events = models.instance_actions_events
 _faults = models.instance_faults
 _services = models.services
+_nodes = models.compute_nodes
+
+# Node counter -> (total, reserved, allocation ratio) columns.
+_CAPACITY = {
+    'memory_mb_used': ('memory_mb', 'memory_mb_reserved',
+                       'ram_allocation_ratio'),
+    'local_gb_used': ('local_gb', 'local_gb_reserved',
+                      'disk_allocation_ratio'),
+    'vcpus_used': ('vcpus', 'vcpus_reserved', 'cpu_allocation_ratio'),
+}
+# Usage key of a claim -> node counter, and node counter -> instance column.
+_CLAIM_KEYS = {'memory_mb': 'memory_mb_used', 'disk_gb': 'local_gb_used',
+               'vcpus': 'vcpus_used'}
+_INSTANCE_CLAIMS = {'memory_mb_used': 'claimed_memory_mb',
+                    'local_gb_used': 'claimed_disk_gb',
+                    'vcpus_used': 'claimed_vcpus'}
+NODE_USAGE_COLUMNS = tuple(_CAPACITY)
+# A release whose compare-and-swap keeps losing gives up after this many
+# reads (only concurrent releases of the same instance can make it lose).
+RELEASE_ATTEMPTS = 5
+
+
+def _decrement(column, amount):
+    # Never below zero, even on counters a repair has not fixed yet.
+    return sa.case((column >= amount, column - amount), else_=0)
 
 
 def _database_opts(conf_or_url):
@@ -464,7 +489,9 @@ class Database:
         raise exception.UnexpectedTaskStateError(**props)
 
     def instance_destroy(self, uuid):
-        """Soft-delete an instance and its BDMs; returns the deleted row."""
+        """Soft-delete an instance and its BDMs, after releasing what it
+        holds on its host; returns the deleted row."""
+        self.instance_release_claim(uuid)
         now = timeutils.utcnow()
         deleted = {'deleted_at': now, 'updated_at': now}
         with self.engine.begin() as conn:
@@ -670,3 +697,245 @@ class Database:
             _services.c.topic == topic).order_by(_services.c.host)
         with self.engine.connect() as conn:
             return [_dict(row) for row in conn.execute(query)]
+
+    # Services: os-services and nova-snapshot-manage service
+
+    def service_list(self, host=None, binary=None):
+        """Services (any topic), optionally of one host and/or binary."""
+        query = sa.select(_services).order_by(_services.c.id)
+        if host is not None:
+            query = query.where(_services.c.host == host)
+        if binary is not None:
+            query = query.where(_services.c.binary == binary)
+        with self.engine.connect() as conn:
+            return [_dict(row) for row in conn.execute(query)]
+
+    def service_get(self, service_id):
+        """:raises: ServiceNotFound"""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(_services).where(
+                _services.c.id == service_id)).first()
+        if row is None:
+            raise exception.ServiceNotFound(service_id=service_id)
+        return _dict(row)
+
+    def service_get_by_host_and_binary(self, host, binary):
+        """:raises: HostBinaryNotFound"""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(_services).where(
+                _services.c.host == host, _services.c.binary == binary)
+            ).first()
+        if row is None:
+            raise exception.HostBinaryNotFound(host=host, binary=binary)
+        return _dict(row)
+
+    def service_set_status(self, service_id, values):
+        """Set ``disabled``, ``disabled_reason`` and/or ``forced_down``
+        (an operator's decision, never touched by heartbeats); returns the
+        service. :raises: ServiceNotFound"""
+        allowed = {'disabled', 'disabled_reason', 'forced_down'}
+        if not values or set(values) - allowed:
+            raise ValueError('Only %s can be set, not %s'
+                             % (sorted(allowed), sorted(values)))
+        with self.engine.begin() as conn:
+            result = conn.execute(_services.update().where(
+                _services.c.id == service_id).values(
+                updated_at=timeutils.utcnow(), **values))
+            if result.rowcount != 1:
+                raise exception.ServiceNotFound(service_id=service_id)
+            return _dict(conn.execute(sa.select(_services).where(
+                _services.c.id == service_id)).one())
+
+    def service_destroy(self, service_id):
+        """Delete a service and its host's compute node, refused while
+        live instances are on the host.
+
+        The node row goes first: deleting it waits for claims in flight on
+        the host, so the instance check that follows sees their rows, and
+        later claims find no node to claim on.
+
+        :raises: ServiceNotFound, ServiceHasInstances
+        """
+        with self.engine.begin() as conn:
+            service = conn.execute(sa.select(_services).where(
+                _services.c.id == service_id)).first()
+            if service is None:
+                raise exception.ServiceNotFound(service_id=service_id)
+            conn.execute(_nodes.delete().where(_nodes.c.host == service.host))
+            hosting = conn.execute(sa.select(sa.func.count()).where(
+                _instances.c.host == service.host,
+                _instances.c.deleted == 0)).scalar()
+            if hosting:
+                raise exception.ServiceHasInstances()
+            conn.execute(_services.delete().where(
+                _services.c.id == service_id))
+
+    # Compute nodes: capacity and claims
+
+    def compute_node_update(self, host, resources):
+        """Heartbeat side: store what a host reports (totals,
+        reservations, ratios, ``running_vms``, ``hypervisor_hostname``),
+        creating its row. The ``*_used`` counters are never written here:
+        a report can be older than a claim made meanwhile.
+
+        :returns: the node dict.
+        """
+        values = _checked(_nodes, resources, forbidden=NODE_USAGE_COLUMNS +
+                          ('id', 'host', 'created_at'))
+        now = timeutils.utcnow()
+        values['updated_at'] = now
+        update = _nodes.update().where(_nodes.c.host == host).values(values)
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(update).rowcount == 0:
+                    conn.execute(_nodes.insert().values(
+                        host=host, created_at=now, **values))
+                return self._node_get(conn, host)
+        except (sa_exc.IntegrityError, db_exc.DBDuplicateEntry):
+            pass  # a concurrent first report created the row
+        with self.engine.begin() as conn:
+            conn.execute(update)
+            return self._node_get(conn, host)
+
+    def _node_get(self, conn, host):
+        row = conn.execute(sa.select(_nodes).where(
+            _nodes.c.host == host)).first()
+        if row is None:
+            raise exception.ComputeHostNotFound(host=host)
+        return _dict(row)
+
+    def compute_node_get(self, host):
+        """:raises: ComputeHostNotFound"""
+        with self.engine.connect() as conn:
+            return self._node_get(conn, host)
+
+    def compute_node_get_all(self, topic):
+        """Every compute node with its service's state: ``service_id``,
+        ``disabled``, ``disabled_reason``, ``forced_down``,
+        ``last_seen_up``, ``service_updated_at``, ``service_created_at``.
+        A node without a service of ``topic`` is left out."""
+        query = sa.select(
+            _nodes, _services.c.id.label('service_id'),
+            _services.c.disabled, _services.c.disabled_reason,
+            _services.c.forced_down, _services.c.last_seen_up,
+            _services.c.updated_at.label('service_updated_at'),
+            _services.c.created_at.label('service_created_at'),
+        ).join(_services, sa.and_(_services.c.host == _nodes.c.host,
+                                  _services.c.topic == topic)
+               ).order_by(_nodes.c.host)
+        with self.engine.connect() as conn:
+            return [_dict(row) for row in conn.execute(query)]
+
+    def instance_create_claimed(self, values, host, usage, topic):
+        """Claim ``usage`` on ``host`` and create the instance there, in
+        one transaction; None when the host cannot take it.
+
+        The claim is one compare-and-swap ``UPDATE`` of the node's
+        counters whose ``WHERE`` holds the capacity test (Nova's
+        placement rule: used + requested <= (total - reserved) x ratio)
+        and that the host's service is still enabled. Concurrent claims
+        on one host serialise on its row and each re-checks the test
+        against the counters the previous one left, so a host is never
+        overcommitted however many API workers race.
+
+        :param usage: ``{'memory_mb', 'disk_gb', 'vcpus'}``; a zero
+            amount is not tested (a server booted from a volume takes no
+            local disk).
+        """
+        amounts = {column: int(usage.get(key) or 0)
+                   for key, column in _CLAIM_KEYS.items()}
+        where = [_nodes.c.host == host, sa.exists().where(
+            _services.c.host == host, _services.c.topic == topic,
+            _services.c.disabled == sa.false())]
+        counters = {}
+        for column, amount in amounts.items():
+            total, reserved, ratio = _CAPACITY[column]
+            used = _nodes.c[column]
+            counters[column] = used + amount
+            if amount:
+                where.append(used + amount <= (
+                    _nodes.c[total] - _nodes.c[reserved]) * _nodes.c[ratio])
+        values = dict(values, host=host)
+        for column, claimed in _INSTANCE_CLAIMS.items():
+            values[claimed] = amounts[column]
+        values.setdefault('uuid', str(uuidlib.uuid4()))
+        values.setdefault('created_at', timeutils.utcnow())
+        values.setdefault('metadata', {})
+        values.setdefault('system_metadata', {})
+        with self.engine.begin() as conn:
+            claimed = conn.execute(_nodes.update().where(*where).values(
+                updated_at=timeutils.utcnow(), **counters))
+            if claimed.rowcount != 1:
+                return None
+            conn.execute(_instances.insert().values(
+                _encode_instance(values)))
+            return self._instance_get(conn, values['uuid'])
+
+    def instance_release_claim(self, uuid):
+        """Give back what a live instance holds on its host, exactly once:
+        the instance's ``claimed_*`` are zeroed by a compare-and-swap on
+        the values read, in the transaction that lowers the counters.
+
+        :returns: True when something was released.
+        """
+        for _attempt in range(RELEASE_ATTEMPTS):
+            with self.engine.connect() as conn:
+                row = conn.execute(sa.select(
+                    _instances.c.host, *[_instances.c[c] for c in
+                                         _INSTANCE_CLAIMS.values()]).where(
+                    _instances.c.uuid == uuid,
+                    _instances.c.deleted == 0)).first()
+            if row is None or not any(row[1:]):
+                return False
+            held = {column: row._mapping[claimed]
+                    for column, claimed in _INSTANCE_CLAIMS.items()}
+            with self.engine.begin() as conn:
+                cas = conn.execute(_instances.update().where(
+                    _instances.c.uuid == uuid, _instances.c.deleted == 0,
+                    _one_of(_instances.c.host, (row.host,)),
+                    *[_instances.c[_INSTANCE_CLAIMS[c]] == amount
+                      for c, amount in held.items()]).values(
+                    {claimed: 0 for claimed in _INSTANCE_CLAIMS.values()}))
+                if cas.rowcount != 1:
+                    continue  # changed under us: read again
+                if row.host is not None:
+                    conn.execute(_nodes.update().where(
+                        _nodes.c.host == row.host).values(
+                        {column: _decrement(_nodes.c[column], amount)
+                         for column, amount in held.items()}))
+                return True
+        return False
+
+    def compute_node_repair_usage(self, host):
+        """Set the host's counters to the sum of its live instances'
+        claims if they differ (a crash between steps of an older version,
+        a database edited by hand, instances from before the counters).
+
+        Counters and sums are read in one statement, so they are
+        consistent with each other; the write is a compare-and-swap on the
+        counters read, so a claim or release committed meanwhile wins and
+        the repair waits for the next heartbeat.
+
+        :returns: the counters written, or None when nothing was wrong
+            (or the compare-and-swap lost).
+        """
+        sums = {column: sa.select(sa.func.coalesce(sa.func.sum(
+            _instances.c[claimed]), 0)).where(
+            _instances.c.host == host, _instances.c.deleted == 0
+        ).scalar_subquery().label('sum_' + column)
+            for column, claimed in _INSTANCE_CLAIMS.items()}
+        query = sa.select(*[_nodes.c[c] for c in _INSTANCE_CLAIMS],
+                          *sums.values()).where(_nodes.c.host == host)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        seen = {c: row._mapping[c] for c in _INSTANCE_CLAIMS}
+        actual = {c: int(row._mapping['sum_' + c]) for c in _INSTANCE_CLAIMS}
+        if seen == actual:
+            return None
+        with self.engine.begin() as conn:
+            result = conn.execute(_nodes.update().where(
+                _nodes.c.host == host,
+                *[_nodes.c[c] == v for c, v in seen.items()]).values(actual))
+        return actual if result.rowcount == 1 else None

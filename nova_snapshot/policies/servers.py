@@ -13,6 +13,7 @@ ALLOW_ALL_FILTERS = SERVERS % 'allow_all_filters'
 SHOW = SERVERS % 'show'
 CREATE = SERVERS % 'create'
 CREATE_ATTACH_VOLUME = SERVERS % 'create:attach_volume'
+CREATE_FORCED_HOST = SERVERS % 'create:forced_host'
 DELETE = SERVERS % 'delete'
 STOP = SERVERS % 'stop'
 START = SERVERS % 'start'
@@ -71,6 +72,13 @@ rules = [
     policy.DocumentedRuleDefault(
         name=CREATE, check_str=base.PROJECT_MEMBER_OR_ADMIN,
         description='Create a server.',
+        operations=[{'method': 'POST', 'path': '/servers'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=CREATE_FORCED_HOST, check_str=base.ADMIN,
+        description='Create a server on a given host or node: the host '
+                    'part of availability_zone "zone:host", "zone::node" '
+                    'or "zone:host:node"; checked in addition to create.',
         operations=[{'method': 'POST', 'path': '/servers'}],
         scope_types=['project']),
     policy.DocumentedRuleDefault(

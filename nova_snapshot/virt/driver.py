@@ -14,6 +14,22 @@ prefixed ``image_``).
 """
 
 import abc
+import os
+import socket
+
+GiB = 1024 ** 3
+
+
+def disk_total_gb(path):
+    """Size (GiB, rounded down) of the filesystem holding ``path``."""
+    stats = os.statvfs(path)
+    return stats.f_blocks * stats.f_frsize // GiB
+
+
+def host_memory_mb():
+    """Physical RAM of this machine in MiB."""
+    return (os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+            // (1024 * 1024))
 
 
 class ComputeDriver(abc.ABC):
@@ -202,3 +218,17 @@ class ComputeDriver(abc.ABC):
     def capabilities(self):
         """Return a dict of optional features, e.g. ``{'live_snapshot': True}``."""
         return {}
+
+    def get_available_resource(self):
+        """What this host offers (Nova's get_available_resource, totals
+        only: usage is counted by the scheduler's claims).
+
+        :returns: ``{'vcpus', 'memory_mb', 'local_gb',
+            'hypervisor_hostname'}``; ``local_gb`` is the size of the
+            filesystem of ``instances_path``. Default: this machine's CPUs
+            and RAM.
+        """
+        return {'vcpus': os.cpu_count() or 0,
+                'memory_mb': host_memory_mb(),
+                'local_gb': disk_total_gb(self.conf.instances_path),
+                'hypervisor_hostname': socket.gethostname()}

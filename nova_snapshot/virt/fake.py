@@ -326,6 +326,13 @@ class FakeDriver(driver.ComputeDriver):
     def capabilities(self):
         return {'live_snapshot': True}
 
+    def get_available_resource(self):
+        """The ``[fake]`` vcpus/memory_mb/local_gb options: a host of any
+        size for control-plane tests; no node name (the service's host)."""
+        opts = self.conf.fake
+        return {'vcpus': opts.vcpus, 'memory_mb': opts.memory_mb,
+                'local_gb': opts.local_gb, 'hypervisor_hostname': None}
+
 
 def _dev(mountpoint):
     return str(mountpoint).rsplit('/', 1)[-1]

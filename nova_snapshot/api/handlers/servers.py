@@ -10,6 +10,7 @@ from nova_snapshot.api.schemas import servers as schema
 from nova_snapshot.api import util
 from nova_snapshot.api import validation
 from nova_snapshot.api import views
+from nova_snapshot.compute import scheduler
 from nova_snapshot import exception
 from nova_snapshot.policies import servers as policies
 
@@ -51,6 +52,7 @@ def create(req):
         # Nova checks this one only when the request maps block devices.
         context.can(policies.CREATE_ATTACH_VOLUME, target=target)
         kwargs['block_device_mapping'] = bdms
+    kwargs.update(_requested_destination(context, server, target))
     instance = util.compute_api(req).create(
         context, server['name'], image_ref, str(server['flavorRef']),
         **kwargs)
@@ -60,6 +62,17 @@ def create(req):
         status=202, schema=schema.CREATE_RESPONSE)
     response.location = util.link(req, 'servers', instance['uuid'])
     return response
+
+
+def _requested_destination(context, server, target):
+    """ComputeAPI.create kwargs from ``availability_zone``; naming a host
+    or node takes Nova's create:forced_host policy (admins)."""
+    zone, host, node = scheduler.parse_availability_zone(
+        server.get('availability_zone'))
+    if host or node:
+        context.can(policies.CREATE_FORCED_HOST, target=target)
+    return {'availability_zone': zone, 'forced_host': host,
+            'forced_node': node}
 
 
 def _access_and_disk_config(server):

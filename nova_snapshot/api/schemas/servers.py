@@ -69,6 +69,9 @@ def _create(networks, networks_required, bdm_v2=None):
             'block_device_mapping': bdm_schema.LEGACY_LIST,
             'block_device_mapping_v2': bdm_v2 or {
                 'type': 'array', 'items': bdm_schema.ITEM},
+            # "zone", or an admin's "zone:host", "zone::node",
+            # "zone:host:node" (compute/scheduler.py).
+            'availability_zone': NAME,
             # Nova takes any string and never stores it; it is returned
             # in the create response ([api] enable_instance_password).
             'adminPass': {'type': 'string'},

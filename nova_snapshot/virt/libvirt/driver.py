@@ -111,6 +111,21 @@ class LibvirtDriver(driver.ComputeDriver):
             'image_formats': ('qcow2', 'raw'),
         }
 
+    def get_available_resource(self):
+        """vCPUs and RAM from libvirt's node info (virNodeGetInfo), disk
+        from the filesystem of instances_path."""
+        try:
+            conn = self._host.get_connection()
+            info = conn.getInfo()
+            hostname = conn.getHostname()
+        except libvirt.libvirtError as exc:
+            raise exception.HypervisorError(reason=str(exc))
+        # [model, memory MiB, active CPUs, MHz, NUMA nodes, sockets,
+        #  cores, threads]
+        return {'vcpus': int(info[2]), 'memory_mb': int(info[1]),
+                'local_gb': driver.disk_total_gb(self.conf.instances_path),
+                'hypervisor_hostname': hostname}
+
     def list_instance_uuids(self):
         try:
             return self._host.list_instance_uuids()

@@ -69,18 +69,39 @@ class CreateTest(fakes.ComputeTestCase):
         self.assertIn('no space', fault['message'])
 
     def test_no_host_is_error_server_with_fault(self):
-        self.conf.set_override('default_schedule_host', None, 'compute')
+        service = self.db.service_get_by_host_and_binary(
+            self.HOST, 'nova-snapshot-compute')
+        self.db.service_set_status(service['id'], {'disabled': True})
+        # host-b has a service but never reported a capacity.
         self.db.service_update('host-b', 'nova-snapshot-compute')
-        # host-a and host-b both report: no silent guess.
         instance = self.api.create(self.ctx, 'vm', self.base_image['id'], '1')
         self.assertEqual('error', instance['vm_state'])
-        fault = self.api.get(self.ctx, instance['uuid'])['fault']
-        self.assertIn('No valid host', fault['message'])
+        self.assertIsNone(instance['host'])
+        admin = self.user_context(admin=True)
+        fault = self.api.get(admin, instance['uuid'])['fault']
+        self.assertEqual('No valid host was found. There are not enough '
+                         'hosts available.', fault['message'])
+        self.assertIn('host-a: disabled', fault['details'])
+        self.assertEqual(0, self.db.compute_node_get(
+            self.HOST)['memory_mb_used'])
 
-    def test_only_live_service_is_chosen(self):
-        self.conf.set_override('default_schedule_host', None, 'compute')
+    def test_only_live_service_is_chosen_and_claims(self):
+        instance = self.api.create(self.ctx, 'vm', self.base_image['id'], '2')
+        self.assertEqual('host-a', instance['host'])
+        self.assertEqual((128, 1, 1), (instance['claimed_memory_mb'],
+                                       instance['claimed_disk_gb'],
+                                       instance['claimed_vcpus']))
+        self.wait_idle(instance['uuid'])
+        node = self.db.compute_node_get(self.HOST)
+        self.assertEqual((128, 1, 1), (node['memory_mb_used'],
+                                       node['local_gb_used'],
+                                       node['vcpus_used']))
+
+    def test_deprecated_default_schedule_host_places_without_claim(self):
+        self.conf.set_override('default_schedule_host', self.HOST, 'compute')
         instance = self.api.create(self.ctx, 'vm', self.base_image['id'], '1')
         self.assertEqual('host-a', instance['host'])
+        self.assertEqual(0, instance['claimed_memory_mb'])
         self.wait_idle(instance['uuid'])
 
 

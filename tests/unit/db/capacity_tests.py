@@ -1,0 +1,273 @@
+"""Backend-independent tests of compute nodes, claims and os-services rows.
+
+A mixin like ``api_tests.DatabaseAPITests``: the SQLite unit tests and the
+PostgreSQL/MariaDB functional tests set ``self.db`` (schema at head) and
+``self.url`` (the race opens one ``Database`` per thread). Host names are
+unique per test, so classes sharing one database do not see each other.
+"""
+
+import threading
+import uuid
+
+from nova_snapshot.db import api as db_api
+from nova_snapshot import exception
+
+TOPIC = 'nova-snapshot-compute'
+BINARY = 'nova-snapshot-compute'
+NANO = {'memory_mb': 64, 'disk_gb': 1, 'vcpus': 1}
+
+
+def _uid():
+    return str(uuid.uuid4())
+
+
+class CapacityTests:
+
+    #: Concurrent creators in the claim race (more on real servers).
+    CLAIM_THREADS = 8
+
+    def _host(self, memory_mb=1024, local_gb=10, vcpus=4, disabled=False,
+              **extra):
+        host = 'cap-%s' % uuid.uuid4().hex[:10]
+        service = self.db.service_update(host, TOPIC, binary=BINARY)
+        if disabled:
+            self.db.service_set_status(service['id'], {'disabled': True})
+        resources = {'memory_mb': memory_mb, 'local_gb': local_gb,
+                     'vcpus': vcpus, 'hypervisor_hostname': host + '.node',
+                     'ram_allocation_ratio': 1.0,
+                     'disk_allocation_ratio': 1.0,
+                     'cpu_allocation_ratio': 1.0}
+        resources.update(extra)
+        self.db.compute_node_update(host, resources)
+        return host
+
+    def _values(self, **extra):
+        values = {'name': 'vm', 'project_id': 'p-cap', 'user_id': 'u',
+                  'vm_state': 'building', 'task_state': 'scheduling',
+                  'flavor': {'memory_mb': 64}}
+        values.update(extra)
+        return values
+
+    def _used(self, host):
+        node = self.db.compute_node_get(host)
+        return (node['memory_mb_used'], node['local_gb_used'],
+                node['vcpus_used'])
+
+    def test_node_report_creates_then_updates_without_touching_usage(self):
+        host = self._host(memory_mb=1000)
+        claimed = self.db.instance_create_claimed(self._values(), host, NANO,
+                                                  TOPIC)
+        self.assertEqual(host, claimed['host'])
+        node = self.db.compute_node_update(host, {'memory_mb': 2000,
+                                                  'running_vms': 1})
+        self.assertEqual(2000, node['memory_mb'])
+        self.assertEqual((64, 1, 1), self._used(host))
+        self.assertRaises(ValueError, self.db.compute_node_update, host,
+                          {'memory_mb_used': 0})
+
+    def test_claim_takes_exactly_the_room_left(self):
+        # (1024 - 512 reserved) x 1.5 = 768 MiB for servers.
+        host = self._host(memory_mb=1024, memory_mb_reserved=512,
+                          ram_allocation_ratio=1.5)
+        first = self.db.instance_create_claimed(
+            self._values(), host, {'memory_mb': 700, 'vcpus': 1}, TOPIC)
+        self.assertEqual((700, 0, 1), (first['claimed_memory_mb'],
+                                       first['claimed_disk_gb'],
+                                       first['claimed_vcpus']))
+        self.assertIsNone(self.db.instance_create_claimed(
+            self._values(name='too-big'), host, {'memory_mb': 69}, TOPIC))
+        self.assertIsNotNone(self.db.instance_create_claimed(
+            self._values(), host, {'memory_mb': 68}, TOPIC))
+        self.assertEqual((768, 0, 1), self._used(host))
+        names = [i['name'] for i in self.db.instance_get_all(host=host)]
+        self.assertNotIn('too-big', names)
+
+    def test_disk_and_vcpus_are_claimed_and_checked(self):
+        host = self._host(local_gb=10, local_gb_reserved=2, vcpus=2,
+                          cpu_allocation_ratio=2.0)
+        self.assertIsNone(self.db.instance_create_claimed(
+            self._values(), host, {'memory_mb': 1, 'disk_gb': 9}, TOPIC))
+        self.assertIsNotNone(self.db.instance_create_claimed(
+            self._values(), host, {'memory_mb': 1, 'disk_gb': 8,
+                                   'vcpus': 4}, TOPIC))
+        self.assertIsNone(self.db.instance_create_claimed(
+            self._values(), host, {'memory_mb': 1, 'vcpus': 1}, TOPIC))
+        # No local disk asked (booted from a volume): a full disk is fine.
+        self.db.compute_node_update(host, {'cpu_allocation_ratio': 4.0})
+        self.assertIsNotNone(self.db.instance_create_claimed(
+            self._values(), host, {'memory_mb': 1, 'disk_gb': 0,
+                                   'vcpus': 1}, TOPIC))
+        self.assertEqual((2, 8, 5), self._used(host))
+
+    def test_disabled_or_unknown_host_refuses_claims(self):
+        host = self._host(disabled=True)
+        self.assertIsNone(self.db.instance_create_claimed(
+            self._values(), host, NANO, TOPIC))
+        self.assertIsNone(self.db.instance_create_claimed(
+            self._values(), 'no-such-host', NANO, TOPIC))
+        self.assertEqual((0, 0, 0), self._used(host))
+
+    def test_release_is_exactly_once_and_destroy_releases(self):
+        host = self._host()
+        one = self.db.instance_create_claimed(self._values(), host, NANO,
+                                              TOPIC)
+        two = self.db.instance_create_claimed(self._values(), host, NANO,
+                                              TOPIC)
+        self.assertEqual((128, 2, 2), self._used(host))
+        self.assertTrue(self.db.instance_release_claim(one['uuid']))
+        self.assertFalse(self.db.instance_release_claim(one['uuid']))
+        self.assertEqual((64, 1, 1), self._used(host))
+        released = self.db.instance_get(one['uuid'])
+        self.assertEqual(0, released['claimed_memory_mb'])
+        self.db.instance_destroy(one['uuid'])  # already released
+        self.assertEqual((64, 1, 1), self._used(host))
+        self.db.instance_destroy(two['uuid'])
+        self.assertEqual((0, 0, 0), self._used(host))
+        self.assertFalse(self.db.instance_release_claim(two['uuid']))
+
+    def test_concurrent_releases_release_once(self):
+        host = self._host()
+        instance = self.db.instance_create_claimed(self._values(), host,
+                                                   NANO, TOPIC)
+        results = []
+        barrier = threading.Barrier(4)
+
+        def release():
+            database = db_api.Database(self.url)
+            try:
+                barrier.wait()
+                results.append(database.instance_release_claim(
+                    instance['uuid']))
+            finally:
+                database.dispose()
+
+        threads = [threading.Thread(target=release) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        self.assertEqual(1, results.count(True), results)
+        self.assertEqual((0, 0, 0), self._used(host))
+
+    def test_repair_sets_counters_to_the_instances_claims(self):
+        host = self._host()
+        self.db.instance_create_claimed(self._values(), host, NANO, TOPIC)
+        self.assertIsNone(self.db.compute_node_repair_usage(host))
+        # Drift, as a row written before the counters existed would leave.
+        with self.db.engine.begin() as conn:
+            conn.execute(db_api.models.compute_nodes.update().where(
+                db_api.models.compute_nodes.c.host == host).values(
+                memory_mb_used=999, vcpus_used=0))
+        repaired = self.db.compute_node_repair_usage(host)
+        self.assertEqual({'memory_mb_used': 64, 'local_gb_used': 1,
+                          'vcpus_used': 1}, repaired)
+        self.assertEqual((64, 1, 1), self._used(host))
+        self.assertIsNone(self.db.compute_node_repair_usage('no-such-host'))
+
+    def test_repair_loses_to_a_claim_made_after_its_read(self):
+        host = self._host()
+        with self.db.engine.begin() as conn:
+            conn.execute(db_api.models.compute_nodes.update().where(
+                db_api.models.compute_nodes.c.host == host).values(
+                memory_mb_used=500))
+        real_begin = self.db.engine.begin
+        claimed = []
+
+        def claim_between_read_and_write():
+            # Runs when the repair opens its write transaction.
+            if not claimed:
+                claimed.append('racing')
+                self.db.engine.begin = real_begin
+                claimed.append(self.db.instance_create_claimed(
+                    self._values(), host, NANO, TOPIC))
+            return real_begin()
+
+        self.db.engine.begin = claim_between_read_and_write
+        try:
+            self.assertIsNone(self.db.compute_node_repair_usage(host))
+        finally:
+            self.db.engine.begin = real_begin
+        self.assertIsNotNone(claimed[1])
+        # The claim's increment survived; the next repair fixes the rest.
+        self.assertEqual(564, self._used(host)[0])
+        self.db.compute_node_repair_usage(host)
+        self.assertEqual((64, 1, 1), self._used(host))
+
+    def test_node_list_carries_service_state(self):
+        host = self._host(disabled=True)
+        nodes = {n['host']: n for n in self.db.compute_node_get_all(TOPIC)}
+        self.assertTrue(nodes[host]['disabled'])
+        self.assertFalse(nodes[host]['forced_down'])
+        self.assertIsNotNone(nodes[host]['last_seen_up'])
+        self.assertEqual(host + '.node', nodes[host]['hypervisor_hostname'])
+        self.assertNotIn(host, [n['host'] for n in
+                                self.db.compute_node_get_all('other')])
+
+    def test_service_status_lookup_and_destroy(self):
+        host = self._host()
+        service = self.db.service_get_by_host_and_binary(host, BINARY)
+        self.assertEqual(service, self.db.service_get(service['id']))
+        self.assertEqual([service], self.db.service_list(host=host))
+        self.assertEqual([], self.db.service_list(host=host, binary='x'))
+        updated = self.db.service_set_status(
+            service['id'], {'disabled': True, 'disabled_reason': 'drain'})
+        self.assertEqual((True, 'drain'), (updated['disabled'],
+                                           updated['disabled_reason']))
+        # A heartbeat never re-enables.
+        self.assertTrue(self.db.service_update(host, TOPIC)['disabled'])
+        self.assertRaises(ValueError, self.db.service_set_status,
+                          service['id'], {'host': 'x'})
+        self.assertRaises(exception.HostBinaryNotFound,
+                          self.db.service_get_by_host_and_binary, host, 'x')
+        missing = 2 ** 31 - 1
+        self.assertRaises(exception.ServiceNotFound, self.db.service_get,
+                          missing)
+        self.assertRaises(exception.ServiceNotFound,
+                          self.db.service_set_status, missing,
+                          {'disabled': False})
+
+        self.db.service_set_status(service['id'], {'disabled': False})
+        instance = self.db.instance_create_claimed(self._values(), host,
+                                                   NANO, TOPIC)
+        self.assertRaises(exception.ServiceHasInstances,
+                          self.db.service_destroy, service['id'])
+        self.assertEqual(host, self.db.compute_node_get(host)['host'])
+        self.db.instance_destroy(instance['uuid'])
+        self.db.service_destroy(service['id'])
+        self.assertRaises(exception.ServiceNotFound, self.db.service_get,
+                          service['id'])
+        self.assertRaises(exception.ComputeHostNotFound,
+                          self.db.compute_node_get, host)
+        self.assertRaises(exception.ServiceNotFound,
+                          self.db.service_destroy, service['id'])
+
+    def test_concurrent_claims_never_overcommit(self):
+        """N creators race for a host with room for 3 servers: exactly 3
+        win, the counters equal the winners' claims."""
+        host = self._host(memory_mb=3 * 64 + 63, local_gb=100, vcpus=100)
+        barrier = threading.Barrier(self.CLAIM_THREADS)
+        results, errors = [], []
+
+        def create():
+            database = db_api.Database(self.url)
+            try:
+                barrier.wait()
+                results.append(database.instance_create_claimed(
+                    self._values(), host, NANO, TOPIC))
+            except Exception as exc:  # reported below
+                errors.append(exc)
+            finally:
+                database.dispose()
+
+        threads = [threading.Thread(target=create)
+                   for _ in range(self.CLAIM_THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        self.assertEqual([], errors)
+        won = [r for r in results if r is not None]
+        self.assertEqual(3, len(won))
+        self.assertEqual(self.CLAIM_THREADS - 3, results.count(None))
+        self.assertEqual((192, 3, 3), self._used(host))
+        self.assertEqual(3, len(self.db.instance_get_all(host=host)))
