@@ -7,7 +7,8 @@
 #
 # Idempotent: db_sync and bootstrap run once per Keystone version and
 # database, keys are made once, a Keystone running with the current config
-# is left alone; provisioning only writes what is missing or differs.
+# is left alone; provisioning only writes what is missing or differs, and
+# a warm run with unchanged inputs checks it with one token request.
 set -euo pipefail
 source "$(dirname "$0")/keystone-common.sh"
 # The steps run as "step NAME FUNC", where "set -e" does not apply inside
