@@ -214,6 +214,7 @@ def main():
 def image_backed(args, stack):
     conf = ns_conf.new_conf([])
     conf.set_override('api_endpoint', stack['GLANCE_URL'], group='glance')
+    conf.set_override('auth_mode', 'identity_headers', group='glance')
     image_api = glance.GlanceAPI(conf)
     project = uuid.uuid4().hex
     ctx = guest_fixture.user_context('bench', project)

@@ -51,6 +51,8 @@ class VolumeBenchmark:
         conf = ns_conf.new_conf([])
         conf.set_override('api_endpoint', stack['GLANCE_URL'], group='glance')
         conf.set_override('api_endpoint', stack['CINDER_URL'], group='cinder')
+        conf.set_override('auth_mode', 'identity_headers', group='glance')
+        conf.set_override('auth_mode', 'noauth', group='cinder')
         # Fine polling: the snapshot times are read through these waits.
         conf.set_override('poll_interval', 0.05, group='cinder')
         self.image_api = glance.GlanceAPI(conf)

@@ -111,8 +111,10 @@ def main():
     deployment = deployment_fixture.Deployment(stack_env=stack, transport_url=transport_url)
     conf = ns_conf.new_conf([])
     conf.set_override('api_endpoint', stack['GLANCE_URL'], group='glance')
+    conf.set_override('auth_mode', 'identity_headers', group='glance')
     image_api = glance.GlanceAPI(conf)
     conf.set_override('api_endpoint', stack['CINDER_URL'], group='cinder')
+    conf.set_override('auth_mode', 'noauth', group='cinder')
     volume_api = cinder.CinderAPI(conf)
     project = uuid.uuid4().hex
     ctx = guest_fixture.user_context('demo', project)

@@ -274,7 +274,33 @@ class ComputeAPI(object):
                 self.volume_api is None:
             raise exception.Invalid(
                 reason='volumes are not available: no Cinder configured')
+        self._check_bdm_sources(context, bdms)
         return bdms
+
+    def _check_bdm_sources(self, context, bdms):
+        """Nova's BDM validation: every volume and snapshot named must be
+        found by the caller, and a volume must be attachable, before
+        anything is created. Cinder is asked with the caller's token, so
+        another project's volume or snapshot is not found (400)."""
+        for bdm in bdms:
+            source = bdm.get('source_type')
+            if source == 'volume':
+                try:
+                    volume = self.volume_api.get(context, bdm['volume_id'])
+                except exception.VolumeNotFound:
+                    raise exception.InvalidBDM(
+                        reason='failed to get volume %s.' % bdm['volume_id'])
+                if volume.get('status') != 'available':
+                    raise exception.InvalidVolume(
+                        reason='volume %s is %s, not available' % (
+                            bdm['volume_id'], volume.get('status')))
+            elif source == 'snapshot':
+                try:
+                    self.volume_api.get_snapshot(context, bdm['snapshot_id'])
+                except exception.SnapshotNotFound:
+                    raise exception.InvalidBDM(
+                        reason='failed to get snapshot %s.'
+                        % bdm['snapshot_id'])
 
     def _system_metadata_from_volume(self, context, root):
         """A server booted from an existing volume or snapshot inherits
@@ -599,6 +625,7 @@ class ComputeAPI(object):
         except (exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError):
             pass
+
 
 def disk_config_for_create(image, requested):
     """The instance's auto_disk_config (Nova's rule): the request's choice,

@@ -261,9 +261,11 @@ class ComputeManager(object):
         events = self.db.action_events_unfinished(
             instance['uuid'], VOLUME_SNAPSHOT_EVENT, self.host)
         for event in events:
-            # The requester's project and user; the action does not keep
-            # their roles, and a member's are what Glance and Cinder need
-            # to list and delete what the request made in that project.
+            # No user token survives a restart: with Keystone, Glance and
+            # Cinder are called as the service user (an admin, listing
+            # across projects; see service_auth). Without Keystone the
+            # development modes need the requester's project, and a
+            # member's roles to list and delete what the request made.
             context = ns_context.RequestContext(
                 user_id=event['user_id'], project_id=event['project_id'],
                 request_id=event['request_id'], roles=['member', 'reader'],

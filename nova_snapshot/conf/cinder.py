@@ -1,17 +1,35 @@
 from oslo_config import cfg
 
+from nova_snapshot.conf import keystoneauth
+
 GROUP = 'cinder'
+# keystoneauth matches the catalog's volumev3 (and volume) by alias.
+SERVICE_TYPE = 'block-storage'
 
 OPTS = [
-    cfg.URIOpt('api_endpoint', default='http://127.0.0.1:8776/v3',
-               help='Cinder v3 endpoint (volume-backed servers), without '
-                    'the project id: it is appended per request.'),
-    cfg.StrOpt('auth_mode', default='noauth', choices=('noauth', 'token'),
-               help='"noauth" talks to a Cinder with auth_strategy = noauth '
-                    'as "user:project" of the request context (the project '
-                    'id must be hex) and marks requests as coming from a '
-                    'service (X-Service-Roles), as Nova\'s service token '
-                    'does; "token" forwards the request token.'),
+    cfg.URIOpt('api_endpoint',
+               deprecated_for_removal=True,
+               deprecated_reason='Use endpoint_override (it may contain '
+                                 '%(project_id)s), or the catalog.',
+               help='Cinder v3 endpoint without the project id (it is '
+                    'appended per request). When set, and '
+                    'endpoint_override is not, it is used instead of the '
+                    'catalog.'),
+    cfg.StrOpt('auth_mode', default='keystone',
+               choices=(('keystone', 'The caller\'s token (and the service '
+                         'user\'s with [service_user] '
+                         'send_service_user_token): Cinder checks the '
+                         'caller\'s project. Calls without a user token use '
+                         'this section\'s or [service_user]\'s '
+                         'credentials.'),
+                        ('token', 'Deprecated name of "keystone".'),
+                        ('noauth', 'Development only: talk to a Cinder with '
+                         'auth_strategy = noauth as "user:project" of the '
+                         'request context (the project id must be hex), '
+                         'marked as coming from a service (X-Service-Roles). '
+                         'Cinder then treats every caller as an admin of '
+                         'its project: reads by id cross projects.')),
+               help='How calls to Cinder are authenticated.'),
     cfg.StrOpt('api_microversion', default='3.44',
                help='Block Storage API microversion. 3.44 is the lowest '
                     'with the attachments API including attachment '
@@ -33,7 +51,8 @@ OPTS = [
 
 def register_opts(conf):
     conf.register_opts(OPTS, group=GROUP)
+    keystoneauth.register(conf, GROUP, service_type=SERVICE_TYPE)
 
 
 def list_opts():
-    return {GROUP: OPTS}
+    return {GROUP: OPTS + keystoneauth.list_opts(SERVICE_TYPE)}

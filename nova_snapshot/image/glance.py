@@ -4,12 +4,15 @@ Images go in and out as flattened dicts (custom properties are top-level
 keys, as Glance v2 itself returns them). Every glanceclient and keystoneauth
 exception is translated here, so no caller ever imports glanceclient.
 
-Identity: without Keystone the test Glance trusts the headers
-keystonemiddleware would set (``[glance] auth_mode = identity_headers``);
-with Keystone the caller's token is forwarded (``auth_mode = token``). The
-headers travel as keystoneauth adapter headers because glanceclient's own
-header handling URL-encodes values, and ``member,reader`` would arrive as a
-single unknown role ``member%2Creader``.
+Identity (``[glance] auth_mode``): with Keystone (the default) the
+caller's token, the service token and the endpoint come from
+:mod:`nova_snapshot.service_auth` (keystoneauth's ``[glance]`` options:
+catalog lookup, ``timeout``, TLS). For development without Keystone
+(``identity_headers``) a Glance that trusts them gets the headers
+keystonemiddleware would set; they travel as keystoneauth adapter headers
+because glanceclient's own header handling URL-encodes values, and
+``member,reader`` would arrive as a single unknown role
+``member%2Creader``. Either way every call has the session's timeout.
 """
 
 import io
@@ -21,12 +24,11 @@ import time
 import glanceclient
 from glanceclient import exc as glance_exc
 from keystoneauth1 import exceptions as ksa_exc
-from keystoneauth1 import session as ksa_session
-from keystoneauth1 import token_endpoint
 from oslo_log import log as logging
 import requests
 
 from nova_snapshot import exception
+from nova_snapshot import service_auth
 
 LOG = logging.getLogger(__name__)
 
@@ -191,24 +193,52 @@ class GlanceAPI(object):
     retry_backoff = 0.5
 
     def __init__(self, conf):
-        self.endpoint = conf.glance.api_endpoint.rstrip('/')
-        self.auth_mode = conf.glance.auth_mode
+        opts = conf.glance
+        self.auth_mode = ('keystone' if opts.auth_mode == 'token'
+                          else opts.auth_mode)
+        # A fixed endpoint, else the catalog's (per call).
+        fixed = opts.endpoint_override or opts.api_endpoint
+        self.endpoint = fixed.rstrip('/') if fixed else None
         self.num_retries = conf.glance.num_retries
         self.chunk_size = conf.glance.upload_chunk_size
-        # One session (one connection pool) for every caller; identity is
-        # per request and lives on the adapter made in _client().
-        self._session = ksa_session.Session()
+        self.keystone = service_auth.ServiceClientAuth(conf, 'glance')
+        # One session (one connection pool, timeout, TLS) for every caller;
+        # identity is per request and lives on the client made in _client().
+        self._session = self.keystone.session
+        # The last endpoint a call used: image links need one without a
+        # context (it is the same catalog entry for everybody).
+        self._seen_endpoint = self.endpoint
+        if self.auth_mode == 'identity_headers':
+            LOG.warning('[glance] auth_mode = identity_headers: Glance is '
+                        'told who is calling by unauthenticated headers. For '
+                        'development without Keystone only.')
+            if self.endpoint is None:
+                raise exception.NovaSnapshotException(
+                    '[glance] auth_mode = identity_headers needs '
+                    'endpoint_override (there is no catalog without '
+                    'Keystone)')
 
     # -- plumbing -------------------------------------------------------------
 
     def _client(self, context):
-        kwargs = {'session': self._session, 'endpoint_override': self.endpoint,
+        kwargs = {'session': self._session,
                   'global_request_id': getattr(context, 'global_id', None)}
-        if self.auth_mode == 'token':
-            kwargs['auth'] = token_endpoint.Token(self.endpoint,
-                                                  context.auth_token)
-        else:
+        if self.auth_mode == 'identity_headers':
+            kwargs['endpoint_override'] = self.endpoint
             kwargs['additional_headers'] = identity_headers(context)
+        else:
+            try:
+                auth = self.keystone.auth_for(context)
+                endpoint = self.endpoint or self.keystone.endpoint(auth)
+            except service_auth.NoCredentials as exc:
+                LOG.error('%s', exc.format_message())
+                raise exception.ImageNotAuthorized(image_id=None)
+            except ksa_exc.CatalogException as exc:
+                raise exception.GlanceConnectionFailed(
+                    reason='no image endpoint: %s' % exc)
+            self._seen_endpoint = endpoint.rstrip('/')
+            kwargs['auth'] = auth
+            kwargs['endpoint_override'] = endpoint
         return glanceclient.Client('2', **kwargs)
 
     def _call(self, context, image_id, func, data_sent=None):
@@ -230,7 +260,8 @@ class GlanceAPI(object):
                             exc, attempt,
                             ', data already sent' if sent else ''))
                 LOG.warning('Glance at %s unreachable (%s); retry %d of %d',
-                            self.endpoint, exc, attempt, self.num_retries)
+                            self._seen_endpoint, exc, attempt,
+                            self.num_retries)
                 time.sleep(self.retry_backoff * attempt)
             except glance_exc.HTTPException as exc:
                 raise translate_error(exc, image_id)
@@ -291,8 +322,15 @@ class GlanceAPI(object):
         self._call(context, image_id, lambda c: c.images.delete(image_id))
 
     def generate_image_url(self, image_id):
-        """The image's URL as Nova puts it in Location (no /v2)."""
-        return '%s/images/%s' % (self.endpoint, image_id)
+        """The image's URL as Nova puts it in Location (no /v2): the fixed
+        endpoint, else the catalog's as the last call found it, else as
+        the service's own credentials find it."""
+        endpoint = self._seen_endpoint
+        if endpoint is None:
+            endpoint = self.keystone.endpoint(
+                self.keystone.auth_for(None)).rstrip('/')
+            self._seen_endpoint = endpoint
+        return '%s/images/%s' % (endpoint, image_id)
 
     # -- data -----------------------------------------------------------------
 

@@ -5,14 +5,21 @@ aliases added (``display_name``, ``volume_size``, ``attach_status``, a
 boolean ``bootable``), and every cinderclient and keystoneauth exception is
 translated here, so no caller ever imports cinderclient.
 
-Identity: without Keystone (``[cinder] auth_mode = noauth``) the request goes
-to a Cinder with ``auth_strategy = noauth`` as ``user:project`` of the
-context, and Cinder builds an admin context for that project. The project id
-must be hex (Cinder's ``project_id_regex``), else every URL is a 404. Such
-requests also say ``X-Service-Roles: service``, which is what Nova's service
-token amounts to: without it Cinder asks Nova whether a server still uses an
-attachment before deleting it, and with no Nova in its catalog answers 500.
-With Keystone (``auth_mode = token``) the caller's token is forwarded.
+Identity (``[cinder] auth_mode``): with Keystone (the default) the caller's
+token, the service token and the endpoint come from
+:mod:`nova_snapshot.service_auth` (keystoneauth's ``[cinder]`` options), so
+Cinder checks the caller's project: another project's volume is a 404. A
+context without a token (start-up clean-up) acts as this service's own
+identity, an admin: its listings then span every project.
+
+For development without Keystone (``noauth``) the request goes to a Cinder
+with ``auth_strategy = noauth`` as ``user:project`` of the context, and
+Cinder builds an admin context for that project (so reads by id cross
+projects). The project id must be hex (Cinder's ``project_id_regex``), else
+every URL is a 404. Such requests also say ``X-Service-Roles: service``,
+which is what Nova's service token amounts to: without it Cinder asks Nova
+whether a server still uses an attachment before deleting it, and with no
+Nova in its catalog answers 500.
 """
 
 import re
@@ -22,12 +29,11 @@ from cinderclient import client as cinder_client
 from cinderclient import exceptions as cinder_exc
 from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import plugin as ksa_plugin
-from keystoneauth1 import session as ksa_session
-from keystoneauth1 import token_endpoint
 from oslo_log import log as logging
 from oslo_utils import strutils
 
 from nova_snapshot import exception
+from nova_snapshot import service_auth
 
 LOG = logging.getLogger(__name__)
 
@@ -167,30 +173,49 @@ class CinderAPI(object):
 
     def __init__(self, conf):
         opts = conf.cinder
-        self.endpoint = opts.api_endpoint.rstrip('/')
-        self.auth_mode = opts.auth_mode
+        self.auth_mode = ('keystone' if opts.auth_mode == 'token'
+                          else opts.auth_mode)
+        # The deprecated api_endpoint has no project id (appended per
+        # call); endpoint_override may name it as %(project_id)s.
+        self.endpoint = (opts.api_endpoint.rstrip('/')
+                         if opts.api_endpoint else None)
+        self.endpoint_override = opts.endpoint_override
+        self.keystone = service_auth.ServiceClientAuth(conf, 'cinder')
+        if self.auth_mode == 'noauth':
+            LOG.warning('[cinder] auth_mode = noauth: Cinder is told who is '
+                        'calling without Keystone and treats every caller '
+                        'as an admin of its project. For development only.')
+            if not self.endpoint:
+                raise exception.NovaSnapshotException(
+                    '[cinder] auth_mode = noauth needs api_endpoint (there '
+                    'is no catalog without Keystone)')
         self.microversion = opts.api_microversion
         self.timeout_per_gib = opts.volume_wait_timeout_per_gib
         self.min_wait_timeout = opts.min_wait_timeout
         self.poll_interval = opts.poll_interval
-        # One session (one connection pool) for every caller; identity is
-        # per request, on the client made in _client().
-        self._session = ksa_session.Session()
+        # One session (one connection pool, timeout, TLS) for every caller;
+        # identity is per request, on the client made in _client().
+        self._session = self.keystone.session
         # Seams for the unit tests' clocks.
         self._sleep = time.sleep
         self._monotonic = time.monotonic
 
     # -- plumbing -------------------------------------------------------------
 
+    def _keystone_auth(self, context):
+        """(auth plugin, endpoint URL) of a Keystone-mode call."""
+        try:
+            auth = self.keystone.auth_for(context)
+        except service_auth.NoCredentials as exc:
+            raise exception.VolumeError(reason=exc.format_message())
+        if self.endpoint_override or not self.endpoint:
+            return auth, self.keystone.endpoint(auth)
+        project = (context.project_id
+                   if not self.keystone.acts_as_service(context)
+                   else auth.get_project_id(self._session))
+        return auth, '%s/%s' % (self.endpoint, project)
+
     def _auth(self, context):
-        if self.auth_mode == 'token':
-            if not getattr(context, 'auth_token', None):
-                raise exception.VolumeError(
-                    reason='the request context has no token for Cinder')
-            url = self.endpoint
-            if context.project_id:
-                url = '%s/%s' % (url, context.project_id)
-            return token_endpoint.Token(url, context.auth_token)
         project = context.project_id
         if not project or not _HEX_PROJECT.match(project):
             raise exception.VolumeError(
@@ -200,10 +225,14 @@ class CinderAPI(object):
                              project, roles=context.roles)
 
     def _client(self, context):
+        kwargs = {}
+        if self.auth_mode == 'noauth':
+            auth = self._auth(context)
+        else:
+            auth, kwargs['os_endpoint'] = self._keystone_auth(context)
         return cinder_client.Client(
-            self.microversion, session=self._session,
-            auth=self._auth(context),
-            global_request_id=getattr(context, 'global_id', None))
+            self.microversion, session=self._session, auth=auth,
+            global_request_id=getattr(context, 'global_id', None), **kwargs)
 
     def _call(self, context, func, **ids):
         """Run ``func(client)``; translate what goes wrong."""
@@ -362,6 +391,11 @@ class CinderAPI(object):
         carrying every ``metadata`` key/value (Cinder filters both; metadata
         from microversion 3.22)."""
         search_opts = {}
+        if (self.auth_mode != 'noauth' and
+                self.keystone.acts_as_service(context)):
+            # The service's identity is not in the request's project; the
+            # metadata filter (instance and request) already narrows it.
+            search_opts['all_tenants'] = 1
         if volume_id is not None:
             search_opts['volume_id'] = volume_id
         if metadata:

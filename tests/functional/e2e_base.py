@@ -252,4 +252,5 @@ def _glance_conf(glance_url):
     from nova_snapshot import conf as ns_conf
     conf = ns_conf.new_conf([])
     conf.set_override('api_endpoint', glance_url, group='glance')
+    conf.set_override('auth_mode', 'identity_headers', group='glance')
     return conf

@@ -76,6 +76,7 @@ class CinderAPITestCase(base.StackTestCase):
         self.conf = nova_conf.new_conf([])
         self.conf.set_override('api_endpoint', self.stack['CINDER_URL'],
                                group='cinder')
+        self.conf.set_override('auth_mode', 'noauth', group='cinder')
         self.conf.set_override('poll_interval', 0.05, group='cinder')
         self.api = cinder.CinderAPI(self.conf)
         self.ctx = make_context()
@@ -270,6 +271,8 @@ class CinderAPITestCase(base.StackTestCase):
     def _glance(self):
         base.check_glance(self.stack['GLANCE_URL'])
         self.conf.set_override('api_endpoint', self.stack['GLANCE_URL'],
+                               group='glance')
+        self.conf.set_override('auth_mode', 'identity_headers',
                                group='glance')
         return glance.GlanceAPI(self.conf)
 

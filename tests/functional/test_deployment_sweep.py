@@ -29,6 +29,7 @@ from tests.functional.fixtures import deployment, guest, stack
 stack_env = stack.read_stack_env()
 conf = ns_conf.new_conf([])
 conf.set_override('api_endpoint', stack_env['GLANCE_URL'], group='glance')
+conf.set_override('auth_mode', 'identity_headers', group='glance')
 image_api = glance.GlanceAPI(conf)
 project = uuid.uuid4().hex
 ctx = guest.user_context('sweep', project)

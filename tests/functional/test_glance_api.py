@@ -41,6 +41,8 @@ class GlanceAPITestCase(base.StackTestCase):
         self.conf = nova_conf.new_conf([])
         self.conf.set_override('api_endpoint', self.stack['GLANCE_URL'],
                                group='glance')
+        self.conf.set_override('auth_mode', 'identity_headers',
+                               group='glance')
         self.api = glance.GlanceAPI(self.conf)
         self.ctx = make_context()
 

@@ -39,6 +39,7 @@ class VolumeBackedTestBase(e2e_base.EndToEndTestCase):
         conf = e2e_base._glance_conf(cls.stack['GLANCE_URL'])
         conf.set_override('api_endpoint', cls.stack['CINDER_URL'],
                           group='cinder')
+        conf.set_override('auth_mode', 'noauth', group='cinder')
         cls.volume_api = cinder.CinderAPI(conf)
         cls.ceph_conf = cls.stack['CEPH_CONF']
         cls.pool = cls.stack.get('RBD_POOL', 'volumes')

@@ -30,9 +30,10 @@ METADATA_ITEMS_LIMIT = 128
 ACTION = 'createImage'
 
 
-def image_location(conf, image_id):
-    """Nova's generate_image_url: <glance endpoint>/images/<id>, no /v2."""
-    return '%s/images/%s' % (conf.glance.api_endpoint.rstrip('/'), image_id)
+def image_location(req, image_id):
+    """Nova's generate_image_url: <glance endpoint>/images/<id>, no /v2
+    (the endpoint from the catalog unless configured)."""
+    return util.compute_api(req).image_api.generate_image_url(image_id)
 
 
 def create_image(req, server_id, body):
@@ -83,5 +84,5 @@ def create_image(req, server_id, body):
         return util.json_response(req, {'image_id': image_id}, status=202,
                                   schema=schema.CREATE_IMAGE_RESPONSE_V245)
     response = util.empty_response(202)
-    response.headers['Location'] = image_location(util.conf(req), image_id)
+    response.headers['Location'] = image_location(req, image_id)
     return response

@@ -22,7 +22,7 @@ class TestCreateImage(base.APITestCase):
         self.assertEqual(('snapshot', self.server['uuid'], 'snap',
                           {'k': 'v'}), call)
         self.assertRegex(response.headers['Location'],
-                         r'^http://glance\.test:9292/images/[0-9a-f-]{36}$')
+                         r'^http://glance\.test/images/[0-9a-f-]{36}$')
 
     def test_image_id_from_245(self):
         response = self.request('POST', self.url,

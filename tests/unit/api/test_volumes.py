@@ -265,7 +265,7 @@ class TestCreateImageVolumeBacked(base.APITestCase):
         response = self.snap('2.44')
         self.assertEqual(202, response.status_int, response.text)
         self.assertRegex(response.headers['Location'],
-                         r'^http://glance\.test:9292/images/[0-9a-f-]{36}$')
+                         r'^http://glance\.test/images/[0-9a-f-]{36}$')
         response = self.snap('2.45')
         self.assertEqual(202, response.status_int, response.text)
         self.assertNotIn('Location', response.headers)

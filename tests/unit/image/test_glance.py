@@ -16,7 +16,11 @@ from nova_snapshot.image import glance
 
 
 def make_conf(**overrides):
+    """Development mode (identity headers to a fixed Glance) unless the
+    test says otherwise."""
     conf = nova_conf.new_conf([])
+    overrides.setdefault('auth_mode', 'identity_headers')
+    overrides.setdefault('api_endpoint', 'http://127.0.0.1:9292')
     for key, value in overrides.items():
         conf.set_override(key, value, group='glance')
     return conf
@@ -344,3 +348,138 @@ class GlanceAPIWithFakeClientTest(unittest.TestCase):
         api = glance.GlanceAPI(make_conf(api_endpoint='http://g:9292/'))
         self.assertEqual('http://g:9292/images/i1',
                          api.generate_image_url('i1'))
+
+
+CATALOG = [{'type': 'image', 'name': 'glance', 'endpoints': [
+    {'region': 'RegionOne', 'publicURL': 'http://public.test:9292',
+     'internalURL': 'http://internal.test:9292'}]}]
+
+
+class RecordingServer:
+    """A local HTTP server that answers 204 and keeps request headers."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        seen = self.requests = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_DELETE(self):
+                seen.append((self.command, self.path, dict(self.headers)))
+                self.send_response(204)
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+        self.url = 'http://127.0.0.1:%d' % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def keystone_conf(**glance):
+    """Keystone mode (the default); the service user's token is a fixed
+    one (keystoneauth's admin_token plugin) so nothing calls Keystone."""
+    conf = nova_conf.new_conf([])
+    for key, value in glance.items():
+        conf.set_override(key, value, group='glance')
+    return conf
+
+
+def with_service_user(conf, send=True, endpoint=None):
+    conf.set_override('send_service_user_token', send, group='service_user')
+    conf.set_override('auth_type', 'admin_token', group='service_user')
+    from keystoneauth1 import loading as ks_loading
+    ks_loading.load_auth_from_conf_options(conf, 'service_user')
+    conf.set_override('token', 'service-tok', group='service_user')
+    if endpoint:
+        conf.set_override('endpoint', endpoint, group='service_user')
+    return conf
+
+
+class KeystoneModeTest(unittest.TestCase):
+
+    def test_keystone_is_the_default_and_every_call_has_a_timeout(self):
+        api = glance.GlanceAPI(keystone_conf())
+        self.assertEqual('keystone', api.auth_mode)
+        self.assertEqual(60.0, api._session.timeout)
+
+    def test_endpoint_from_the_users_catalog_internal_first(self):
+        api = glance.GlanceAPI(keystone_conf())
+        client = api._client(make_context(auth_token='tok-1',
+                                          service_catalog=CATALOG))
+        self.assertEqual('http://internal.test:9292',
+                         client.http_client.endpoint_override)
+        self.assertEqual('http://internal.test:9292/images/i1',
+                         api.generate_image_url('i1'))
+
+    def test_interface_and_override_options(self):
+        api = glance.GlanceAPI(keystone_conf(valid_interfaces=['public']))
+        client = api._client(make_context(auth_token='t',
+                                          service_catalog=CATALOG))
+        self.assertEqual('http://public.test:9292',
+                         client.http_client.endpoint_override)
+        api = glance.GlanceAPI(keystone_conf(endpoint_override='http://o:1'))
+        client = api._client(make_context(auth_token='t'))
+        self.assertEqual('http://o:1', client.http_client.endpoint_override)
+
+    def test_no_endpoint_is_a_connection_failure(self):
+        api = glance.GlanceAPI(keystone_conf())
+        with self.assertRaises(exception.GlanceConnectionFailed):
+            api.delete(make_context(auth_token='t', service_catalog=[]),
+                       'i1')
+
+    def test_user_and_service_tokens_go_on_the_wire(self):
+        server = RecordingServer()
+        self.addCleanup(server.stop)
+        conf = with_service_user(keystone_conf(endpoint_override=server.url))
+        api = glance.GlanceAPI(conf)
+        api.delete(make_context(auth_token='user-tok'), 'i1')
+        method, path, headers = server.requests[-1]
+        self.assertEqual(('DELETE', '/v2/images/i1'), (method, path))
+        self.assertEqual('user-tok', headers['X-Auth-Token'])
+        self.assertEqual('service-tok', headers['X-Service-Token'])
+        self.assertNotIn('X-Roles', headers)
+
+    def test_no_service_token_unless_asked(self):
+        server = RecordingServer()
+        self.addCleanup(server.stop)
+        conf = with_service_user(keystone_conf(endpoint_override=server.url),
+                                 send=False)
+        glance.GlanceAPI(conf).delete(make_context(auth_token='user-tok'),
+                                      'i1')
+        headers = server.requests[-1][2]
+        self.assertEqual('user-tok', headers['X-Auth-Token'])
+        self.assertNotIn('X-Service-Token', headers)
+
+    def test_without_user_token_acts_as_the_service_user(self):
+        server = RecordingServer()
+        self.addCleanup(server.stop)
+        # The endpoint comes from the service identity (here the
+        # admin_token plugin's own endpoint option).
+        conf = with_service_user(keystone_conf(), endpoint=server.url)
+        glance.GlanceAPI(conf).delete(nova_context.get_admin_context(), 'i1')
+        headers = server.requests[-1][2]
+        self.assertEqual('service-tok', headers['X-Auth-Token'])
+        self.assertNotIn('X-Service-Token', headers)
+
+    def test_without_user_token_nor_credentials_is_refused(self):
+        api = glance.GlanceAPI(keystone_conf())
+        with self.assertLogs('nova_snapshot.image.glance', 'ERROR'):
+            with self.assertRaises(exception.ImageNotAuthorized):
+                api.delete(nova_context.get_admin_context(), 'i1')
+
+    def test_identity_headers_mode_needs_an_endpoint_and_warns(self):
+        conf = keystone_conf(auth_mode='identity_headers')
+        with self.assertRaises(exception.NovaSnapshotException):
+            glance.GlanceAPI(conf)
+        conf.set_override('endpoint_override', 'http://g:1', group='glance')
+        with self.assertLogs('nova_snapshot.image.glance', 'WARNING'):
+            glance.GlanceAPI(conf)

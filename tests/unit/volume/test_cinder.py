@@ -6,7 +6,7 @@ from unittest import mock
 from cinderclient import exceptions as cinder_exc
 from cinderclient.v3 import limits as cinder_limits
 from keystoneauth1 import exceptions as ksa_exc
-from keystoneauth1 import token_endpoint
+from keystoneauth1 import loading as ks_loading
 
 from nova_snapshot import conf as nova_conf
 from nova_snapshot import context as nova_context
@@ -23,7 +23,11 @@ FLAT_INFO = {'driver_volume_type': 'rbd', 'name': 'volumes/volume-' + VOL,
 
 
 def make_conf(**overrides):
+    """Development mode (noauth Cinder at a fixed endpoint) unless the
+    test says otherwise."""
     conf = nova_conf.new_conf([])
+    overrides.setdefault('auth_mode', 'noauth')
+    overrides.setdefault('api_endpoint', 'http://127.0.0.1:8776/v3')
     for key, value in overrides.items():
         conf.set_override(key, value, group='cinder')
     return conf
@@ -125,19 +129,105 @@ class AuthTest(CinderAPITestBase):
         token = self.auth_of_last_client().get_headers(None)['X-Auth-Token']
         self.assertEqual('nova-snapshot:' + PROJECT, token)
 
-    def test_token_mode_forwards_the_token(self):
-        api = cinder.CinderAPI(make_conf(auth_mode='token'))
+    def test_noauth_warns(self):
+        with self.assertLogs('nova_snapshot.volume.cinder', 'WARNING'):
+            cinder.CinderAPI(make_conf())
+
+
+CATALOG = [{'type': 'volumev3', 'name': 'cinderv3', 'endpoints': [
+    {'region': 'RegionOne',
+     'publicURL': 'http://public.test:8786/v3/' + PROJECT,
+     'internalURL': 'http://internal.test:8786/v3/' + PROJECT}]}]
+
+
+def keystone_conf(service_user=False, **cinder_opts):
+    """Keystone mode (the default). The service user has a fixed token
+    (keystoneauth's admin_token plugin), so nothing calls Keystone."""
+    conf = nova_conf.new_conf([])
+    for key, value in cinder_opts.items():
+        conf.set_override(key, value, group='cinder')
+    if service_user:
+        conf.set_override('send_service_user_token', True,
+                          group='service_user')
+        conf.set_override('auth_type', 'admin_token', group='service_user')
+        ks_loading.load_auth_from_conf_options(conf, 'service_user')
+        conf.set_override('token', 'service-tok', group='service_user')
+        conf.set_override('endpoint', 'http://svc.test:8786/v3/svcproject',
+                          group='service_user')
+    return conf
+
+
+class KeystoneAuthTest(CinderAPITestBase):
+
+    def last_call(self):
+        kwargs = self.client_cls.call_args.kwargs
+        return kwargs['auth'], kwargs.get('os_endpoint')
+
+    def test_keystone_is_the_default_and_calls_have_a_timeout(self):
+        api = cinder.CinderAPI(keystone_conf())
+        self.assertEqual('keystone', api.auth_mode)
+        self.assertEqual(60.0, api._session.timeout)
+
+    def test_user_token_and_catalog_endpoint(self):
+        api = cinder.CinderAPI(keystone_conf())
+        self.client.volumes.get.return_value = FakeResource(id=VOL)
+        api.get(make_context(auth_token='tok', service_catalog=CATALOG), VOL)
+        auth, endpoint = self.last_call()
+        self.assertEqual('http://internal.test:8786/v3/' + PROJECT, endpoint)
+        self.assertEqual({'X-Auth-Token': 'tok'},
+                         api._session.get_auth_headers(auth))
+
+    def test_service_token_next_to_the_users(self):
+        api = cinder.CinderAPI(keystone_conf(service_user=True))
+        self.client.volumes.get.return_value = FakeResource(id=VOL)
+        api.get(make_context(auth_token='tok', service_catalog=CATALOG), VOL)
+        auth, endpoint = self.last_call()
+        self.assertEqual({'X-Auth-Token': 'tok',
+                          'X-Service-Token': 'service-tok'},
+                         api._session.get_auth_headers(auth))
+        # The user's catalog, not the service user's.
+        self.assertEqual('http://internal.test:8786/v3/' + PROJECT, endpoint)
+
+    def test_endpoint_override_with_project(self):
+        api = cinder.CinderAPI(keystone_conf(
+            endpoint_override='http://o.test/v3/%(project_id)s'))
         self.client.volumes.get.return_value = FakeResource(id=VOL)
         api.get(make_context(auth_token='tok'), VOL)
-        auth = self.auth_of_last_client()
-        self.assertIsInstance(auth, token_endpoint.Token)
-        self.assertEqual('tok', auth.get_token(None))
-        self.assertEqual('http://127.0.0.1:8776/v3/' + PROJECT,
-                         auth.get_endpoint(None))
+        self.assertEqual('http://o.test/v3/' + PROJECT, self.last_call()[1])
 
-    def test_token_mode_without_token(self):
-        api = cinder.CinderAPI(make_conf(auth_mode='token'))
-        self.assertRaises(exception.VolumeError, api.get, self.ctx, VOL)
+    def test_without_user_token_acts_as_the_service_user(self):
+        api = cinder.CinderAPI(keystone_conf(service_user=True))
+        self.client.volume_snapshots.list.return_value = []
+        api.list_snapshots(nova_context.get_admin_context(),
+                           metadata={'k': 'v'})
+        auth, endpoint = self.last_call()
+        self.assertEqual({'X-Auth-Token': 'service-tok'},
+                         api._session.get_auth_headers(auth))
+        self.assertEqual('http://svc.test:8786/v3/svcproject', endpoint)
+        # An admin outside the request's project lists across projects.
+        self.client.volume_snapshots.list.assert_called_once_with(
+            search_opts={'all_tenants': 1, 'metadata': {'k': 'v'}})
+
+    def test_user_listing_stays_in_the_project(self):
+        api = cinder.CinderAPI(keystone_conf())
+        self.client.volume_snapshots.list.return_value = []
+        api.list_snapshots(make_context(auth_token='tok',
+                                        service_catalog=CATALOG),
+                           metadata={'k': 'v'})
+        self.client.volume_snapshots.list.assert_called_once_with(
+            search_opts={'metadata': {'k': 'v'}})
+
+    def test_without_token_nor_credentials(self):
+        api = cinder.CinderAPI(keystone_conf())
+        exc = self.raises(exception.VolumeError, api.get,
+                          nova_context.get_admin_context(), VOL)
+        self.assertIn('[service_user]', exc.format_message())
+        self.client_cls.assert_not_called()
+
+    def test_no_endpoint_in_catalog(self):
+        api = cinder.CinderAPI(keystone_conf())
+        self.assertRaises(exception.VolumeError, api.get,
+                          make_context(auth_token='tok'), VOL)
 
 
 class ErrorTranslationTest(CinderAPITestBase):
