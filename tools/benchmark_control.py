@@ -763,6 +763,7 @@ def mixed(api, image_id, servers, clients, seconds, weights, max_ops):
     rec.start()
     run_clients(clients, work, deadline)
     rec.stop(at=deadline)
+    rec.drain_seconds = time.monotonic() - deadline
     return rec
 
 
@@ -1013,6 +1014,8 @@ def main():
         sampler.phase = 'after'
         print_phase(mixed_rec, '5. mixed load, %d clients, %.0f s, weights %s'
                     % (args.clients, args.duration, args.mix))
+        print('  the last answer came %.1f s after the end of the phase'
+              % mixed_rec.drain_seconds)
         print('  API SQL statements per request over the mix: %.1f '
               '(%d statements, %d requests)' % (
                   delta[API_ROLE][0] / max(1, total_requests),
@@ -1021,6 +1024,7 @@ def main():
         print('  settled %.1f s after the phase; vm_states %s, %d busy'
               % (drained, states, busy))
         results['mixed'] = dict(mixed_rec.report(), statements=delta,
+                                drain_seconds=mixed_rec.drain_seconds,
                                 settled_vm_states=states, busy_after=busy)
         sampler.stop()
         rss = rss_verdict(sampler.samples, 'mixed')
