@@ -227,6 +227,7 @@ class ComputeManager(object):
             self._fail_interrupted(instance, 'Build interrupted by a restart '
                                    'of the compute service',
                                    vm_state=vm_states.ERROR)
+            self.db.instance_release_claim(instance['uuid'])
             return
         elif task_state is not None:
             # A power action that never finished: the power state sync
@@ -434,6 +435,9 @@ class ComputeManager(object):
                                    'task_state': None,
                                    'power_state': power_state.NOSTATE},
                 expected_task_state=task_states.SPAWNING)
+            # As Nova: a failed build gives its host's resources back now,
+            # not when the server is deleted.
+            self.db.instance_release_claim(instance['uuid'])
         except (exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError):
             pass
