@@ -23,6 +23,7 @@ from nova_snapshot.api.handlers import images
 from nova_snapshot.api.handlers import instance_actions
 from nova_snapshot.api.handlers import server_actions
 from nova_snapshot.api.handlers import servers
+from nova_snapshot.api.handlers import services
 from nova_snapshot.api.handlers import versions
 from nova_snapshot.api.handlers import volume_attachments
 from nova_snapshot.api import util
@@ -31,6 +32,10 @@ ROUTES = {
     '/': {'GET': versions.index},
     '/v2.1': {'GET': versions.show},
     '/v2.1/servers': {'GET': servers.index, 'POST': servers.create},
+    # os-services below 2.53: PUT /os-services/{enable,disable,...}.
+    '/v2.1/os-services': {'GET': services.index},
+    '/v2.1/os-services/{service_id}': {'PUT': services.update,
+                                       'DELETE': services.delete},
     '/v2.1/servers/detail': {'GET': servers.detail},
     '/v2.1/servers/{server_id}': {'GET': servers.show,
                                   'DELETE': servers.delete},
@@ -68,7 +73,7 @@ UNAUTHENTICATED_ROUTES = frozenset(['/'])
 _PARAM = re.compile(r'\{(\w+)\}')
 # Top-level collections under /v2.1; any other first segment may be a
 # project id.
-_COLLECTIONS = frozenset(['servers', 'flavors', 'images'])
+_COLLECTIONS = frozenset(['servers', 'flavors', 'images', 'os-services'])
 
 
 def _compile(template):
@@ -128,6 +133,11 @@ class Router:
                 raise faults.APIFault(404, 'The resource could not be found.')
             template, methods, args = found
             handler = methods.get(req.method)
+            if handler is None and path.endswith('/') and len(path) > 1:
+                # A trailing slash with a method the collection lacks is
+                # an empty id ("DELETE /images/"): Nova finds no such
+                # resource (tempest's blank-id tests expect 404).
+                raise faults.APIFault(404, 'The resource could not be found.')
             if handler is None:
                 allow = ', '.join(sorted(methods))
                 raise faults.APIFault(

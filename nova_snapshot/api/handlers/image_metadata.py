@@ -26,8 +26,10 @@ METADATA_ITEMS_LIMIT = create_image.METADATA_ITEMS_LIMIT
 
 
 def _start(req, policy, body_schema=None):
-    """Version, body and policy checks in Nova's order; the context and
-    the body (None without a schema)."""
+    """Version, body and policy checks in Nova's order.
+
+    Returns the context and the body (None without a schema).
+    """
     images.require_version(req, METADATA_MAX_VERSION)
     body = None
     if body_schema is not None:
@@ -55,8 +57,8 @@ def _check_limit(metadata):
 def _update(req, context, image_id, values, remove=()):
     """Set ``values`` and drop ``remove`` in Glance; the updated image."""
     try:
-        return images.image_api(req).update(context, image_id, values,
-                                             remove_props=list(remove))
+        return images.image_api(req).update(
+            context, image_id, values, remove_props=list(remove))
     except exception.ImageNotFound:
         raise faults.APIFault(404, 'Image not found.')
     except exception.Forbidden as exc:

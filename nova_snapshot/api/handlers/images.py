@@ -21,8 +21,6 @@ from nova_snapshot.policies import images as policies
 
 # Nova's MAX_PROXY_API_SUPPORT_VERSION.
 PROXY_MAX_VERSION = (2, 35)
-# Nova's [api] max_limit default, for a configuration that lacks it.
-DEFAULT_MAX_LIMIT = 1000
 
 # Nova's list filter names -> Glance v2 filters.
 _FILTERS = {
@@ -47,13 +45,6 @@ def require_version(req, max_version):
     """Nova answers 404 for a proxy route above its last version."""
     if not util.version(req).matches(None, max_version):
         raise faults.APIFault(404, 'The resource could not be found.')
-
-
-def max_limit(conf):
-    try:
-        return conf.api.max_limit
-    except AttributeError:  # oslo.config's NoSuchOptError is one
-        return DEFAULT_MAX_LIMIT
 
 
 def _glance_filters(req):
@@ -116,7 +107,7 @@ def _list(req, detail):
         collection, response_schema = 'images', schema.INDEX_RESPONSE
     body = {'images': items}
     links = views.collection_links(req, images, collection,
-                                   max_limit(util.conf(req)))
+                                   util.conf(req).api.max_limit)
     if links:
         body['images_links'] = links
     return util.json_response(req, body, schema=response_schema)

@@ -4,9 +4,6 @@ in-memory Glance: Nova's view, filters, paging, versions and errors."""
 import json
 from unittest import mock
 
-from oslo_config import cfg
-
-from nova_snapshot.api.handlers import images as images_handler
 from nova_snapshot import exception
 from tests.unit.api import base
 
@@ -28,13 +25,7 @@ class ImagesTestCase(base.APITestCase):
         return self.request('GET', path, version=version, **kwargs)
 
     def set_max_limit(self, value):
-        try:
-            self.conf.set_override('max_limit', value, group='api')
-        except cfg.NoSuchOptError:
-            patcher = mock.patch.object(images_handler, 'DEFAULT_MAX_LIMIT',
-                                        value)
-            patcher.start()
-            self.addCleanup(patcher.stop)
+        self.conf.set_override('max_limit', value, group='api')
 
 
 class TestImageView(ImagesTestCase):
