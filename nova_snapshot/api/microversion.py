@@ -33,8 +33,10 @@ CHANGES = {
     '2.19': '"description" in the server body.',
     '2.26': '"tags" in the server body.',
     '2.32': '"tag" in block_device_mapping_v2 items (removed in 2.33).',
+    '2.36': 'The compute images proxy (/images) answers 404.',
     '2.37': '"networks" is required when creating a server.',
-    '2.39': 'createImage no longer checks an image metadata quota.',
+    '2.39': 'createImage no longer checks an image metadata quota; the '
+            'image metadata proxy (/images/{id}/metadata) answers 404.',
     '2.42': '"tag" in block_device_mapping_v2 items again.',
     '2.45': 'createImage returns {"image_id": ...} and no Location header.',
 }
