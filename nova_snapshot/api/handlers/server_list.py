@@ -226,4 +226,13 @@ def list_servers(req, detail):
     links = _next_link(req, instances, limit, detail)
     if links:
         body['servers_links'] = links
-    return util.json_response(req, body, schema=response_schema)
+    conf = util.conf(req)
+    checked = body
+    if conf.api.response_validation != 'error' and len(servers) > 1:
+        # Every server comes from the same view function: in production
+        # ("warn") the envelope and the first server show a drift, at a
+        # fixed cost. Checking all of a 1000-server detail page took 1.2 s
+        # of the request's 1.4 s (jsonschema); tests ("error") check all.
+        checked = dict(body, servers=servers[:1])
+    validation.validate_response(conf, checked, response_schema)
+    return util.json_response(req, body)

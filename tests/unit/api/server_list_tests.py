@@ -313,6 +313,26 @@ class ServerListTests(_ListTestBase):
         self.assertEqual(
             [], servers[error['uuid']]['os-extended-volumes:volumes_attached'])
 
+    def test_production_checks_the_first_server_of_a_page(self):
+        for _ in range(3):
+            self._server()
+        from nova_snapshot.api import validation
+
+        checked = []
+        real = validation.validate_response
+
+        def record(conf, body, schema):
+            checked.append(len(body['servers']))
+            return real(conf, body, schema)
+
+        with mock.patch.object(validation, 'validate_response', record):
+            self.assertEqual(3, len(self._list(detail=True)['servers']))
+            self.conf.set_override('response_validation', 'warn',
+                                   group='api')
+            self.assertEqual(3, len(self._list(detail=True)['servers']))
+        # Tests ("error") check every server; "warn" the first.
+        self.assertEqual([3, 1], checked)
+
     # -- robustness --------------------------------------------------------
 
     def test_no_query_string_is_a_server_error(self):
