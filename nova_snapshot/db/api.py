@@ -746,9 +746,9 @@ class Database:
             return _dict(conn.execute(sa.select(_services).where(
                 _services.c.id == service_id)).one())
 
-    def service_destroy(self, service_id):
-        """Delete a service and its host's compute node, refused while
-        live instances are on the host.
+    def service_destroy(self, service_id, compute=True):
+        """Delete a service; for a compute service (``compute``) also its
+        host's compute node, refused while live instances are on the host.
 
         The node row goes first: deleting it waits for claims in flight on
         the host, so the instance check that follows sees their rows, and
@@ -761,12 +761,14 @@ class Database:
                 _services.c.id == service_id)).first()
             if service is None:
                 raise exception.ServiceNotFound(service_id=service_id)
-            conn.execute(_nodes.delete().where(_nodes.c.host == service.host))
-            hosting = conn.execute(sa.select(sa.func.count()).where(
-                _instances.c.host == service.host,
-                _instances.c.deleted == 0)).scalar()
-            if hosting:
-                raise exception.ServiceHasInstances()
+            if compute:
+                conn.execute(_nodes.delete().where(
+                    _nodes.c.host == service.host))
+                hosting = conn.execute(sa.select(sa.func.count()).where(
+                    _instances.c.host == service.host,
+                    _instances.c.deleted == 0)).scalar()
+                if hosting:
+                    raise exception.ServiceHasInstances()
             conn.execute(_services.delete().where(
                 _services.c.id == service_id))
 

@@ -7,6 +7,7 @@ from nova_snapshot.policies import flavors
 from nova_snapshot.policies import images
 from nova_snapshot.policies import instance_actions
 from nova_snapshot.policies import servers
+from nova_snapshot.policies import services
 from nova_snapshot.policies import volumes_attachments
 
 
@@ -18,4 +19,5 @@ def list_rules():
         flavors.list_rules(),
         images.list_rules(),
         volumes_attachments.list_rules(),
+        services.list_rules(),
     ))

@@ -45,6 +45,10 @@ SAMPLES = {
      'GET'): [None],
     ('/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}',
      'DELETE'): [None],
+    ('/v2.1/os-services', 'GET'): [None],
+    ('/v2.1/os-services/{service_id}', 'PUT'): [
+        {'host': fakes.FAKE_SERVICE_HOST, 'binary': 'nova-snapshot-compute'}],
+    ('/v2.1/os-services/{service_id}', 'DELETE'): [None],
     ('/v2.1/flavors', 'GET'): [None],
     ('/v2.1/flavors/detail', 'GET'): [None],
     ('/v2.1/flavors/{flavor_id}', 'GET'): [None],
@@ -59,6 +63,9 @@ SAMPLES = {
     ('/v2.1/images/{image_id}/metadata/{key}', 'PUT'): [{'meta': {'k': 'b'}}],
     ('/v2.1/images/{image_id}/metadata/{key}', 'DELETE'): [None],
 }
+# Admin-only routes (Nova's defaults): a member is refused, an admin passes.
+ADMIN_ROUTES = frozenset(['/v2.1/os-services',
+                          '/v2.1/os-services/{service_id}'])
 # Routes that exist only below the latest microversion (Nova's proxies).
 VERSIONS = {template: '2.35' for template, _ in SAMPLES
             if template.startswith('/v2.1/images')}
@@ -90,7 +97,10 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
         path = template.format(server_id=self.instance['uuid'],
                                request_id='req-1', flavor_id='1',
                                volume_id=self.volume['volume_id'],
-                               image_id=self.image['id'], key='k')
+                               image_id=self.image['id'], key='k',
+                               # PUT names the action below 2.53.
+                               service_id='disable' if method == 'PUT'
+                               else '1')
         headers = {'X-Auth-Token': fake_auth.token('user', PROJECT, roles),
                    'OpenStack-API-Version': 'compute %s' % VERSIONS.get(
                        template, 'latest')}
@@ -129,10 +139,21 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
             for body in bodies:
                 with self.subTest(route=template, method=method, body=body):
                     self.setUp()  # fresh server state per request
-                    response = self._request(template, method, body,
-                                             ['member', 'reader'])
+                    roles = ['member', 'reader']
+                    if template in ADMIN_ROUTES:
+                        roles = ['admin'] + roles
+                    response = self._request(template, method, body, roles)
                     self.assertIn(response.status_int, (200, 202, 204, 409),
                                   response.text)
+
+    def test_member_is_refused_admin_routes(self):
+        for (template, method), bodies in SAMPLES.items():
+            if template not in ADMIN_ROUTES:
+                continue
+            with self.subTest(route=template, method=method):
+                response = self._request(template, method, bodies[0],
+                                         ['member', 'reader'])
+                self.assertEqual(403, response.status_int, response.text)
 
     def test_boot_from_volume_checks_attach_volume_too(self):
         # A member may create servers, but an operator who closes

@@ -15,9 +15,14 @@ from nova_snapshot import exception
 from tests.unit.compute import fakes as compute_fakes
 
 
+# The compute service row FakeComputeAPI.db holds (os-services).
+FAKE_SERVICE_HOST = 'fake-host'
+
+
 class FakeComputeAPI:
 
     def __init__(self):
+        self._db = None
         self.instances = {}
         # Glance for the images proxy (the handlers use image_api).
         self.image_api = compute_fakes.FakeImageAPI()
@@ -26,6 +31,19 @@ class FakeComputeAPI:
         self.calls = []
         # What snapshot_volume_backed raises; None: it succeeds.
         self.volume_snapshot_error = exception.VolumeBackedSnapshotNotSupported
+
+    @property
+    def db(self):
+        """A real in-memory SQLite database, made on first use, for the
+        os-services handlers; it holds one compute service."""
+        if self._db is None:
+            from nova_snapshot.db import api as db_api
+            self._db = db_api.Database('sqlite://')
+            self._db.create_schema()
+            self._db.service_update(FAKE_SERVICE_HOST,
+                                    'nova-snapshot-compute',
+                                    binary='nova-snapshot-compute')
+        return self._db
 
     # -- test helpers ------------------------------------------------------
     def add_instance(self, project_id, user_id='user', **values):
