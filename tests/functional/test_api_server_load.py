@@ -21,6 +21,7 @@ import unittest
 
 from nova_snapshot.db import api as db_api
 from tests.functional.fixtures import stack
+from tests.functional import test_db_postgresql
 
 CLIENTS = 60
 REQUESTS_PER_CLIENT = 6
@@ -38,13 +39,19 @@ def _threads_of(pid):
 
 
 class TestAPIServerUnderLoad(unittest.TestCase):
+    """SQLite, and fewer worker threads than clients."""
+
+    THREADS = SERVER_THREADS
+
+    def _database_url(self):
+        return 'sqlite:///%s/state.sqlite' % self.tmp
 
     def setUp(self):
         super().setUp()
         self.tmp = tempfile.mkdtemp(prefix='nova-snapshot-load-')
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.port = stack.free_port()
-        db_url = 'sqlite:///%s/state.sqlite' % self.tmp
+        db_url = self._database_url()
         database = db_api.Database(db_url)
         database.create_schema()
         for i in range(SERVERS):
@@ -57,8 +64,9 @@ class TestAPIServerUnderLoad(unittest.TestCase):
         conf['DEFAULT'] = {'transport_url': 'fake:/'}
         conf['api'] = {'auth_strategy': 'noauth', 'bind_host': '127.0.0.1',
                        'bind_port': str(self.port),
-                       'server_threads': str(SERVER_THREADS),
                        'backlog': '128'}
+        if self.THREADS is not None:
+            conf['api']['server_threads'] = str(self.THREADS)
         conf['database'] = {'connection': db_url}
         conf_path = os.path.join(self.tmp, 'api.conf')
         with open(conf_path, 'w') as f:
@@ -161,4 +169,18 @@ class TestAPIServerUnderLoad(unittest.TestCase):
         self.assertEqual([SERVERS] * (total // 2), listed)
         # Workers are a fixed pool: not a thread per connection.
         self.assertLessEqual(peak_threads[0],
-                             baseline_threads + SERVER_THREADS)
+                             baseline_threads + (self.THREADS or 32))
+
+
+class TestAPIServerUnderLoadPostgreSQL(TestAPIServerUnderLoad):
+    """PostgreSQL with the default [api] server_threads and [database]
+    pool: the issue's "QueuePool limit of size 5 overflow 10 reached" 500s
+    came from this combination."""
+
+    THREADS = None
+
+    def _database_url(self):
+        server_db = test_db_postgresql._PostgreSQL(test_db_postgresql.PG_URL)
+        server_db.create()
+        self.addCleanup(server_db.drop)
+        return server_db.url.render_as_string(hide_password=False)

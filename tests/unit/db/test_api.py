@@ -98,8 +98,8 @@ class TestDatabaseOptions(unittest.TestCase):
         self.assertEqual(10, opts.max_retries)
 
     def test_sample_lists_our_defaults_without_changing_oslo_db(self):
-        from oslo_db import options as db_options
         from nova_snapshot.conf import database
+        from oslo_db import options as db_options
 
         listed = {o.dest: o.default for o in database.list_opts()['database']}
         self.assertEqual(10, listed['max_pool_size'])
