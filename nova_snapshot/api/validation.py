@@ -77,7 +77,10 @@ def check_schema(schema, path='#'):
 
 
 def _error_message(error):
-    if error.validator == 'format' and error.cause is not None:
+    if (error.validator == 'format' and error.cause is not None
+            and error.validator_value == 'name'):
+        # Our name checker's own explanation (Nova's InvalidName text);
+        # other formats (ipv4, ipv6) get the field-naming message below.
         return str(error.cause)
     field = '/'.join(str(p) for p in error.absolute_path)
     if error.validator == 'required':

@@ -49,6 +49,11 @@ class TestCreateSchema(base.APITestCase):
             with self.subTest(value=value):
                 self._invalid(_body(accessIPv6=value))
         self.assertIn('accessIPv4', self._invalid(_body(accessIPv4=5)))
+        # Nova's message names the field and the format.
+        self.assertEqual(
+            "Invalid input for field/attribute server/accessIPv4. Value: "
+            "1.1.1. '1.1.1' is not a 'ipv4'",
+            self._invalid(_body(accessIPv4='1.1.1')))
 
     def test_disk_config_is_upper_case_only(self):
         for value in ('auto', 'Manual', '', None):
