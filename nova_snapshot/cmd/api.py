@@ -77,8 +77,26 @@ class _RequestHandler(simple_server.WSGIRequestHandler):
         LOG.info('%s %s', self.address_string(), fmt % args)
 
 
+def _warn_if_pool_smaller_than_threads(conf):
+    """Each request holds at most one database connection; more threads
+    than the pool can lend means requests wait on the pool, and fail
+    after [database] pool_timeout."""
+    db = conf.database
+    if db.connection.startswith('sqlite') or db.max_overflow < 0:
+        return False  # no pool to exhaust, or an unbounded one
+    capacity = db.max_pool_size + db.max_overflow
+    if conf.api.server_threads > capacity:
+        LOG.warning('[api] server_threads (%d) exceeds [database] '
+                    'max_pool_size + max_overflow (%d): requests may wait '
+                    'for a database connection and fail after '
+                    'pool_timeout', conf.api.server_threads, capacity)
+        return True
+    return False
+
+
 def make_server(conf, app):
     """The bounded server for ``app`` on ``[api] bind_host/bind_port``."""
+    _warn_if_pool_smaller_than_threads(conf)
     server = BoundedWSGIServer(
         (conf.api.bind_host, conf.api.bind_port), _RequestHandler,
         threads=conf.api.server_threads, backlog=conf.api.backlog)
