@@ -271,3 +271,54 @@ class CapacityTests:
         self.assertEqual(self.CLAIM_THREADS - 3, results.count(None))
         self.assertEqual((192, 3, 3), self._used(host))
         self.assertEqual(3, len(self.db.instance_get_all(host=host)))
+
+    def test_scheduler_race_fills_two_hosts_exactly(self):
+        """Creators race through the scheduler for a small host (room for
+        2) and a bigger one (room for 4): each host ends exactly full, the
+        rest get NoValidHost, nothing is overcommitted."""
+        from nova_snapshot.compute import scheduler
+        from tests.unit.compute import fakes
+
+        small = self._host(memory_mb=2 * 64 + 63, local_gb=100, vcpus=100)
+        big = self._host(memory_mb=4 * 64 + 63, local_gb=100, vcpus=100)
+        conf = fakes.make_conf()
+        barrier = threading.Barrier(self.CLAIM_THREADS)
+        placed, refused, errors = [], [], []
+
+        def create():
+            # Only this test's hosts: the database may hold other tests'.
+            database = _OnlyHosts(self.url, (small, big))
+            try:
+                barrier.wait()
+                placed.append(scheduler.schedule_and_create(
+                    conf, database, self._values(), NANO)['host'])
+            except exception.NoValidHost:
+                refused.append(True)
+            except Exception as exc:  # reported below
+                errors.append(exc)
+            finally:
+                database.dispose()
+
+        threads = [threading.Thread(target=create)
+                   for _ in range(self.CLAIM_THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        self.assertEqual([], errors)
+        self.assertEqual({small: 2, big: 4},
+                         {h: placed.count(h) for h in set(placed)})
+        self.assertEqual(self.CLAIM_THREADS - 6, len(refused))
+        self.assertEqual((128, 2, 2), self._used(small))
+        self.assertEqual((256, 4, 4), self._used(big))
+
+
+class _OnlyHosts(db_api.Database):
+
+    def __init__(self, url, hosts):
+        super().__init__(url)
+        self._hosts = hosts
+
+    def compute_node_get_all(self, topic):
+        return [n for n in super().compute_node_get_all(topic)
+                if n['host'] in self._hosts]
