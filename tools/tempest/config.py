@@ -23,9 +23,8 @@ COMPUTE_FEATURES = {
     'pause': True,
     'suspend': True,
     'enable_instance_password': True,   # adminPass in the create response
-    # Server create accepts OS-DCF:diskConfig but does not act on it or show
-    # it back, which tempest's disk-config tests check.
-    'disk_config': False,
+    # Server create takes OS-DCF:diskConfig and shows it back, as Nova.
+    'disk_config': True,
     'resize': False,
     'shelve': False,
     'shelve_migrate': False,

@@ -61,29 +61,40 @@ class _Glance(object):
                         raise_exc=False)
 
 
-def ensure_guest_image(session, region, guest_dir, log=print):
-    """Return the id of the public disk image of the current guest build."""
+def ensure_guest_images(session, region, guest_dir, log=print):
+    """Return the ids of two public disk images of the current guest build.
+
+    tempest wants two distinct images (``image_ref``, ``image_ref_alt``),
+    e.g. to filter servers by image; both are the same guest disk.
+    """
     glance = _Glance(session, region)
     name = '%s-%s' % (NAME, _digest(guest_dir))
-    for image in glance.find(name=name, status='active'):
-        if image.get('visibility') == 'public':
-            return image['id']
+    names = (name, name + '-alt')
+    found = {}
+    for image_name in names:
+        for image in glance.find(name=image_name, status='active'):
+            if image.get('visibility') == 'public':
+                found[image_name] = image['id']
+    if len(found) == len(names):
+        return tuple(found[n] for n in names)
     ids = {}
     for (filename, disk_format, container_format), suffix in zip(
             FILES, ('kernel', 'initramfs', None)):
-        props = {}
-        if suffix is None:
-            props = {'kernel_id': ids['kernel'], 'ramdisk_id': ids['initramfs'],
-                     'os_command_line': 'console=ttyS0'}
-        image = glance.create('%s-%s' % (name, suffix) if suffix else name,
-                              disk_format, container_format,
-                              os.path.join(guest_dir, filename), **props)
-        ids[suffix or 'disk'] = image['id']
-    log('uploaded %s (%s)' % (name, ids['disk']))
+        path = os.path.join(guest_dir, filename)
+        if suffix is not None:
+            ids[suffix] = glance.create('%s-%s' % (name, suffix), disk_format,
+                                        container_format, path)['id']
+            continue
+        for image_name in names:
+            ids[image_name] = glance.create(
+                image_name, disk_format, container_format, path,
+                kernel_id=ids['kernel'], ramdisk_id=ids['initramfs'],
+                os_command_line='console=ttyS0')['id']
+            log('uploaded %s (%s)' % (image_name, ids[image_name]))
     # Earlier builds' images (and halves of failed uploads) are not needed.
     for image in glance.find(visibility='public'):
         if ((image.get('name') or '').startswith(NAME + '-')
                 and image['id'] not in ids.values()):
             glance.delete(image['id'])
             log('deleted %s (%s)' % (image['name'], image['id']))
-    return ids['disk']
+    return tuple(ids[n] for n in names)

@@ -32,14 +32,17 @@ sys.path.insert(0, TOOLS_DIR)
 import accounts  # noqa: E402
 import config  # noqa: E402
 import guest_image  # noqa: E402
+import lists  # noqa: E402
 from tests.functional.fixtures import deployment as deployment_fixture  # noqa: E402
 from tests.functional.fixtures import stack as stack_fixture  # noqa: E402
 
-INCLUDE_LIST = os.path.join(TOOLS_DIR, 'include-list.txt')
-SKIP_LIST = os.path.join(TOOLS_DIR, 'skip-list.txt')
 # Two workers at most: the machine has two cores, shared with the guests.
 CONCURRENCY = 2
-FLAVOR = '2'        # m1.micro: 128 MiB is what the tiny guest needs
+# m1.micro (128 MiB) fits the tiny guest; tempest wants a second flavor
+# (e.g. to filter servers by flavor): m1.tiny.
+FLAVOR = '2'
+FLAVOR_ALT = '3'
+DATABASE = 'nova_snapshot_tempest'
 
 
 def step(title, func, *args, **kwargs):
@@ -90,6 +93,29 @@ def keystone_conf(clouds_yaml, region, glance_url, cinder_url):
     return conf
 
 
+def fresh_database(pg_url, name=DATABASE):
+    """A new, empty PostgreSQL database for this run; its URL.
+
+    Not the fixture's default SQLite: with tempest's two workers the API and
+    the compute service write at the same time, and SQLite's whole-file
+    lock then fails a compute write ("database is locked") that leaves a
+    server stuck in a task state. A production deployment runs PostgreSQL.
+    """
+    import sqlalchemy
+    from sqlalchemy.engine import url as sa_url
+    base = sa_url.make_url(pg_url)
+    engine = sqlalchemy.create_engine(base.set(database='postgres'),
+                                      isolation_level='AUTOCOMMIT')
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(
+                'DROP DATABASE IF EXISTS %s WITH (FORCE)' % name))
+            conn.execute(sqlalchemy.text('CREATE DATABASE %s' % name))
+    finally:
+        engine.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 def start_deployment(stack_env, session, clouds_yaml, region, host, port):
     if port_in_use(host, port):
         raise RuntimeError(
@@ -101,7 +127,9 @@ def start_deployment(stack_env, session, clouds_yaml, region, host, port):
     extra = keystone_conf(clouds_yaml, region, glance_url,
                           stack_env.get('KEYSTONE_CINDER_URL'))
     extra['api']['bind_port'] = str(port)
-    deployment = deployment_fixture.Deployment(stack_env, extra_conf=extra)
+    deployment = deployment_fixture.Deployment(
+        stack_env, extra_conf=extra,
+        database_url=fresh_database(stack_env['PG_URL']))
     # The catalog names the port; the fixture picks a free one by default.
     deployment.api_port = port
     deployment.endpoint = 'http://%s:%d' % (host, port)
@@ -124,6 +152,27 @@ def stestr_conf(work_dir, tempest_python):
     write_file(os.path.join(work_dir, '.stestr.conf'),
                '[DEFAULT]\ntest_path=%s/test_discover\ntop_dir=%s\n'
                'group_regex=([^\\.]*\\.)*\n' % (site, site))
+
+
+def check_lists(tempest, conf_file, work_dir):
+    """Print what the lists select; False when the skip list is wrong."""
+    include = lists.read_list(lists.INCLUDE_LIST)
+    skip = lists.read_list(lists.SKIP_LIST)
+    found = lists.problems(include, skip)
+    listed = subprocess.run(
+        [tempest, 'run', '--config-file', conf_file, '--list-tests',
+         '--include-list', lists.INCLUDE_LIST], cwd=work_dir,
+        capture_output=True, text=True, check=True).stdout.split()
+    test_ids = [t for t in listed if t.startswith('tempest.')]
+    selected, taken = lists.apply(test_ids, include, skip)
+    found += ['%s: matches no test of the include list' % regex
+              for regex, ids in taken.items() if not ids]
+    print('[tempest] include list: %d tests; skip list: %d entries take out '
+          '%d; %d to run' % (len(test_ids), len(skip),
+                             len(test_ids) - len(selected), len(selected)))
+    for problem in found:
+        print('[tempest] skip list: %s' % problem, file=sys.stderr)
+    return not found
 
 
 def main(argv=None):
@@ -157,9 +206,10 @@ def main(argv=None):
                       stack_env, admin, clouds_yaml, region, host, port)
     rc = 1
     try:
-        image_id = step('guest image', guest_image.ensure_guest_image,
-                        admin, region, stack_env['GUEST_DIR'],
-                        log=lambda msg: print('  ' + msg))
+        image_id, image_alt_id = step(
+            'guest images', guest_image.ensure_guest_images,
+            admin, region, stack_env['GUEST_DIR'],
+            log=lambda msg: print('  ' + msg))
         for sub in ('logs', 'lock'):
             os.makedirs(os.path.join(work_dir, sub), exist_ok=True)
         # One run's log: tempest appends, and debug logs grow fast.
@@ -171,16 +221,19 @@ def main(argv=None):
             'accounts_file': accounts_file,
             'lock_path': os.path.join(work_dir, 'lock'),
             'log_dir': os.path.join(work_dir, 'logs'),
-            'image_ref': image_id, 'image_ref_alt': image_id,
-            'flavor_ref': FLAVOR, 'flavor_ref_alt': FLAVOR,
+            'image_ref': image_id, 'image_ref_alt': image_alt_id,
+            'flavor_ref': FLAVOR, 'flavor_ref_alt': FLAVOR_ALT,
         }))
         stestr_conf(work_dir, os.path.join(tempest_venv, 'bin', 'python'))
-        command = [os.path.join(tempest_venv, 'bin', 'tempest'), 'run',
+        tempest = os.path.join(tempest_venv, 'bin', 'tempest')
+        if not step('lists', check_lists, tempest, conf_file, work_dir):
+            return 2
+        command = [tempest, 'run',
                    '--config-file', conf_file,
-                   '--exclude-list', SKIP_LIST,
+                   '--exclude-list', lists.SKIP_LIST,
                    '--concurrency', str(CONCURRENCY)]
         if '--regex' not in tempest_args:
-            command += ['--include-list', INCLUDE_LIST]
+            command += ['--include-list', lists.INCLUDE_LIST]
         print('[tempest] %s' % ' '.join(command + tempest_args), flush=True)
         rc = step('tempest run', subprocess.call, command + tempest_args,
                   cwd=work_dir)
