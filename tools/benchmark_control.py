@@ -252,6 +252,51 @@ def vm_rss_kib(pid):
     return 0
 
 
+def cpu_seconds(pids):
+    """User + system CPU seconds of these processes (Linux /proc)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            with open('/proc/%d/stat' % pid) as stat:
+                fields = stat.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf('SC_CLK_TCK')
+
+
+class CPUMeter:
+    """CPU seconds spent by the API, the computes and Glance in a phase."""
+
+    def __init__(self, deployment, stack):
+        with open(os.path.join(stack['STACK_DIR'], 'pids',
+                               'glance-uwsgi.pid')) as f:
+            glance = int(f.read().split()[0])
+        api = deployment.processes['api'].pid
+        computes = [proc.pid for name, proc in deployment.processes.items()
+                    if name.startswith('compute-')]
+        self.accounts = {
+            'api': lambda: [api] + _children(api),
+            'computes': lambda: computes,
+            'glance': lambda: [glance] + _children(glance),
+        }
+        self.before = self.read()
+
+    def read(self):
+        return {name: cpu_seconds(pids()) for name, pids in
+                self.accounts.items()}
+
+    def delta(self):
+        after = self.read()
+        return {name: round(after[name] - self.before[name], 1)
+                for name in after}
+
+
+def print_cpu(cpu, wall):
+    print('  CPU seconds in the phase (2 cores = %.0f s available): %s' % (
+        2 * wall, ', '.join('%s %.1f' % item for item in sorted(cpu.items()))))
+
+
 class RSSSampler(threading.Thread):
     """VmRSS of the API process and its children every ``interval`` s."""
 
@@ -408,6 +453,22 @@ class BenchDeployment(deployment_fixture.Deployment):
                                  connection=self.compute_url)
         return super().start_compute(host, extra)
 
+    def _wait_for_api(self, timeout):
+        # uWSGI listens before its workers have loaded the application: a
+        # request may wait longer than the fixture's 2 s read timeout.
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._check_alive('api')
+            try:
+                status, _, _ = HTTP(self.api_port, {}).call('GET', '/')
+                if status == 200:
+                    return
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError('the API did not answer in %ss; see %s'
+                           % (timeout, self.state_dir))
+
     def _spawn(self, name, argv):
         if name != 'api' or not self.uwsgi_ini:
             return super()._spawn(name, argv)
@@ -442,12 +503,13 @@ class BenchDeployment(deployment_fixture.Deployment):
                                                     'api-uwsgi.log'))
             if not any(line.split('=', 1)[0].strip() in (
                     'virtualenv', 'venv', 'home') for line in lines):
-                out.write('virtualenv = %s\n' % os.path.join(REPO, '.venv'))
+                # The virtualenv running this benchmark (and the services).
+                out.write('virtualenv = %s\n' % sys.prefix)
         return path
 
 
 def find_uwsgi():
-    for candidate in (os.path.join(REPO, '.venv', 'bin', 'uwsgi'),
+    for candidate in (os.path.join(os.path.dirname(sys.executable), 'uwsgi'),
                       shutil.which('uwsgi') or '',
                       os.path.join(REPO, '.stack', 'glance-venv', 'bin',
                                    'uwsgi')):
@@ -463,10 +525,13 @@ def scheduler_needs_a_host():
         return 'several compute services are up' in src.read()
 
 
-def deployment_conf(hold_dir, schedule_host):
+def deployment_conf(hold_dir, schedule_host, response_validation):
     conf = ns_conf.new_conf([])
     extra = {
         'DEFAULT': {'debug': 'false'},
+        # The test fixture's "error"; an operator gets the option's default.
+        'api': {'response_validation': response_validation or
+                conf.api.response_validation},
         'compute': {'compute_driver': 'fake'},
         'fake': {'snapshot_hold_dir': hold_dir},
     }
@@ -642,13 +707,16 @@ def statements_per_request(api, pg, image_id, servers, repeats):
         rec = Recorder(op)
         counter = StatementCounter(pg)
         ok = 0
+        rec.start()
         for i in range(repeats):
             method, path, body = make(i)
             status, _ = api.timed(rec, op, method, path, body)
             ok += status is not None and 200 <= status < 300
+        rec.stop()
         delta = counter.delta()
         total, tx = delta[API_ROLE]
         out[op] = {'requests': repeats, 'ok': ok,
+                   'p50_ms': rec.summary(op)['p50_ms'],
                    'statements_per_request': round(total / repeats, 1),
                    'of_which_transaction_control': round(tx / repeats, 1)}
     return out
@@ -851,6 +919,10 @@ def parse_args():
                         default='auto', help='set [compute] '
                         'default_schedule_host to the first host (auto: '
                         'only while the API cannot choose among hosts)')
+    parser.add_argument('--response-validation',
+                        choices=('error', 'warn', 'ignore'),
+                        help='[api] response_validation (default: the '
+                        'option\'s default, as an operator runs it)')
     parser.add_argument('--json', help='also write the results to this file')
     args = parser.parse_args()
     if args.duration is None:
@@ -894,11 +966,13 @@ def main():
                'schedule_host': schedule_host,
                'load_average_start': os.getloadavg()}
     print('setup: %d servers, %d clients, mixed phase %.0f s, API %s, '
-          'schedule host %s, load average %.2f %.2f %.2f' % (
+          'response validation %s, schedule host %s, load average %.2f '
+          '%.2f %.2f' % (
               args.servers, args.clients, args.duration,
               'uWSGI (%s)' % args.uwsgi if args.uwsgi
-              else 'nova-snapshot-api', schedule_host or '(scheduler)',
-              *os.getloadavg()))
+              else 'nova-snapshot-api',
+              args.response_validation or 'default',
+              schedule_host or '(scheduler)', *os.getloadavg()))
     glance = glance_http(stack, project, user)
     pg = PrivatePostgres(workdir)
     deployment = None
@@ -910,7 +984,8 @@ def main():
             compute_url=pg.url(COMPUTE_ROLE), uwsgi_ini=args.uwsgi,
             uwsgi_bin=uwsgi_bin, stack_env=stack, hosts=hosts,
             database_url=pg.url(API_ROLE),
-            extra_conf=deployment_conf(hold_dir, schedule_host))
+            extra_conf=deployment_conf(hold_dir, schedule_host,
+                                       args.response_validation))
         deployment.start()
         api = HTTP(deployment.api_port, {
             'X-Auth-Token': '%s:%s' % (user, project),
@@ -944,13 +1019,17 @@ def main():
 
         # 2. one client, detail; statements per request
         sampler.phase = 'probes'
+        cpu = CPUMeter(deployment, stack)
         rec, counts, delta = single_client_detail(api, args.detail_repeats,
                                                   pg)
+        detail_cpu = cpu.delta()
         print_phase(rec, '2. GET /servers/detail, one client, %d times'
                     % args.detail_repeats)
         detail_statements = delta[API_ROLE][0] / max(1, args.detail_repeats)
         print('  servers per response: %s; API SQL statements per request: '
-              '%.1f' % (sorted(set(counts)), detail_statements))
+              '%.1f; API CPU per request %.0f ms' % (
+                  sorted(set(counts)), detail_statements,
+                  1000 * detail_cpu['api'] / max(1, args.detail_repeats)))
         results['detail_one_client'] = dict(
             rec.report(), servers_returned=sorted(set(counts)),
             statements_per_request=detail_statements)
@@ -969,22 +1048,28 @@ def main():
 
         # 3. the ceiling: Glance, then createImage, same concurrency
         sampler.phase = 'ceiling'
+        cpu = CPUMeter(deployment, stack)
         glance_rec = glance_ceiling(glance, args.image_count, args.clients,
                                     600, user)
         print_phase(glance_rec, '3a. Glance POST /v2/images, %d clients'
                     % args.clients)
+        glance_cpu = cpu.delta()
+        print_cpu(glance_cpu, glance_rec.wall())
         image_servers = servers[:args.image_count]
         counter = StatementCounter(pg)
+        cpu = CPUMeter(deployment, stack)
         image_rec = create_images(api, image_servers, args.clients, 600)
         print_phase(image_rec, '3b. createImage on %d distinct servers, %d '
                     'clients' % (len(image_servers), args.clients))
+        image_cpu = cpu.delta()
+        print_cpu(image_cpu, image_rec.wall())
         drained, states, busy = wait_for_states(pg, 600)
         delta = counter.delta()
         print('  every snapshot uploaded %.1f s after the last 202 (%d still '
               'busy); statements: API %d, computes %d (incl. heartbeats)'
               % (drained, busy, delta[API_ROLE][0], delta[COMPUTE_ROLE][0]))
-        results['glance_ceiling'] = glance_rec.report()
-        results['create_image'] = dict(image_rec.report(),
+        results['glance_ceiling'] = dict(glance_rec.report(), cpu=glance_cpu)
+        results['create_image'] = dict(image_rec.report(), cpu=image_cpu,
                                        drained_seconds=drained,
                                        statements=delta)
 
@@ -1006,9 +1091,11 @@ def main():
         # 5. the mixed load
         sampler.phase = 'mixed'
         counter = StatementCounter(pg)
+        cpu = CPUMeter(deployment, stack)
         mixed_rec = mixed(api, image_id, servers[:-1], args.clients,
                           args.duration, args.weights, max_ops=100000)
         delta = counter.delta()
+        mixed_cpu = cpu.delta()
         total_requests = sum(mixed_rec.summary(op)['requests']
                              for op in mixed_rec.ops())
         sampler.phase = 'after'
@@ -1016,6 +1103,7 @@ def main():
                     % (args.clients, args.duration, args.mix))
         print('  the last answer came %.1f s after the end of the phase'
               % mixed_rec.drain_seconds)
+        print_cpu(mixed_cpu, mixed_rec.wall() + mixed_rec.drain_seconds)
         print('  API SQL statements per request over the mix: %.1f '
               '(%d statements, %d requests)' % (
                   delta[API_ROLE][0] / max(1, total_requests),
@@ -1025,6 +1113,7 @@ def main():
               % (drained, states, busy))
         results['mixed'] = dict(mixed_rec.report(), statements=delta,
                                 drain_seconds=mixed_rec.drain_seconds,
+                                cpu=mixed_cpu,
                                 settled_vm_states=states, busy_after=busy)
         sampler.stop()
         rss = rss_verdict(sampler.samples, 'mixed')
