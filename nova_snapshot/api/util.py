@@ -56,9 +56,19 @@ def empty_response(status):
     return response
 
 
+_BASE_URL_KEY = 'nova_snapshot.base_url'
+
+
 def base_url(req):
-    """The public endpoint root (scheme://host[:port][script_name])."""
-    return req.application_url.rstrip('/')
+    """The public endpoint root (scheme://host[:port][script_name]).
+
+    Kept in the environ: a 1000-server list builds 4000 links, and webob
+    works the URL out from the headers on every call.
+    """
+    url = req.environ.get(_BASE_URL_KEY)
+    if url is None:
+        url = req.environ[_BASE_URL_KEY] = req.application_url.rstrip('/')
+    return url
 
 
 def link(req, *parts):
