@@ -39,6 +39,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -290,6 +291,57 @@ class CPUMeter:
         after = self.read()
         return {name: round(after[name] - self.before[name], 1)
                 for name in after}
+
+
+GLANCE_LOG_LINE = re.compile(
+    r'\] (GET|POST|PUT|PATCH|DELETE|HEAD) (\S+) => generated \d+ bytes in '
+    r'(\d+) msecs')
+UUID_RE = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-'
+                     r'[0-9a-f]{12}')
+
+
+class GlanceLog:
+    """Requests Glance's uWSGI logged in a phase, by method and path shape.
+
+    Read from the stack's Glance log (one line per request with the time
+    its worker spent on it); other users of the stack's Glance show up
+    here too, which is why the counts are printed per createImage next to
+    the phase's own request counts.
+    """
+
+    def __init__(self, stack):
+        self.path = os.path.join(stack['STACK_DIR'], 'logs',
+                                 'glance-uwsgi.log')
+        try:
+            self.offset = os.path.getsize(self.path)
+        except OSError:
+            self.offset = None
+
+    def delta(self):
+        counts = collections.Counter()
+        busy_ms = collections.Counter()
+        if self.offset is None:
+            return {}
+        with open(self.path, 'rb') as log:
+            log.seek(self.offset)
+            text = log.read(64 * 2 ** 20).decode('utf-8', 'replace')
+        for match in GLANCE_LOG_LINE.finditer(text):
+            method, path, msecs = match.groups()
+            shape = '%s %s' % (method, UUID_RE.sub('{id}',
+                                                   path.split('?')[0]))
+            counts[shape] += 1
+            busy_ms[shape] += int(msecs)
+        return {shape: {'requests': n, 'worker_ms': busy_ms[shape]}
+                for shape, n in counts.most_common()}
+
+
+def print_glance(glance_log, per, what):
+    if not glance_log:
+        return
+    print('  Glance requests in the phase (its log), per %s: %s' % (
+        what, ', '.join('%s %.2f (%.0f ms)' % (
+            shape, v['requests'] / per, v['worker_ms'] / per)
+            for shape, v in glance_log.items())))
 
 
 def print_cpu(cpu, wall):
@@ -1049,15 +1101,19 @@ def main():
         # 3. the ceiling: Glance, then createImage, same concurrency
         sampler.phase = 'ceiling'
         cpu = CPUMeter(deployment, stack)
+        glance_log = GlanceLog(stack)
         glance_rec = glance_ceiling(glance, args.image_count, args.clients,
                                     600, user)
         print_phase(glance_rec, '3a. Glance POST /v2/images, %d clients'
                     % args.clients)
         glance_cpu = cpu.delta()
         print_cpu(glance_cpu, glance_rec.wall())
+        glance_requests = glance_log.delta()
+        print_glance(glance_requests, args.image_count, 'image create')
         image_servers = servers[:args.image_count]
         counter = StatementCounter(pg)
         cpu = CPUMeter(deployment, stack)
+        glance_log = GlanceLog(stack)
         image_rec = create_images(api, image_servers, args.clients, 600)
         print_phase(image_rec, '3b. createImage on %d distinct servers, %d '
                     'clients' % (len(image_servers), args.clients))
@@ -1065,11 +1121,16 @@ def main():
         print_cpu(image_cpu, image_rec.wall())
         drained, states, busy = wait_for_states(pg, 600)
         delta = counter.delta()
+        image_glance_requests = glance_log.delta()
+        print_glance(image_glance_requests, len(image_servers),
+                     'createImage (until every snapshot is uploaded)')
         print('  every snapshot uploaded %.1f s after the last 202 (%d still '
               'busy); statements: API %d, computes %d (incl. heartbeats)'
               % (drained, busy, delta[API_ROLE][0], delta[COMPUTE_ROLE][0]))
-        results['glance_ceiling'] = dict(glance_rec.report(), cpu=glance_cpu)
+        results['glance_ceiling'] = dict(glance_rec.report(), cpu=glance_cpu,
+                                         glance_log=glance_requests)
         results['create_image'] = dict(image_rec.report(), cpu=image_cpu,
+                                       glance_log=image_glance_requests,
                                        drained_seconds=drained,
                                        statements=delta)
 
