@@ -1,5 +1,7 @@
 """[database] pool and reconnect options against the real PostgreSQL."""
 
+import threading
+import time
 import unittest
 
 import sqlalchemy as sa
@@ -70,3 +72,65 @@ class TestPoolPostgreSQL(unittest.TestCase):
         self.assertGreaterEqual(killed, 1)
         self.assertEqual('before',
                          database.instance_get(created['uuid'])['name'])
+
+
+class TestDeadlockRetryPostgreSQL(unittest.TestCase):
+    """A real deadlock: the loser's method is run again and succeeds."""
+
+    def setUp(self):
+        super().setUp()
+        self.server_db = test_db_postgresql._PostgreSQL(
+            test_db_postgresql.PG_URL)
+        self.server_db.create()
+        self.addCleanup(self.server_db.drop)
+        url = self.server_db.url.render_as_string(hide_password=False)
+        conf = ns_conf.new_conf([])
+        conf.set_override('connection', url, group='database')
+        conf.set_override('db_retry_interval', 0, group='database')
+        self.db = db_api.Database(conf)
+        self.addCleanup(self.db.dispose)
+        self.db.create_schema()
+        self.other = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        self.addCleanup(self.other.dispose)
+
+    def test_deadlocked_destroy_is_retried(self):
+        instance = self.db.instance_create({'name': 'x'})
+        uuid = instance['uuid']
+        self.db.bdm_create({'instance_uuid': uuid, 'boot_index': 0})
+        deadlocks = []
+
+        def seen(context):
+            code = getattr(context.original_exception, 'pgcode', None)
+            if code == '40P01':
+                deadlocks.append(code)
+
+        sa.event.listen(self.db.engine, 'handle_error', seen)
+        locked = threading.Event()
+        outcome = {}
+
+        def other_order():
+            # Locks the BDM first, then the instance: the opposite order
+            # of instance_destroy. Its deadlock check is slow on purpose,
+            # so instance_destroy's transaction is the one PostgreSQL
+            # aborts.
+            with self.other.begin() as conn:
+                conn.exec_driver_sql("SET LOCAL deadlock_timeout = '10s'")
+                conn.execute(sa.text(
+                    'UPDATE block_device_mappings SET device_name = :d '
+                    'WHERE instance_uuid = :u'), {'d': '/dev/vdz', 'u': uuid})
+                locked.set()
+                time.sleep(0.5)  # instance_destroy holds the instance now
+                conn.execute(sa.text(
+                    'UPDATE instances SET name = :n WHERE uuid = :u'),
+                    {'n': 'renamed', 'u': uuid})
+            outcome['other'] = 'committed'
+
+        thread = threading.Thread(target=other_order)
+        thread.start()
+        locked.wait(10)
+        destroyed = self.db.instance_destroy(uuid)
+        thread.join(30)
+        self.assertEqual('committed', outcome.get('other'))
+        self.assertEqual(['40P01'], deadlocks)
+        self.assertNotEqual(0, destroyed['deleted'])
+        self.assertEqual('renamed', destroyed['name'])
