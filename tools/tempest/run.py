@@ -68,31 +68,6 @@ def compute_endpoint(session, region):
     return parsed.hostname, parsed.port
 
 
-def keystone_conf(clouds_yaml, region, glance_url, cinder_url):
-    """Options of a Keystone-mode deployment.
-
-    Tokens are validated as the nova-snapshot service user; Glance and
-    Cinder are called with the caller's token.
-    """
-    auth_url, user, password, project = accounts.admin_credentials(
-        clouds_yaml, cloud='nova-snapshot')
-    service_auth = {
-        'auth_type': 'password', 'auth_url': auth_url,
-        'username': user, 'password': password, 'project_name': project,
-        'user_domain_name': 'Default', 'project_domain_name': 'Default',
-    }
-    conf = {
-        'api': {'auth_strategy': 'keystone'},
-        'keystone_authtoken': dict(
-            service_auth, www_authenticate_uri=auth_url,
-            interface='public', region_name=region),
-        'glance': {'api_endpoint': glance_url, 'auth_mode': 'token'},
-    }
-    if cinder_url:
-        conf['cinder'] = {'api_endpoint': cinder_url, 'auth_mode': 'token'}
-    return conf
-
-
 def fresh_database(pg_url, name=DATABASE):
     """A new, empty PostgreSQL database for this run; its URL.
 
@@ -116,23 +91,16 @@ def fresh_database(pg_url, name=DATABASE):
     return base.set(database=name).render_as_string(hide_password=False)
 
 
-def start_deployment(stack_env, session, clouds_yaml, region, host, port):
+def start_deployment(stack_env, host, port):
+    """The fixture's Keystone-mode deployment, on the catalog's port."""
     if port_in_use(host, port):
         raise RuntimeError(
             'something already listens on %s:%s, the catalog\'s compute '
             'endpoint; stop it first (another tempest run or a test)'
             % (host, port))
-    glance_url = session.get_endpoint(service_type='image',
-                                      interface='public', region_name=region)
-    extra = keystone_conf(clouds_yaml, region, glance_url,
-                          stack_env.get('KEYSTONE_CINDER_URL'))
-    extra['api']['bind_port'] = str(port)
     deployment = deployment_fixture.Deployment(
-        stack_env, extra_conf=extra,
+        stack_env, keystone=True, api_port=port,
         database_url=fresh_database(stack_env['PG_URL']))
-    # The catalog names the port; the fixture picks a free one by default.
-    deployment.api_port = port
-    deployment.endpoint = 'http://%s:%d' % (host, port)
     return deployment.start(timeout=120)
 
 
@@ -181,8 +149,8 @@ def main(argv=None):
                         help='Where tempest.conf, accounts and logs go '
                              '(default: .stack/tempest).')
     parser.add_argument('--clouds-yaml', default=None,
-                        help='clouds.yaml with the clouds "admin" and '
-                             '"nova-snapshot" (default: the stack\'s).')
+                        help='clouds.yaml with the cloud "admin" '
+                             '(default: the stack\'s).')
     args, tempest_args = parser.parse_known_args(argv)
 
     started = time.monotonic()
@@ -203,7 +171,7 @@ def main(argv=None):
          accounts_file, log=lambda msg: print('  ' + msg))
     host, port = compute_endpoint(admin, region)
     deployment = step('deployment on %s:%s' % (host, port), start_deployment,
-                      stack_env, admin, clouds_yaml, region, host, port)
+                      stack_env, host, port)
     rc = 1
     try:
         image_id, image_alt_id = step(
