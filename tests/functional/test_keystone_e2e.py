@@ -293,6 +293,22 @@ class KeystoneDeploymentTest(unittest.TestCase):
         after = volume_api.get(self.demo, volume['id'])
         self.assertEqual('available', after['status'])
         self.assertEqual([], after['attachments'])
+        # The same for a snapshot of demo's volume.
+        snap = volume_api.create_snapshot_force(self.demo, volume['id'],
+                                                'ks-demo-snap')
+        self.addCleanup(self._delete_snapshot, volume_api, snap['id'])
+        volume_api.wait_for_snapshot(self.demo, snap['id'], timeout=120)
+        response = alt_client.request('POST', '/servers', json={'server': {
+            'name': name, 'flavorRef': '1', 'imageRef': '',
+            'networks': 'none', 'block_device_mapping_v2': [{
+                'source_type': 'snapshot', 'destination_type': 'volume',
+                'boot_index': 0, 'volume_size': 1, 'uuid': snap['id']}]}})
+        self.assertEqual(400, response.status_code, response.text)
+        self.assertEqual('Block Device Mapping is Invalid: failed to get '
+                         'snapshot %s.' % snap['id'],
+                         response.json()['badRequest']['message'])
+        servers = alt_client.request('GET', '/servers').json()['servers']
+        self.assertNotIn(name, [s['name'] for s in servers])
 
     def test_attach_another_projects_volume_is_404(self):
         volume_api = cinder.CinderAPI(keystone_conf(self.stack))
@@ -307,6 +323,14 @@ class KeystoneDeploymentTest(unittest.TestCase):
         self.assertEqual(404, response.status_code, response.text)
         self.assertEqual('available',
                          volume_api.get(self.alt, volume['id'])['status'])
+
+    def _delete_snapshot(self, volume_api, snapshot_id):
+        try:
+            volume_api.delete_snapshot(self.demo, snapshot_id)
+            volume_api.wait_for_snapshot_deleted(self.demo, snapshot_id,
+                                                 timeout=60)
+        except Exception:
+            pass
 
     def _delete_volume(self, volume_api, volume_id, ctx=None):
         ctx = ctx or self.demo
