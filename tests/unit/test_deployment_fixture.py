@@ -61,3 +61,49 @@ class SweepAbandonedTest(unittest.TestCase):
             os.path.join(abandoned, deployment.OWNER_FILE)))
         self.assertEqual([], deployment.sweep_abandoned('test:///default',
                                                         tmp_dir=self.tmp))
+
+
+STACK = {
+    'GLANCE_URL': 'http://127.0.0.1:9292', 'CINDER_URL': 'http://c:8776/v3',
+    'TRANSPORT_URL': 'rabbit://x', 'KEYSTONE_URL': 'http://k:5000/v3',
+    'KEYSTONE_REGION': 'RegionOne', 'NOVA_SNAPSHOT_SERVICE_USER': 'svc',
+    'NOVA_SNAPSHOT_SERVICE_PASSWORD': 'svc-pass',
+}
+
+
+class DeploymentConfigTest(unittest.TestCase):
+    """The config files a Deployment writes load into our options."""
+
+    def load(self, **kwargs):
+        from keystoneauth1 import loading as ks_loading
+
+        from nova_snapshot import conf as ns_conf
+        state = tempfile.mkdtemp(prefix='ns-deploy-conf-')
+        self.addCleanup(shutil.rmtree, state, True)
+        dep = deployment.Deployment(stack_env=STACK, state_dir=state,
+                                    **kwargs)
+        path = dep._write_config('api')
+        conf = ns_conf.new_conf(['--config-file', path])
+        return dep, conf, ks_loading
+
+    def test_development_modes_are_explicit(self):
+        dep, conf, _ = self.load()
+        self.assertEqual('noauth', conf.api.auth_strategy)
+        self.assertEqual('identity_headers', conf.glance.auth_mode)
+        self.assertEqual('http://127.0.0.1:9292', conf.glance.api_endpoint)
+        self.assertEqual('noauth', conf.cinder.auth_mode)
+        self.assertNotEqual(8774, dep.api_port)
+
+    def test_keystone_mode(self):
+        dep, conf, ks_loading = self.load(keystone=True, api_port=8774)
+        self.assertEqual(8774, dep.api_port)
+        self.assertEqual(str(8774), str(conf.api.bind_port))
+        self.assertEqual('keystone', conf.api.auth_strategy)
+        for group in ('glance', 'cinder'):
+            self.assertEqual('keystone', conf[group].auth_mode)
+            self.assertIsNone(conf[group].api_endpoint)   # the catalog's
+            self.assertEqual(['public'], conf[group].valid_interfaces)
+        self.assertTrue(conf.service_user.send_service_user_token)
+        auth = ks_loading.load_auth_from_conf_options(conf, 'service_user')
+        self.assertEqual('http://k:5000/v3', auth.auth_url)
+        self.assertEqual('svc', conf.service_user.username)
