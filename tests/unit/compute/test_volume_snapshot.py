@@ -302,12 +302,15 @@ class InterruptedAtStartTest(VolumeSnapshotTestBase):
         with mock.patch.object(self.image_api, 'list',
                                wraps=self.image_api.list) as listing:
             self.restart()
-        # As the requester's project, with a member's roles (Glance's
-        # policy refuses a list without them).
+        # As the requester's project, with a member's roles (what the
+        # development modes need: Glance's policy refuses a list without
+        # them), and no user token: with Keystone, Glance and Cinder are
+        # then called as the service user (service_auth).
         used = listing.call_args[0][0]
         self.assertEqual((ctx.project_id, ctx.user_id, ctx.request_id),
                          (used.project_id, used.user_id, used.request_id))
         self.assertIn('member', used.roles)
+        self.assertIsNone(used.auth_token)
         self.assertEqual(set(ids), set(self.cinder.deleted_snapshots))
         self.assertEqual({other['id']}, self.snapshots_left())
         event = self.wait_for_event(instance['uuid'],

@@ -208,6 +208,20 @@ class KeystoneAuthTest(CinderAPITestBase):
         self.client.volume_snapshots.list.assert_called_once_with(
             search_opts={'all_tenants': 1, 'metadata': {'k': 'v'}})
 
+    def test_restart_cleanup_context_acts_as_the_service_user(self):
+        # The compute service's start-up clean-up names the requester's
+        # project but has no token: the service user, across projects.
+        api = cinder.CinderAPI(keystone_conf(service_user=True))
+        self.client.volume_snapshots.list.return_value = []
+        api.list_snapshots(make_context(request_id='req-1'),
+                           metadata={'k': 'v'})
+        auth, endpoint = self.last_call()
+        self.assertEqual({'X-Auth-Token': 'service-tok'},
+                         api._session.get_auth_headers(auth))
+        self.assertEqual('http://svc.test:8786/v3/svcproject', endpoint)
+        self.client.volume_snapshots.list.assert_called_once_with(
+            search_opts={'all_tenants': 1, 'metadata': {'k': 'v'}})
+
     def test_user_listing_stays_in_the_project(self):
         api = cinder.CinderAPI(keystone_conf())
         self.client.volume_snapshots.list.return_value = []
