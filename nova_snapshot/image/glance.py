@@ -230,9 +230,6 @@ class GlanceAPI(object):
             try:
                 auth = self.keystone.auth_for(context)
                 endpoint = self.endpoint or self.keystone.endpoint(auth)
-            except service_auth.NoCredentials as exc:
-                LOG.error('%s', exc.format_message())
-                raise exception.ImageNotAuthorized(image_id=None)
             except ksa_exc.CatalogException as exc:
                 raise exception.GlanceConnectionFailed(
                     reason='no image endpoint: %s' % exc)
@@ -252,6 +249,9 @@ class GlanceAPI(object):
             attempt += 1
             try:
                 return func(self._client(context))
+            except service_auth.NoCredentials as exc:
+                LOG.error('%s', exc.format_message())
+                raise exception.ImageNotAuthorized(image_id=image_id)
             except _CONNECT_ERRORS as exc:
                 sent = data_sent is not None and data_sent()
                 if attempt > self.num_retries or sent:

@@ -472,9 +472,11 @@ class KeystoneModeTest(unittest.TestCase):
 
     def test_without_user_token_nor_credentials_is_refused(self):
         api = glance.GlanceAPI(keystone_conf())
-        with self.assertLogs('nova_snapshot.image.glance', 'ERROR'):
-            with self.assertRaises(exception.ImageNotAuthorized):
+        with self.assertLogs('nova_snapshot.image.glance', 'ERROR') as logs:
+            with self.assertRaises(exception.ImageNotAuthorized) as caught:
                 api.delete(nova_context.get_admin_context(), 'i1')
+        self.assertIn('i1', caught.exception.format_message())
+        self.assertIn('[service_user]', logs.output[0])
 
     def test_identity_headers_mode_needs_an_endpoint_and_warns(self):
         conf = keystone_conf(auth_mode='identity_headers')
