@@ -53,7 +53,8 @@ def render(facts):
     """tempest.conf text from ``facts``, a dict with:
 
     identity_uri, region, accounts_file, lock_path, log_dir, image_ref,
-    image_ref_alt, flavor_ref, flavor_ref_alt.
+    image_ref_alt, flavor_ref, flavor_ref_alt; cinder (optional): the
+    catalog has a block-storage endpoint.
     """
     conf = {}
     conf['DEFAULT'] = {
@@ -102,9 +103,8 @@ def render(facts):
     conf['service_available'] = {
         'nova': 'true',
         'glance': 'true',
-        # Volume tests are not part of this run (the project's own
-        # functional tests cover volume-backed servers against Cinder).
-        'cinder': 'false',
+        # Boot from volume through the Keystone-mode Cinder of the stack.
+        'cinder': str(bool(facts.get('cinder'))).lower(),
         # tempest skips every compute class that sets
         # create_default_network unless neutron is "available"; with
         # pre-provisioned accounts and no [compute] fixed_network_name it
@@ -115,6 +115,14 @@ def render(facts):
         'horizon': 'false',
         'placement': 'false',
     }
+    if facts.get('cinder'):
+        conf['volume'] = {
+            'region': facts['region'],
+            'endpoint_type': 'publicURL',
+            'build_timeout': str(BUILD_TIMEOUT),
+            'build_interval': '1',
+        }
+        conf['volume-feature-enabled'] = {'backup': 'false'}
     conf['validation'] = {'run_validation': 'false'}
     lines = ['# Written by tools/tempest/run.py from the stack; '
              'do not edit the copy.']

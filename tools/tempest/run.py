@@ -19,6 +19,7 @@ to ``tempest run`` (e.g. ``--concurrency 1``, ``--regex images``; a
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -66,6 +67,16 @@ def compute_endpoint(session, region):
                                region_name=region)
     parsed = parse.urlsplit(url)
     return parsed.hostname, parsed.port
+
+
+def has_service(session, service_type, region):
+    from keystoneauth1 import exceptions as ks_exc
+    try:
+        return bool(session.get_endpoint(service_type=service_type,
+                                         interface='public',
+                                         region_name=region))
+    except ks_exc.EndpointNotFound:
+        return False
 
 
 def fresh_database(pg_url, name=DATABASE):
@@ -178,6 +189,10 @@ def main(argv=None):
             'guest images', guest_image.ensure_guest_images,
             admin, region, stack_env['GUEST_DIR'],
             log=lambda msg: print('  ' + msg))
+        # tempest marks an account in use with a file under lock/; a run
+        # that was killed leaves them, and the next one would find no free
+        # account. Only one run holds the catalog's port, so none is ours.
+        shutil.rmtree(os.path.join(work_dir, 'lock'), ignore_errors=True)
         for sub in ('logs', 'lock'):
             os.makedirs(os.path.join(work_dir, sub), exist_ok=True)
         # One run's log: tempest appends, and debug logs grow fast.
@@ -191,6 +206,7 @@ def main(argv=None):
             'log_dir': os.path.join(work_dir, 'logs'),
             'image_ref': image_id, 'image_ref_alt': image_alt_id,
             'flavor_ref': FLAVOR, 'flavor_ref_alt': FLAVOR_ALT,
+            'cinder': has_service(admin, 'block-storage', region),
         }))
         stestr_conf(work_dir, os.path.join(tempest_venv, 'bin', 'python'))
         tempest = os.path.join(tempest_venv, 'bin', 'tempest')
