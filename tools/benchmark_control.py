@@ -1262,15 +1262,16 @@ def main():
                                 keep)
             shutil.rmtree(deployment.state_dir, ignore_errors=True)
         pg.stop()
-        found, failed = delete_project_images(glance)
-        print('deleted %d Glance images of the run (failures: %s); service '
-              'logs in %s' % (found, failed or 0, os.path.join(workdir,
-                                                               'logs')))
-        shutil.rmtree(os.path.join(workdir, 'pg'), ignore_errors=True)
         if args.json:
             with open(args.json, 'w') as out:
                 json.dump(results, out, indent=2, sort_keys=True,
                           default=str)
+        print('service logs in %s; deleting the run\'s Glance images'
+              % os.path.join(workdir, 'logs'), flush=True)
+        found, failed = delete_project_images(glance)
+        print('deleted %d Glance images of the run (failures: %s)'
+              % (found, failed or 0))
+        shutil.rmtree(os.path.join(workdir, 'pg'), ignore_errors=True)
     return 0
 
 
