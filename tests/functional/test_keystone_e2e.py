@@ -257,6 +257,17 @@ class KeystoneDeploymentTest(unittest.TestCase):
         self.assertEqual(self.base_image['id'], image_api.get(
             ctx, self.base_image['id'])['id'])
         self.assertIn('maxTotalVolumes', volume_api.get_absolute_limits(ctx))
+        # An upload, as a snapshot's ends, with the expired token.
+        image = image_api.create(ctx, {'name': 'ks-expired-upload',
+                                       'disk_format': 'raw',
+                                       'container_format': 'bare'})
+        self.images.append(image['id'])
+        data = os.urandom(3 * 1024 * 1024 + 17)
+        self.assertEqual(len(data), image_api.upload(ctx, image['id'],
+                                                     iter([data])))
+        uploaded = image_api.get(self.demo, image['id'])
+        self.assertEqual(('active', len(data)),
+                         (uploaded['status'], uploaded['size']))
         # Without [service_user] send_service_user_token they are refused.
         conf = keystone_conf(self.stack)
         conf.set_override('send_service_user_token', False,
