@@ -44,6 +44,7 @@ CONCURRENCY = 2
 FLAVOR = '2'
 FLAVOR_ALT = '3'
 DATABASE = 'nova_snapshot_tempest'
+PORT_WAIT = 300
 
 
 def step(title, func, *args, **kwargs):
@@ -104,11 +105,18 @@ def fresh_database(pg_url, name=DATABASE):
 
 def start_deployment(stack_env, host, port):
     """The fixture's Keystone-mode deployment, on the catalog's port."""
+    # Another deployment on the catalog's port (a Keystone-mode functional
+    # test, the demo) may be finishing: wait for it a while, then give up.
+    deadline = time.monotonic() + PORT_WAIT
     if port_in_use(host, port):
-        raise RuntimeError(
-            'something already listens on %s:%s, the catalog\'s compute '
-            'endpoint; stop it first (another tempest run or a test)'
-            % (host, port))
+        print('[tempest] %s:%s is in use; waiting up to %d s for it'
+              % (host, port, PORT_WAIT), flush=True)
+    while port_in_use(host, port):
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                'tools/tempest/run.py: something still listens on %s:%s, '
+                'the catalog\'s compute endpoint; stop it first' % (host, port))
+        time.sleep(2)
     deployment = deployment_fixture.Deployment(
         stack_env, keystone=True, api_port=port,
         database_url=fresh_database(stack_env['PG_URL']))
