@@ -5,9 +5,10 @@ catalog and called with the user's token plus the service user's.
 A Keystone ``Deployment`` (API on the catalog's port 8774 when it is free)
 boots the tiny guest as ``demo`` and snapshots it; the roles come from
 Keystone (``demo-reader`` is refused), a client's identity headers are
-ignored, Cinder refuses another project's volume, token-less work acts as
-the service user, and the unmodified ``openstack`` and ``nova`` clients of
-``.stack/clients-venv`` work against it.
+ignored, Cinder refuses another project's volume, an expired user token
+passes beside the service token, token-less work (the restart clean-up
+included) acts as the service user, and the unmodified ``openstack`` and
+``nova`` clients of ``.stack/clients-venv`` work against it.
 """
 
 import json
@@ -387,6 +388,59 @@ class KeystoneDeploymentTest(unittest.TestCase):
         from nova_snapshot import exception
         self.assertRaises(exception.ImageNotFound, self.image_api.get,
                           self.demo, image['id'])
+
+    def test_restart_cleanup_runs_as_the_service_user(self):
+        """A compute service that died mid volume snapshot left an
+        unfinished event, a tagged Cinder snapshot and a queued image in
+        demo's project; at its next start no user token exists, and it
+        cleans them up as [service_user] (the state a SIGKILL leaves is
+        written directly: killing mid-cut is the volume e2e tests' job)."""
+        from nova_snapshot.compute import manager
+        from nova_snapshot.compute import volume_snapshot
+        from nova_snapshot.db import api as db_api
+        from nova_snapshot import exception
+        request_id = 'req-%s' % uuid.uuid4()
+        ctx = ns_context.RequestContext.from_dict(self.demo.to_dict())
+        ctx.request_id = request_id
+        host = self.deployment.hosts[0]
+        db = db_api.Database(self.deployment.database_url)
+        self.addCleanup(db.dispose)
+        db.action_start(ctx, self.server['id'], 'createImage')
+        db.action_event_start(ctx, self.server['id'],
+                              manager.VOLUME_SNAPSHOT_EVENT, host=host)
+        volume_api = cinder.CinderAPI(keystone_conf(self.stack))
+        volume = volume_api.create(self.demo, 1, 'ks-restart-%s'
+                                   % uuid.uuid4().hex[:6])
+        self.addCleanup(self._delete_volume, volume_api, volume['id'])
+        volume_api.wait_for_volume(self.demo, volume['id'], timeout=120)
+        tags = {volume_snapshot.INSTANCE_TAG: self.server['id'],
+                volume_snapshot.REQUEST_TAG: request_id}
+        snap = volume_api.create_snapshot_force(self.demo, volume['id'],
+                                                'ks-left', metadata=tags)
+        self.addCleanup(self._delete_snapshot, volume_api, snap['id'])
+        volume_api.wait_for_snapshot(self.demo, snap['id'], timeout=120)
+        queued = self.image_api.create(self.demo, {
+            'name': 'ks-left', volume_snapshot.REQUEST_TAG: request_id})
+        self.images.append(queued['id'])
+
+        self.deployment.stop_compute(host)
+        self.deployment.start_compute(host)
+        self.deployment.wait_for_compute(host)
+
+        volume_api.wait_for_snapshot_deleted(self.demo, snap['id'],
+                                             timeout=120)
+        self.assertRaises(exception.ImageNotFound, self.image_api.get,
+                          self.demo, queued['id'])
+        response = self.client.request(
+            'GET', '/servers/%s/os-instance-actions/%s'
+            % (self.server['id'], request_id))
+        self.assertEqual(200, response.status_code, response.text)
+        self.assertEqual('Error', response.json()['instanceAction'].get(
+            'message'))
+        event = db.action_get_by_request_id(self.server['id'],
+                                            request_id)['events'][0]
+        self.assertEqual('Error', event['result'])
+        self.assertIn('deleted 1 leftover', event['details'])
 
     # -- the unmodified clients ----------------------------------------
 
