@@ -139,6 +139,12 @@ def stestr_conf(work_dir, tempest_python):
     write_file(os.path.join(work_dir, '.stestr.conf'),
                '[DEFAULT]\ntest_path=%s/test_discover\ntop_dir=%s\n'
                'group_regex=([^\\.]*\\.)*\n' % (site, site))
+    # Listing tests (check_lists) needs the repository that a first
+    # ``tempest run`` would otherwise create.
+    if not os.path.isdir(os.path.join(work_dir, '.stestr')):
+        subprocess.run([os.path.join(os.path.dirname(tempest_python),
+                                     'stestr'), 'init'],
+                       cwd=work_dir, check=True, capture_output=True)
 
 
 def check_lists(tempest, conf_file, work_dir):
@@ -146,10 +152,16 @@ def check_lists(tempest, conf_file, work_dir):
     include = lists.read_list(lists.INCLUDE_LIST)
     skip = lists.read_list(lists.SKIP_LIST)
     found = lists.problems(include, skip)
-    listed = subprocess.run(
+    listing = subprocess.run(
         [tempest, 'run', '--config-file', conf_file, '--list-tests',
          '--include-list', lists.INCLUDE_LIST], cwd=work_dir,
-        capture_output=True, text=True, check=True).stdout.split()
+        capture_output=True, text=True)
+    if listing.returncode:
+        print('[tempest] listing the tests failed:\n%s%s'
+              % (listing.stdout[-2000:], listing.stderr[-2000:]),
+              file=sys.stderr)
+        return False
+    listed = listing.stdout.split()
     test_ids = [t for t in listed if t.startswith('tempest.')]
     selected, taken = lists.apply(test_ids, include, skip)
     found += ['%s: matches no test of the include list' % regex
