@@ -5,6 +5,11 @@ a blank data volume attached and writes the same tick to both. createImage
 must record a Cinder snapshot of each volume in a zero-byte active image;
 booting from that image must give back exactly what the snapshots hold,
 which is read independently with ``rbd export``.
+
+As a cloud runs it: each class acts as the member user of a Keystone
+project of its own (the tests assert on a whole project's volumes,
+snapshots and quotas), Cinder is the Keystone-mode cinder-api of the
+catalog, and quotas are changed by the stack's admin.
 """
 
 import concurrent.futures
@@ -32,21 +37,51 @@ BDM_KEYS = {'guest_format', 'boot_index', 'delete_on_termination', 'no_device',
 class VolumeBackedTestBase(e2e_base.EndToEndTestCase):
 
     guest_agent = True
+    keystone_own_project = True
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        conf = e2e_base._glance_conf(cls.stack['GLANCE_URL'])
-        conf.set_override('api_endpoint', cls.stack['CINDER_URL'],
-                          group='cinder')
-        conf.set_override('auth_mode', 'noauth', group='cinder')
+        if cls.keystone:
+            conf = e2e_base.keystone_user_conf(cls.stack)
+        else:
+            conf = e2e_base._glance_conf(cls.stack['GLANCE_URL'])
+            conf.set_override('api_endpoint', cls.stack['CINDER_URL'],
+                              group='cinder')
+            conf.set_override('auth_mode', 'noauth', group='cinder')
         cls.volume_api = cinder.CinderAPI(conf)
         cls.ceph_conf = cls.stack['CEPH_CONF']
         cls.pool = cls.stack.get('RBD_POOL', 'volumes')
-        props = {'os_command_line': 'console=ttyS0'}
+        props = {'os_command_line': e2e_base.GUEST_COMMAND_LINE}
         if cls.guest_agent:
             props['hw_qemu_guest_agent'] = 'yes'
         cls.vol_image = cls._upload_root_image(props)
+
+    @classmethod
+    def release_project(cls):
+        """What the tests left in the class's project goes first."""
+        try:
+            cls.image_api.delete(cls.ctx, cls.vol_image['id'])
+        except Exception:
+            pass
+        client = cls.volume_api._client(cls.ctx)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                left = client.volume_snapshots.list()
+                left += client.volumes.list()
+            except Exception:
+                break
+            if not left:
+                break
+            for item in left:
+                if item.status in ('available', 'error'):
+                    try:
+                        item.delete()
+                    except Exception:
+                        pass    # a snapshot with clones: next round
+            time.sleep(1)
+        super().release_project()
 
     @classmethod
     def _upload_root_image(cls, props):
@@ -255,9 +290,9 @@ class VolumeBackedNoAgentTest(VolumeBackedTestBase):
 
     def test_quota_is_checked_before_anything_is_frozen(self):
         server = self.boot_from_volume('bfv-quota')
-        client = self.volume_api._client(self.ctx)
-        client.quotas.update(self.project, snapshots=1)
-        self.addCleanup(client.quotas.update, self.project, snapshots=-1)
+        admin = self.volume_api._client(self.admin_ctx)
+        admin.quotas.update(self.project, snapshots=1)
+        self.addCleanup(admin.quotas.update, self.project, snapshots=-1)
         resp = self.client.action(server['id'],
                                   {'createImage': {'name': 'over'}})
         self.assertEqual(403, resp.status_code, resp.text)
@@ -293,7 +328,8 @@ class GuestAgentFailureTest(VolumeBackedTestBase):
 
     def test_unanswering_agent_with_requirement_is_refused(self):
         required = self._upload_root_image({
-            'os_command_line': 'console=ttyS0', 'hw_qemu_guest_agent': 'yes',
+            'os_command_line': e2e_base.GUEST_COMMAND_LINE,
+            'hw_qemu_guest_agent': 'yes',
             'os_require_quiesce': 'yes'})
         self.addCleanup(self._delete_image, required['id'])
         server = self.boot_from_volume('agent-required', image_id=required['id'],
@@ -459,8 +495,9 @@ class VolumeAttachmentsApiTest(VolumeBackedTestBase):
         # of the two volumes the build asks Cinder for, one is refused.
         existing = self.new_volume()
         client = self.volume_api._client(self.ctx)
-        client.quotas.update(self.project, volumes=2)
-        self.addCleanup(client.quotas.update, self.project, volumes=-1)
+        admin = self.volume_api._client(self.admin_ctx)
+        admin.quotas.update(self.project, volumes=2)
+        self.addCleanup(admin.quotas.update, self.project, volumes=-1)
         resp = self.client.request('POST', '/servers', json={'server': {
             'name': 'over-quota', 'imageRef': '', 'flavorRef': '2',
             'networks': 'none', 'block_device_mapping_v2': [
