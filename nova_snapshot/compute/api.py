@@ -249,8 +249,31 @@ class ComputeAPI(object):
             context, values, bdms, scheduler.usage_for(flavor, volume_backed),
             forced_host, forced_node)
         if instance['host'] and instance['vm_state'] == vm_states.BUILDING:
-            self.rpcapi.build_instance(context, instance, values['image_ref'])
+            try:
+                self.rpcapi.build_instance(context, instance,
+                                           values['image_ref'])
+            except Exception as exc:
+                with excutils.save_and_reraise_exception():
+                    self._fail_unsent_build(instance, exc)
         return instance
+
+    def _fail_unsent_build(self, instance, exc):
+        """The build cast never left: nobody would build the server or
+        give its host's room back, so do both here (ERROR, fault)."""
+        LOG.error('Could not ask %s to build %s: %s', instance['host'],
+                  instance['uuid'], exc)
+        try:
+            self.db.instance_update(
+                instance['uuid'], {'vm_state': vm_states.ERROR,
+                                   'task_state': None},
+                expected_task_state=task_states.SCHEDULING)
+            self.db.fault_create(instance['uuid'], 500,
+                                 'Build request not sent to the compute '
+                                 'host', str(exc), host=instance['host'])
+            self.db.instance_release_claim(instance['uuid'])
+        except Exception:
+            LOG.warning('Could not fail the unsent build of %s',
+                        instance['uuid'], exc_info=True)
 
     def _get_image_bad_request(self, context, image_id):
         try:

@@ -308,3 +308,18 @@ class CapacityReportTest(fakes.ComputeTestCase):
                                    '1', availability_zone='nova',
                                    forced_host=self.HOST)
         self.assertEqual(self.HOST, instance['host'])
+
+    def test_unsent_build_cast_errors_the_server_and_releases(self):
+        boom = RuntimeError('broker down')
+        with mock.patch.object(self.rpcapi, 'build_instance',
+                               side_effect=boom):
+            self.assertRaises(RuntimeError, self.api.create, self.ctx, 'vm',
+                              self.base_image['id'], '3')
+        [instance] = self.db.instance_get_all()
+        self.assertEqual(('error', None, 0), (
+            instance['vm_state'], instance['task_state'],
+            instance['claimed_memory_mb']))
+        self.assertEqual(0, self.db.compute_node_get(
+            self.HOST)['memory_mb_used'])
+        fault = self.db.fault_get_latest(instance['uuid'])
+        self.assertEqual('broker down', fault['details'])
