@@ -37,11 +37,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 from nova_snapshot import conf as ns_conf  # noqa: E402
+from nova_snapshot.image import glance  # noqa: E402
 from tests.functional.fixtures import deployment as deployment_fixture  # noqa: E402
 from tests.functional.fixtures import guest as guest_fixture  # noqa: E402
 from tests.functional.fixtures import stack as stack_fixture  # noqa: E402
 from tests.functional.fixtures import watchers  # noqa: E402
-from nova_snapshot.image import glance  # noqa: E402
 
 CMDLINE = 'console=ttyS0 nsguest.print_every=1'
 

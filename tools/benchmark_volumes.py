@@ -30,11 +30,11 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from nova_snapshot import conf as ns_conf  # noqa: E402
+from nova_snapshot.image import glance  # noqa: E402
+from nova_snapshot.volume import cinder  # noqa: E402
 from tests.functional.fixtures import deployment as deployment_fixture  # noqa: E402
 from tests.functional.fixtures import guest as guest_fixture  # noqa: E402
 from tests.functional.fixtures import stack as stack_fixture  # noqa: E402
-from nova_snapshot.image import glance  # noqa: E402
-from nova_snapshot.volume import cinder  # noqa: E402
 
 TICK = r'nova-snapshot-guest: tick \d+'
 

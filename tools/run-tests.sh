@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run every test on this machine, from a fresh Debian 12 (as root) or a warm
-# checkout: install what is missing, start the loopback stack, run pytest
-# over tests/ (unit + functional), then tempest's compute image and server
+# checkout: install what is missing, lint (tools/lint.sh), start the loopback
+# stack, run pytest over tests/ (unit + functional), then tempest's compute image and server
 # tests (tools/tempest/run.py; SKIP_TEMPEST=1 leaves them out). Extra
 # arguments go to pytest (and skip tempest), e.g.
 #   tools/run-tests.sh -k glance -x
@@ -11,6 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/stack/install.sh
+
+rc=0
+# Lint on a full run; a finding fails the run but the tests still run, so
+# CI reports both.
+if [ "$#" -eq 0 ]; then
+    tools/lint.sh || rc=1
+fi
+
 tools/stack/start.sh
 
 # Run all of tests/ unless the arguments name test paths themselves.
@@ -22,7 +30,6 @@ for arg in "$@"; do
     fi
 done
 
-rc=0
 .venv/bin/python -m pytest -p no:cacheprovider "${targets[@]}" "$@" || rc=$?
 if [ "$rc" -eq 5 ]; then
     echo "run-tests.sh: pytest collected no tests; treating that as a failure" >&2

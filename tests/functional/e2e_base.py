@@ -23,12 +23,12 @@ import uuid
 import libvirt
 import psycopg2
 
+from nova_snapshot.image import glance
 from tests.functional.fixtures import client as client_fixture
 from tests.functional.fixtures import deployment
 from tests.functional.fixtures import guest
 from tests.functional.fixtures import keystone as keystone_fixture
 from tests.functional.fixtures import stack
-from nova_snapshot.image import glance
 
 PG_ADMIN_DSN = 'host=127.0.0.1 user=postgres dbname=postgres'
 # no_timer_check: on a loaded host a TCG guest's kernel can find its timer
@@ -203,8 +203,8 @@ class EndToEndTestCase(unittest.TestCase):
         The queue exists once the listener starts, so start it before the
         action whose notifications the test wants to see.
         """
-        import oslo_messaging
         from oslo_config import cfg
+        import oslo_messaging
 
         received = []
 

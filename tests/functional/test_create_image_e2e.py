@@ -12,9 +12,9 @@ import time
 
 import libvirt
 
-from tests.functional.fixtures import watchers
 from nova_snapshot import exception
 from tests.functional import e2e_base
+from tests.functional.fixtures import watchers
 
 
 def _captured_tick(test, image_id):

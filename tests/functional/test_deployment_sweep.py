@@ -14,12 +14,12 @@ import unittest
 
 import libvirt
 
-from tests.functional.fixtures import deployment
-from tests.functional.fixtures import guest
-from tests.functional.fixtures import stack
 from nova_snapshot.image import glance
 from tests.functional import base
 from tests.functional import e2e_base
+from tests.functional.fixtures import deployment
+from tests.functional.fixtures import guest
+from tests.functional.fixtures import stack
 
 _CHILD = r'''
 import json, sys, uuid

@@ -24,11 +24,11 @@ import libvirt_qemu
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute import task_states
 from nova_snapshot import conf as ns_conf
-from tests.functional.fixtures import guest
-from tests.functional.fixtures import stack
 from nova_snapshot import exception
 from nova_snapshot.virt.libvirt import driver as libvirt_driver
 from nova_snapshot.virt.libvirt import snapshot_marker
+from tests.functional.fixtures import guest
+from tests.functional.fixtures import stack
 
 BOOT_TIMEOUT = 90
 SECTOR = 512

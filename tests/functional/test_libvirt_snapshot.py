@@ -22,11 +22,11 @@ import uuid
 import libvirt
 
 from nova_snapshot import conf as ns_conf
-from tests.functional.fixtures import stack as stack_fixture
-from tests.functional.fixtures import watchers
 from nova_snapshot import exception
 from nova_snapshot.virt.libvirt import snapshot
 from nova_snapshot.virt.libvirt import snapshot_marker
+from tests.functional.fixtures import stack as stack_fixture
+from tests.functional.fixtures import watchers
 
 MiB = 1024 * 1024
 DATA_OFFSET = 1 * MiB

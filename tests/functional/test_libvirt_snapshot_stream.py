@@ -17,6 +17,7 @@ import unittest
 
 import libvirt
 
+from nova_snapshot import exception
 from nova_snapshot.virt.libvirt import snapshot_stream
 from tests.functional import test_libvirt_snapshot as base
 
@@ -112,7 +113,7 @@ class LibvirtSnapshotStreamTest(base.LibvirtSnapshotTest):
 
     def test_stream_upload_failure_ends_job(self):
         api = base.FakeImageAPI(self.upload_path, fail_after=2)
-        self.assertRaises(Exception, self.take, api)
+        self.assertRaises(exception.NovaSnapshotException, self.take, api)
         self.assert_no_job()
         self.assertEqual(libvirt.VIR_DOMAIN_RUNNING, self.domain.state()[0])
         self.assert_no_leftovers()

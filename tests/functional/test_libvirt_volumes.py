@@ -22,10 +22,10 @@ import libvirt
 import libvirt_qemu
 
 from nova_snapshot.compute import power_state
-from tests.functional.fixtures import guest
-from tests.functional.fixtures import stack
 from nova_snapshot import exception
 from nova_snapshot.virt.libvirt import quiesce as vquiesce
+from tests.functional.fixtures import guest
+from tests.functional.fixtures import stack
 
 from tests.functional import test_libvirt_driver as base
 
@@ -295,7 +295,9 @@ class LibvirtVolumesTest(base.LibvirtDriverTest):
         instance['system_metadata'] = {'image_kernel_id': 'kernel-image',
                                        'image_ramdisk_id': 'ramdisk-image'}
         started = time.monotonic()
-        self.assertRaises(Exception, self.driver.spawn, None, instance, {},
+        # Any of ours (QEMU's refusal comes back as HypervisorError).
+        self.assertRaises(exception.NovaSnapshotException,
+                          self.driver.spawn, None, instance, {},
                           block_device_info={
                               'root_device_name': '/dev/vda',
                               'block_device_mapping': [{

@@ -1,9 +1,9 @@
 """The option and policy lists that the sample generators read."""
 
+import os
 import subprocess
 import sys
 import tempfile
-import os
 import unittest
 
 from nova_snapshot.conf import opts

@@ -158,8 +158,8 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
     def test_boot_from_volume_checks_attach_volume_too(self):
         # A member may create servers, but an operator who closes
         # create:attach_volume closes boot from volume alone (Nova).
-        from oslo_policy import policy as oslo_policy
         from nova_snapshot import policy
+        from oslo_policy import policy as oslo_policy
         enforcer = policy.Enforcer(self.app_conf)
         enforcer.oslo_enforcer.load_rules()
         enforcer.oslo_enforcer.set_rules(oslo_policy.Rules.from_dict(

@@ -1,4 +1,5 @@
 #!/bin/busybox sh
+# shellcheck shell=dash  # busybox ash, checked as the closest POSIX shell
 # /init of the nova-snapshot test guest (runs as PID 1 from the initramfs).
 #
 # The guest keeps a counter in sector 1 of its root disk and bumps it every

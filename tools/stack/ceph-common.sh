@@ -1,4 +1,5 @@
 # Shared settings of tools/stack/ceph-up.sh and ceph-down.sh. Sourced.
+# shellcheck shell=bash disable=SC2034  # sourced: its variables are used by the scripts that source it
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 CEPH_DIR=$STACK_DIR/ceph

@@ -1,4 +1,5 @@
 # Shared settings of tools/stack/cinder-up.sh and cinder-down.sh. Sourced.
+# shellcheck shell=bash disable=SC2034  # sourced: its variables are used by the scripts that source it
 source "$(dirname "${BASH_SOURCE[0]}")/ceph-common.sh"
 
 CINDER_VENV=${CINDER_VENV:-$STACK_DIR/cinder-venv}

@@ -1,4 +1,5 @@
 # Shared helpers for tools/stack/*.sh. Sourced, never executed.
+# shellcheck shell=bash disable=SC2034  # sourced: its variables are used by the scripts that source it
 #
 # Everything the scripts create lives under $STACK_DIR (.stack/ in the
 # repository), so a checkout can be wiped with stop.sh + rm -rf .stack.

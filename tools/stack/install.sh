@@ -18,7 +18,7 @@ source "$(dirname "$0")/common.sh"
 APT_PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients
 qemu-system-x86 qemu-utils qemu-block-extra libvirt-dev pkg-config
 busybox-static cpio qemu-guest-agent e2fsprogs
-python3-venv python3-dev gcc git curl
+python3-venv python3-dev gcc git curl shellcheck
 ceph-mon ceph-mgr ceph-osd ceph-common python3-rbd python3-rados"
 # Only installed when missing: the machines we run on already have them
 # running, and reinstalling would not touch a running server anyway.

@@ -25,8 +25,8 @@ Snapshots are delegated to :mod:`nova_snapshot.virt.libvirt.snapshot`.
 import glob
 import json
 import os
-import shutil
 import platform
+import shutil
 import subprocess
 import time
 import uuid as uuidlib

@@ -56,8 +56,8 @@ class TestCreateImage(base.APITestCase):
         # An operator closes only allow_volume_backed: image-backed servers
         # still snapshot, volume-backed ones are 403.
         from nova_snapshot.api import deploy
-        from tests.unit.api import fake_auth
         from nova_snapshot import policy
+        from tests.unit.api import fake_auth
         enforcer = policy.Enforcer(self.conf)
         enforcer.oslo_enforcer.load_rules()
         enforcer.oslo_enforcer.set_rules(oslo_policy.Rules.from_dict(

@@ -3,10 +3,10 @@ OS-DCF:diskConfig) and the no-argument actions, against FakeComputeAPI."""
 
 import string
 
+from nova_snapshot.api import faults
+from nova_snapshot.api import microversion
 from nova_snapshot.api import password
 from nova_snapshot.api.schemas import servers as schema
-from nova_snapshot.api import microversion
-from nova_snapshot.api import faults
 from nova_snapshot.api import validation
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot import exception

@@ -12,11 +12,11 @@ import uuid as uuidlib
 
 import oslo_messaging as messaging
 
-from nova_snapshot import conf as ns_conf
-from nova_snapshot import context as ns_context
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import notifications
 from nova_snapshot.compute import rpcapi as compute_rpcapi
+from nova_snapshot import conf as ns_conf
+from nova_snapshot import context as ns_context
 from nova_snapshot.db import api as db_api
 from nova_snapshot import exception
 from nova_snapshot import rpc

@@ -9,8 +9,8 @@ import uuid as uuidlib
 
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot import exception
-from nova_snapshot import volume
 from nova_snapshot.virt import fake as fake_virt
+from nova_snapshot import volume
 from tests.unit.compute import fakes
 
 
