@@ -191,6 +191,10 @@ class InvalidBDM(Invalid):
     msg_fmt = 'Block Device Mapping is Invalid: %(reason)s'
 
 
+class InvalidBDMVolumeNotBootable(InvalidBDM):
+    msg_fmt = 'Block Device %(id)s is not bootable.'
+
+
 class InstanceQuiesceNotSupported(Invalid):
     msg_fmt = ('Quiescing is not supported in instance %(instance_id)s: '
                '%(reason)s')

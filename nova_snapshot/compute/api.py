@@ -317,6 +317,12 @@ class ComputeAPI(object):
                     raise exception.InvalidVolume(
                         reason='volume %s is %s, not available' % (
                             bdm['volume_id'], volume.get('status')))
+                # Nova boots only from a volume Cinder calls bootable
+                # (one made from an image, or marked so by its owner).
+                if bdm.get('boot_index') == 0 and \
+                        volume.get('bootable') is False:
+                    raise exception.InvalidBDMVolumeNotBootable(
+                        id=bdm['volume_id'])
             elif source == 'snapshot':
                 try:
                     self.volume_api.get_snapshot(context, bdm['snapshot_id'])

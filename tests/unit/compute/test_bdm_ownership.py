@@ -87,6 +87,28 @@ class BdmOwnershipTest(volume_fakes.VolumeComputeTestCase):
             self.create({'source_type': 'volume', 'uuid': mine['id']})
         self.assertEqual(400, caught.exception.code)
 
+    def test_a_volume_cinder_calls_not_bootable_is_400(self):
+        mine = self.cinder.add_volume(size=1, bootable=False,
+                                      project_id=self.ctx.project_id)
+        with self.assertRaises(exception.InvalidBDMVolumeNotBootable) as caught:
+            self.create({'source_type': 'volume', 'uuid': mine['id']})
+        self.assertEqual(400, caught.exception.code)
+        self.assertEqual('Block Device %s is not bootable.' % mine['id'],
+                         caught.exception.format_message())
+        self.assertEqual([], self.db.instance_get_all())
+
+    def test_a_not_bootable_data_volume_is_fine(self):
+        root = self.cinder.add_volume(size=1, bootable=True,
+                                      project_id=self.ctx.project_id)
+        data = self.cinder.add_volume(size=1, bootable=False,
+                                      project_id=self.ctx.project_id)
+        instance = self.boot_from_volume(
+            [{'source_type': 'volume', 'uuid': root['id'],
+              'destination_type': 'volume', 'boot_index': 0},
+             {'source_type': 'volume', 'uuid': data['id'],
+              'destination_type': 'volume', 'boot_index': 1}])
+        self.assertEqual('active', instance['vm_state'])
+
     def test_the_owner_may_boot(self):
         owner = ns_context.RequestContext(
             user_id='bob', project_id='project-b', roles=['member'])
