@@ -13,10 +13,10 @@ raced for the same room the loser moves on to the next host, and when
 none is left the server gets Nova's "No valid host was found".
 
 A forced host (an admin's ``availability_zone`` = ``zone:host``) skips
-the filters as in Nova, so a host that stopped reporting can be targeted;
-a disabled host never is (Nova's mandatory COMPUTE_STATUS_DISABLED
-pre-filter) and the claim is made all the same (Nova's placement
-allocation), so a full host still refuses.
+the capacity filters and the weigher as in Nova, but, unlike Nova, never
+lands on a host that is down or disabled: a server cast to a host that
+stopped reporting would sit in BUILD until it came back. The claim is made
+all the same (Nova's placement allocation), so a full host still refuses.
 """
 
 import datetime
@@ -181,7 +181,7 @@ def order_hosts(conf, nodes, rng=random):
     return ordered
 
 
-def _forced_candidates(nodes, host, node_name):
+def _forced_candidates(nodes, host, node_name, down_time):
     matched = [n for n in nodes
                if (host is None or n['host'] == host) and
                (node_name is None or
@@ -196,7 +196,13 @@ def _forced_candidates(nodes, host, node_name):
     if not enabled:
         raise exception.NoValidHost(
             reason='The requested host is disabled.')
-    return enabled
+    now = datetime.datetime.now(datetime.timezone.utc)
+    live = [n for n in enabled if service_is_up(n, down_time, now)]
+    if not live:
+        raise exception.NoValidHost(
+            reason='The requested host is down (no heartbeat in the last '
+                   '%d seconds).' % down_time)
+    return live
 
 
 def schedule_and_create(conf, db, values, usage, force_host=None,
@@ -210,7 +216,8 @@ def schedule_and_create(conf, db, values, usage, force_host=None,
     """
     nodes = db.compute_node_get_all(TOPIC)
     if force_host or force_node:
-        candidates = _forced_candidates(nodes, force_host, force_node)
+        candidates = _forced_candidates(nodes, force_host, force_node,
+                                        conf.service_down_time)
         rejected = {}
     else:
         candidates, rejected = filter_hosts(conf, nodes, usage)

@@ -207,16 +207,17 @@ class ScheduleAndCreateTest(unittest.TestCase):
         self.assertIn('No compute service has reported',
                       exc.kwargs['reason'])
 
-    def test_forced_host_skips_filters_but_not_claim_or_disable(self):
+    def test_forced_host_skips_filters_but_not_claim_down_or_disable(self):
         self._report('big', memory_mb=9000)
         self._report('small', memory_mb=128)
         self._report('off', memory_mb=9000)
+        self._report('gone', memory_mb=9000)
         self._disable('off')
         with self.db.engine.begin() as conn:
             conn.execute(db_api.models.services.update().where(
-                db_api.models.services.c.host == 'small').values(
+                db_api.models.services.c.host == 'gone').values(
                 last_seen_up=datetime.datetime(2000, 1, 1)))
-        # Down, but forced: Nova skips the filters for forced hosts.
+        # Too small for the filters, but forced: the filters are skipped.
         self.assertEqual('small', self._create(force_host='small')['host'])
         self.assertEqual('small', self._create(
             force_node='small.node')['host'])
@@ -227,6 +228,10 @@ class ScheduleAndCreateTest(unittest.TestCase):
         exc = self.assertRaises(exception.NoValidHost, self._create,
                                 force_host='off')
         self.assertIn('disabled', exc.kwargs['reason'])
+        # Down: never picked, even forced (Nova would cast to it).
+        exc = self.assertRaises(exception.NoValidHost, self._create,
+                                force_host='gone')
+        self.assertIn('down', exc.kwargs['reason'])
         exc = self.assertRaises(exception.NoValidHost, self._create,
                                 force_host='nope')
         self.assertIn('host nope', exc.kwargs['reason'])
