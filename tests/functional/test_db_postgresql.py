@@ -69,12 +69,13 @@ class _MariaDB(_ServerDatabase):
         self._admin('CREATE DATABASE %s CHARACTER SET utf8mb4' % self.name)
 
 
-class _ServerTestBase(api_tests.DatabaseAPITests):
+class ServerDatabaseMixin:
+    """Per class: a fresh database on ``SERVER`` at ``BASE_URL`` with the
+    schema migrated in, shared by the class's tests as ``self.db`` and
+    dropped at the end."""
+
     SERVER = None
     BASE_URL = None
-    # More racers than on SQLite: these servers really run them in parallel.
-    THREADS = 12
-    ROUNDS = 6
 
     @classmethod
     def setUpClass(cls):
@@ -102,6 +103,12 @@ class _ServerTestBase(api_tests.DatabaseAPITests):
     def setUp(self):
         super().setUp()
         self.db = self.shared_db
+
+
+class _ServerTestBase(ServerDatabaseMixin, api_tests.DatabaseAPITests):
+    # More racers than on SQLite: these servers really run them in parallel.
+    THREADS = 12
+    ROUNDS = 6
 
     def test_backend_is_the_server(self):
         self.assertEqual(self.BACKEND, self.db.engine.dialect.name)
