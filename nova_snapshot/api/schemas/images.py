@@ -44,18 +44,6 @@ _LINK = {
 }
 _IMAGE_LINKS = {'type': 'array', 'items': _LINK, 'minItems': 3,
                 'maxItems': 3}
-_NEXT_LINKS = {
-    'type': 'array',
-    'items': {
-        'type': 'object',
-        'properties': {'rel': {'type': 'string', 'enum': ['next']},
-                       'href': {'type': 'string'}},
-        'required': ['rel', 'href'],
-        'additionalProperties': False,
-    },
-    'minItems': 1,
-    'maxItems': 1,
-}
 # Glance properties are strings, but Nova decodes block_device_mapping
 # (a list) for the view, and Glance has no length limit on values.
 _ANY_METADATA = {
@@ -120,7 +108,7 @@ INDEX_RESPONSE = {
                 'additionalProperties': False,
             },
         },
-        'images_links': _NEXT_LINKS,
+        'images_links': server_schemas.NEXT_LINKS,
     },
     'required': ['images'],
     'additionalProperties': False,
@@ -130,7 +118,7 @@ DETAIL_RESPONSE = {
     'type': 'object',
     'properties': {
         'images': {'type': 'array', 'items': IMAGE},
-        'images_links': _NEXT_LINKS,
+        'images_links': server_schemas.NEXT_LINKS,
     },
     'required': ['images'],
     'additionalProperties': False,

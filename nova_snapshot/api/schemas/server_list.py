@@ -95,22 +95,11 @@ USER_FILTERS_V226 = USER_FILTERS_V25 + ('tags', 'tags-any', 'not-tags',
                                         'not-tags-any')
 PAGING_SORTING = ('sort_key', 'sort_dir', 'limit', 'marker')
 
-_NEXT_LINKS = {
-    'type': 'array',
-    'items': {
-        'type': 'object',
-        'properties': {'rel': {'type': 'string', 'enum': ['next']},
-                       'href': {'type': 'string'}},
-        'required': ['rel', 'href'],
-        'additionalProperties': False,
-    },
-}
-
 
 def _with_links(schema):
     schema = dict(schema)
     schema['properties'] = dict(schema['properties'],
-                                servers_links=_NEXT_LINKS)
+                                servers_links=servers.NEXT_LINKS)
     return schema
 
 

@@ -350,3 +350,19 @@ for _schema in (CREATE, CREATE_V237, CREATE_IMAGE, STOP, START, PAUSE,
                 CREATE_IMAGE_RESPONSE_V245, SHOW_RESPONSE, DETAIL_RESPONSE,
                 INDEX_RESPONSE, CREATE_RESPONSE, CONSOLE_OUTPUT_RESPONSE):
     validation.check_schema(_schema)
+
+
+# The ``<collection>_links`` of a full page: one "next" link (Nova's
+# servers_links, images_links).
+NEXT_LINKS = {
+    'type': 'array',
+    'items': {
+        'type': 'object',
+        'properties': {'rel': {'type': 'string', 'enum': ['next']},
+                       'href': {'type': 'string'}},
+        'required': ['rel', 'href'],
+        'additionalProperties': False,
+    },
+    'minItems': 1,
+    'maxItems': 1,
+}
