@@ -153,7 +153,7 @@ class Setup:
             check_port_free(port)
             self.deployment = deployment_fixture.Deployment(
                 stack_env=stack, transport_url=transport_url, keystone=True,
-                api_port=port)
+                api_port=port, uwsgi=True)
             self.session = keystone.session(stack, 'demo')
             self.ctx = keystone.user_context(stack, 'demo')
             conf = ns_conf.new_conf([])
@@ -181,7 +181,8 @@ class Setup:
 
     def describe(self):
         if self.keystone:
-            return ('Keystone: API at %s (the catalog\'s compute endpoint) '
+            return ('Keystone: API at %s (the catalog\'s compute endpoint, '
+                    'under uWSGI with etc/nova-snapshot/api-uwsgi.ini) '
                     'validating tokens, Glance and Cinder from the catalog; '
                     'acting as user demo of project %s'
                     % (self.deployment.endpoint, self.ctx.project_id))

@@ -70,6 +70,8 @@ class KeystoneDeploymentTest(unittest.TestCase):
         cls.deployment = deployment_fixture.Deployment(
             stack_env=cls.stack, keystone=True,
             api_port=port if _port_free(port) else None,
+            # As a cloud serves it: under uWSGI with the shipped ini.
+            uwsgi=True,
             extra_conf={'DEFAULT': {
                 # keystoneauth logs each request's headers (tokens as
                 # hashes): how the test sees the service token go out.

@@ -107,3 +107,34 @@ class DeploymentConfigTest(unittest.TestCase):
         auth = ks_loading.load_auth_from_conf_options(conf, 'service_user')
         self.assertEqual('http://k:5000/v3', auth.auth_url)
         self.assertEqual('svc', conf.service_user.username)
+
+
+class UwsgiIniTest(unittest.TestCase):
+    """A uWSGI deployment serves the shipped ini, with only the address,
+    config file, log and virtualenv of its own."""
+
+    def test_shipped_ini_with_local_paths(self):
+        tmp = tempfile.mkdtemp(prefix='ns-uwsgi-ini-')
+        self.addCleanup(shutil.rmtree, tmp, True)
+        path = deployment.write_uwsgi_ini(
+            os.path.join(tmp, 'api.ini'), 18774, '/x/api.conf', '/x/api.log')
+        with open(path) as ini:
+            lines = [line.strip() for line in ini]
+        with open(deployment.SHIPPED_UWSGI_INI) as shipped:
+            shipped_lines = [line.strip() for line in shipped]
+
+        def values(key, among):
+            return [line.split('=', 1)[1].strip() for line in among
+                    if line.split('=', 1)[0].strip() == key]
+
+        self.assertEqual(['127.0.0.1:18774'], values('http-socket', lines))
+        self.assertEqual(['NOVA_SNAPSHOT_CONFIG_FILE=/x/api.conf'],
+                         values('env', lines))
+        self.assertEqual(['/x/api.log'], values('logto', lines))
+        self.assertEqual([sys.prefix], values('virtualenv', lines))
+        # The sizing and behaviour the operator gets are kept as shipped.
+        for key in ('processes', 'threads', 'listen', 'lazy-apps',
+                    'die-on-term', 'buffer-size', 'add-header', 'module'):
+            self.assertEqual(values(key, shipped_lines), values(key, lines),
+                             key)
+            self.assertTrue(values(key, lines), key)

@@ -118,8 +118,9 @@ def start_deployment(stack_env, host, port):
                 'tools/tempest/run.py: something still listens on %s:%s, '
                 'the catalog\'s compute endpoint; stop it first' % (host, port))
         time.sleep(2)
+    # The API as production serves it: uWSGI with the shipped ini.
     deployment = deployment_fixture.Deployment(
-        stack_env, keystone=True, api_port=port,
+        stack_env, keystone=True, api_port=port, uwsgi=True,
         database_url=fresh_database(stack_env['PG_URL']))
     return deployment.start(timeout=120)
 
