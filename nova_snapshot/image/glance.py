@@ -19,6 +19,7 @@ import io
 import json
 import os
 import stat
+import threading
 import time
 
 import glanceclient
@@ -26,6 +27,7 @@ from glanceclient import exc as glance_exc
 from keystoneauth1 import exceptions as ksa_exc
 from oslo_log import log as logging
 import requests
+import warlock
 
 from nova_snapshot import exception
 from nova_snapshot import service_auth
@@ -44,6 +46,10 @@ _READ_ONLY = frozenset([
     'virtual_size', 'created_at', 'updated_at', 'deleted', 'deleted_at',
     'direct_url', 'locations', 'stores', 'self', 'file', 'schema',
 ])
+# How long a Glance schema (image, member) is reused before it is fetched
+# again (a Glance upgrade may change it).
+SCHEMA_TTL = 600.0
+_JSON_PATCH = 'application/openstack-images-v2.1-json-patch'
 # Links, not image data: left out of the dicts we return.
 _LINKS = ('self', 'file', 'schema')
 
@@ -84,6 +90,35 @@ def translate_error(exc, image_id=None):
         return exception.ImageBadRequest(image_id=image_id, reason=reason)
     return exception.NovaSnapshotException(
         'Glance answered HTTP %s for image %s: %s' % (code, image_id, reason))
+
+
+class _SchemaCache:
+    """Glance's schemas, shared by the clients of one GlanceAPI.
+
+    python-glanceclient fetches ``/v2/schemas/image`` once per client, and
+    a client is per caller (its identity rides on it): without this every
+    createImage cost Glance three schema reads on top of the work itself
+    (doc/benchmarks.rst). Schemas are the same for every caller.
+    """
+
+    def __init__(self, ttl=SCHEMA_TTL):
+        self.ttl = ttl
+        self._schemas = {}
+        self._lock = threading.Lock()
+
+    def wrap(self, fetch):
+        """A ``get(name)`` that answers from the cache, else ``fetch``."""
+        def get(name):
+            now = time.monotonic()
+            with self._lock:
+                hit = self._schemas.get(name)
+            if hit is not None and now - hit[0] < self.ttl:
+                return hit[1]
+            schema = fetch(name)
+            with self._lock:
+                self._schemas[name] = (now, schema)
+            return schema
+        return get
 
 
 def flatten(image):
@@ -208,6 +243,7 @@ class GlanceAPI(object):
         # The last endpoint a call used: image links need one without a
         # context (it is the same catalog entry for everybody).
         self._seen_endpoint = self.endpoint
+        self._schemas = _SchemaCache()
         if self.auth_mode == 'identity_headers':
             LOG.warning('[glance] auth_mode = identity_headers: Glance is '
                         'told who is calling by unauthenticated headers. For '
@@ -236,7 +272,10 @@ class GlanceAPI(object):
             self._seen_endpoint = endpoint.rstrip('/')
             kwargs['auth'] = auth
             kwargs['endpoint_override'] = endpoint
-        return glanceclient.Client('2', **kwargs)
+        client = glanceclient.Client('2', **kwargs)
+        # Every controller of the client reads schemas through this one.
+        client.schemas.get = self._schemas.wrap(client.schemas.get)
+        return client
 
     def _call(self, context, image_id, func, data_sent=None):
         """Run ``func(client)``, retrying connection failures.
@@ -308,12 +347,26 @@ class GlanceAPI(object):
     def update(self, context, image_id, values, remove_props=()):
         kwargs, removed = to_glance(values)
         kwargs.pop('id', None)
-        remove = list(remove_props) + removed
+        remove = set(remove_props).union(removed).difference(kwargs)
+
+        def patch(client):
+            # What glanceclient's images.update() does, less its second
+            # read: Glance answers the PATCH with the updated image.
+            image = client.images.model(**client.images.get(image_id))
+            for key, value in kwargs.items():
+                try:
+                    setattr(image, key, value)
+                except warlock.InvalidOperation as exc:
+                    raise TypeError(str(exc))
+            for key in remove.intersection(image.keys()):
+                delattr(image, key)
+            _resp, body = client.http_client.patch(
+                '/v2/images/%s' % image_id,
+                headers={'Content-Type': _JSON_PATCH}, data=image.patch)
+            return body
+
         try:
-            image = self._call(
-                context, image_id,
-                lambda c: c.images.update(
-                    image_id, remove_props=remove or None, **kwargs))
+            image = self._call(context, image_id, patch)
         except TypeError as exc:
             raise exception.ImageBadRequest(image_id=image_id, reason=str(exc))
         return flatten(image)

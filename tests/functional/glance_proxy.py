@@ -21,6 +21,8 @@ class GlanceProxy:
         self.upload_delay_per_mib = 0.0
         self.stall_uploads = False
         self.uploads_started = threading.Event()
+        # (method, path) of every request, in arrival order.
+        self.requests = []
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -50,6 +52,7 @@ class GlanceProxy:
                     yield chunk
 
             def _forward(self):
+                proxy.requests.append((self.command, self.path))
                 is_upload = (self.command == 'PUT'
                              and self.path.rstrip('/').endswith('/file'))
                 if is_upload:

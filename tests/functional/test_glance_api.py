@@ -12,6 +12,7 @@ from nova_snapshot import context as nova_context
 from nova_snapshot import exception
 from nova_snapshot.image import glance
 from tests.functional import base
+from tests.functional import glance_proxy
 
 MIB = 1024 * 1024
 
@@ -69,6 +70,31 @@ class GlanceAPITestCase(base.StackTestCase):
         return path
 
     # -- metadata -------------------------------------------------------------
+
+    def test_requests_glance_sees(self):
+        # Through a counting proxy: the image schema is read once for all
+        # callers, and an update is one read and one PATCH (glanceclient
+        # alone reads the schema per client and the image again after).
+        proxy = glance_proxy.GlanceProxy(self.stack['GLANCE_URL']).start()
+        self.addCleanup(proxy.stop)
+        self.conf.set_override('api_endpoint', proxy.url, group='glance')
+        api = glance.GlanceAPI(self.conf)
+        for _ in range(3):
+            ctx = make_context()
+            image = api.create(ctx, {'name': 'count', 'disk_format': 'raw',
+                                     'container_format': 'bare'})
+            self.addCleanup(self._delete_quietly, ctx, image['id'])
+            updated = api.update(ctx, image['id'], {'image_type': 'snapshot'})
+            self.assertEqual('snapshot', updated['image_type'])
+            self.assertEqual('snapshot',
+                             self.api.get(ctx, image['id'])['image_type'])
+        calls = [(method, path.split('?')[0]) for method, path in
+                 proxy.requests]
+        self.assertEqual(1, calls.count(('GET', '/v2/schemas/image')),
+                         calls)
+        per_image = [c for c in calls if c[1] != '/v2/schemas/image']
+        self.assertEqual(['POST', 'GET', 'PATCH'] * 3,
+                         [method for method, _path in per_image], calls)
 
     def test_create_get_update_delete(self):
         image = self._create(name='snap-1', instance_uuid='abc',

@@ -1,13 +1,16 @@
 """Unit tests for nova_snapshot.image.glance (fakes at glanceclient's edge)."""
 
 import io
+import json
 import os
 import tempfile
 import unittest
 from unittest import mock
 
 from glanceclient import exc as glance_exc
+from glanceclient.v2 import schemas as glance_schemas
 from keystoneauth1 import exceptions as ksa_exc
+import warlock
 
 from nova_snapshot import conf as nova_conf
 from nova_snapshot import context as nova_context
@@ -293,12 +296,68 @@ class GlanceAPIWithFakeClientTest(unittest.TestCase):
         self.assertRaises(exception.ImageBadRequest, self.api.create,
                           self.ctx, {'disk_format': 'floppy'})
 
-    def test_update_passes_removals(self):
-        self.client.images.update.return_value = FakeImage(id='i1')
-        self.api.update(self.ctx, 'i1', {'a': 'b', 'c': None, 'id': 'x'},
-                        remove_props=['d'])
-        self.client.images.update.assert_called_once_with(
-            'i1', remove_props=['d', 'c'], a='b')
+    def test_update_reads_once_and_sends_one_patch(self):
+        schema = {'name': 'image', 'properties': {
+            'id': {'type': 'string'}, 'name': {'type': 'string'}},
+            'additionalProperties': {'type': 'string'}}
+        self.client.images.model = warlock.model_factory(
+            schema, base_class=glance_schemas.SchemaBasedModel)
+        self.client.images.get.return_value = {
+            'id': 'i1', 'name': 'n', 'c': 'old', 'd': 'old', 'e': 'keep'}
+        self.client.http_client.patch.return_value = (
+            mock.Mock(), {'id': 'i1', 'name': 'n', 'a': 'b', 'e': 'keep',
+                          'self': '/v2/images/i1'})
+        image = self.api.update(self.ctx, 'i1',
+                                {'a': 'b', 'c': None, 'id': 'x'},
+                                remove_props=['d', 'absent'])
+        # Glance's answer to the PATCH is the result: no second read.
+        self.assertEqual({'id': 'i1', 'name': 'n', 'a': 'b', 'e': 'keep'},
+                         image)
+        self.client.images.get.assert_called_once_with('i1')
+        (url,), kwargs = self.client.http_client.patch.call_args
+        self.assertEqual('/v2/images/i1', url)
+        self.assertEqual(glance._JSON_PATCH, kwargs['headers']['Content-Type'])
+        ops = sorted(json.loads(kwargs['data']), key=lambda op: op['path'])
+        self.assertEqual([{'op': 'add', 'path': '/a', 'value': 'b'},
+                          {'op': 'remove', 'path': '/c'},
+                          {'op': 'remove', 'path': '/d'}], ops)
+
+    def test_update_schema_violation_is_bad_request(self):
+        schema = {'name': 'image', 'properties': {
+            'name': {'type': 'string', 'maxLength': 3}}}
+        self.client.images.model = warlock.model_factory(
+            schema, base_class=glance_schemas.SchemaBasedModel)
+        self.client.images.get.return_value = {'name': 'abc'}
+        self.assertRaises(exception.ImageBadRequest, self.api.update,
+                          self.ctx, 'i1', {'name': 'too long'})
+        self.client.http_client.patch.assert_not_called()
+
+    def test_schemas_are_fetched_once_for_every_client(self):
+        fetched = []
+
+        def new_client(*args, **kwargs):
+            client = mock.Mock()
+            client.schemas.get.side_effect = (
+                lambda name: fetched.append(name) or 'schema-' + name)
+            return client
+
+        self.client_factory.side_effect = new_client
+        for user in ('u1', 'u2', 'u3'):
+            client = self.api._client(make_context(user_id=user))
+            self.assertEqual('schema-image', client.schemas.get('image'))
+            self.assertEqual('schema-member', client.schemas.get('member'))
+        self.assertEqual(['image', 'member'], fetched)
+
+    def test_schemas_are_fetched_again_after_their_ttl(self):
+        fetch = mock.Mock(side_effect=lambda name: object())
+        cache = glance._SchemaCache(ttl=60)
+        get = cache.wrap(fetch)
+        with mock.patch.object(glance.time, 'monotonic', return_value=100):
+            first = get('image')
+            self.assertIs(first, get('image'))
+        with mock.patch.object(glance.time, 'monotonic', return_value=161):
+            self.assertIsNot(first, get('image'))
+        self.assertEqual(2, fetch.call_count)
 
     def test_download_streams_to_file(self):
         self.client.images.data.return_value = iter([b'ab', b'cd', b'e'])
