@@ -29,7 +29,7 @@ processes) sampled over the run. Targets are printed next to the numbers;
 nothing is asserted. Every request goes to 127.0.0.1 on a new connection
 (so a full listen backlog shows up as an error, not as a pooled retry).
 
-Usage: tools/benchmark.sh --control [--quick] [--uwsgi [INI]] [--json FILE]
+Usage: tools/benchmark.sh --control [--quick] [--uwsgi] [--json FILE]
 or, once the stack runs: nice -n 10 .venv/bin/python tools/benchmark_control.py
 """
 
@@ -57,8 +57,6 @@ from nova_snapshot import conf as ns_conf  # noqa: E402
 from tests.functional.fixtures import deployment as deployment_fixture  # noqa: E402
 from tests.functional.fixtures import stack as stack_fixture  # noqa: E402
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_UWSGI_INI = os.path.join(REPO, 'etc', 'nova-snapshot', 'api-uwsgi.ini')
 MICROVERSION = '2.45'
 REQUEST_TIMEOUT = 120.0
 PG_BIN = '/usr/lib/postgresql/%s/bin'
@@ -488,86 +486,21 @@ class StatementCounter:
 # -- the deployment --------------------------------------------------------
 
 class BenchDeployment(deployment_fixture.Deployment):
-    """A Deployment with its computes as their own database role.
+    """A Deployment whose computes connect as their own database role.
 
-    The API may run under uWSGI instead of the development server.
+    ``uwsgi=True`` (the fixture's) serves the API under uWSGI with the
+    shipped ``etc/nova-snapshot/api-uwsgi.ini``.
     """
 
-    def __init__(self, compute_url, uwsgi_ini=None, uwsgi_bin=None, **kw):
+    def __init__(self, compute_url, **kw):
         super().__init__(**kw)
         self.compute_url = compute_url
-        self.uwsgi_ini = uwsgi_ini
-        self.uwsgi_bin = uwsgi_bin
 
     def start_compute(self, host, extra_conf=None):
         extra = dict(extra_conf or {})
         extra['database'] = dict(extra.get('database', {}),
                                  connection=self.compute_url)
         return super().start_compute(host, extra)
-
-    def _wait_for_api(self, timeout):
-        # uWSGI listens before its workers have loaded the application: a
-        # request may wait longer than the fixture's 2 s read timeout.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self._check_alive('api')
-            try:
-                status, _, _ = HTTP(self.api_port, {}).call('GET', '/')
-                if status == 200:
-                    return
-            except (OSError, http.client.HTTPException):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError('the API did not answer in %ss; see %s'
-                           % (timeout, self.state_dir))
-
-    def _spawn(self, name, argv):
-        if name != 'api' or not self.uwsgi_ini:
-            return super()._spawn(name, argv)
-        ini = self._uwsgi_ini(argv[-1])
-        return super()._spawn(name, [self.uwsgi_bin, '--ini', ini])
-
-    def _uwsgi_ini(self, api_conf):
-        """The operator's ini with this deployment's socket and config.
-
-        Everything else (processes, threads, listen) stays as shipped.
-        """
-        with open(self.uwsgi_ini) as src:
-            lines = [line for line in src
-                     if line.split('=', 1)[0].strip() not in (
-                         'http-socket', 'http', 'socket', 'pidfile', 'logto',
-                         'daemonize', 'env')]
-        env_lines = []
-        with open(self.uwsgi_ini) as src:
-            for line in src:
-                key, _, value = line.partition('=')
-                if key.strip() == 'env' and not value.strip().startswith(
-                        'NOVA_SNAPSHOT_CONFIG_FILE'):
-                    env_lines.append(line.rstrip('\n'))
-        path = os.path.join(self.state_dir, 'api-uwsgi.ini')
-        with open(path, 'w') as out:
-            out.writelines(lines)
-            out.write('\nhttp-socket = 127.0.0.1:%d\n' % self.api_port)
-            out.write('env = NOVA_SNAPSHOT_CONFIG_FILE=%s\n' % api_conf)
-            for line in env_lines:
-                out.write(line + '\n')
-            out.write('logto = %s\n' % os.path.join(self.state_dir,
-                                                    'api-uwsgi.log'))
-            if not any(line.split('=', 1)[0].strip() in (
-                    'virtualenv', 'venv', 'home') for line in lines):
-                # The virtualenv running this benchmark (and the services).
-                out.write('virtualenv = %s\n' % sys.prefix)
-        return path
-
-
-def find_uwsgi():
-    for candidate in (os.path.join(os.path.dirname(sys.executable), 'uwsgi'),
-                      shutil.which('uwsgi') or '',
-                      os.path.join(REPO, '.stack', 'glance-venv', 'bin',
-                                   'uwsgi')):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def scheduler_needs_a_host():
@@ -964,9 +897,9 @@ def parse_args():
                         help='sequential requests per operation when '
                              'counting SQL statements')
     parser.add_argument('--rss-interval', type=float, default=2.0)
-    parser.add_argument('--uwsgi', nargs='?', const=DEFAULT_UWSGI_INI,
-                        metavar='INI', help='run the API under uWSGI with '
-                        'this ini (default %s)' % DEFAULT_UWSGI_INI)
+    parser.add_argument('--uwsgi', action='store_true',
+                        help='run the API under uWSGI with %s' %
+                        deployment_fixture.SHIPPED_UWSGI_INI)
     parser.add_argument('--schedule-host', choices=('auto', 'yes', 'no'),
                         default='auto', help='set [compute] '
                         'default_schedule_host to the first host (auto: '
@@ -992,8 +925,6 @@ def parse_args():
             parser.error('--mix: create, detail, show, image')
         weights.append((op, int(w)))
     args.weights = weights
-    if args.uwsgi and not os.path.exists(args.uwsgi):
-        parser.error('--uwsgi: %s does not exist' % args.uwsgi)
     return args
 
 
@@ -1010,9 +941,6 @@ def main():
     schedule_host = {'yes': hosts[0], 'no': None,
                      'auto': hosts[0] if scheduler_needs_a_host() else None
                      }[args.schedule_host]
-    uwsgi_bin = find_uwsgi() if args.uwsgi else None
-    if args.uwsgi and not uwsgi_bin:
-        sys.exit('--uwsgi: no uwsgi binary found')
     results = {'args': {k: v for k, v in vars(args).items()
                         if k != 'weights'},
                'schedule_host': schedule_host,
@@ -1021,7 +949,8 @@ def main():
           'response validation %s, schedule host %s, load average %.2f '
           '%.2f %.2f' % (
               args.servers, args.clients, args.duration,
-              'uWSGI (%s)' % args.uwsgi if args.uwsgi
+              'uWSGI (%s)' % deployment_fixture.SHIPPED_UWSGI_INI
+              if args.uwsgi
               else 'nova-snapshot-api',
               args.response_validation or 'default',
               schedule_host or '(scheduler)', *os.getloadavg()))
@@ -1033,8 +962,8 @@ def main():
     try:
         pg.start()
         deployment = BenchDeployment(
-            compute_url=pg.url(COMPUTE_ROLE), uwsgi_ini=args.uwsgi,
-            uwsgi_bin=uwsgi_bin, stack_env=stack, hosts=hosts,
+            compute_url=pg.url(COMPUTE_ROLE), uwsgi=args.uwsgi,
+            stack_env=stack, hosts=hosts,
             database_url=pg.url(API_ROLE),
             extra_conf=deployment_conf(hold_dir, schedule_host,
                                        args.response_validation))

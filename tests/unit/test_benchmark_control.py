@@ -12,7 +12,6 @@ import tempfile
 import threading
 import time
 import unittest
-from unittest import mock
 
 TOOL = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), 'tools', 'benchmark_control.py')
@@ -132,38 +131,6 @@ class RSSTest(unittest.TestCase):
 
     def test_own_process_is_measured(self):
         self.assertGreater(bc.vm_rss_kib(os.getpid()), 0)
-
-
-class UWSGIIniTest(unittest.TestCase):
-
-    def test_socket_config_and_log_replaced_the_rest_kept(self):
-        state = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, state)
-        ini = os.path.join(state, 'shipped.ini')
-        with open(ini, 'w') as out:
-            out.write('[uwsgi]\nhttp-socket = :8774\nmodule = app:application\n'
-                      'env = NOVA_SNAPSHOT_CONFIG_FILE=/etc/x.conf\n'
-                      'env = OTHER=1\nprocesses = 2\nlisten = 256\n'
-                      '# virtualenv = /opt/venv\npidfile = /run/x.pid\n')
-        with mock.patch.object(bc.deployment_fixture, 'sweep_abandoned'):
-            deployment = bc.BenchDeployment(
-                compute_url='sqlite://', uwsgi_ini=ini, uwsgi_bin='uwsgi',
-                stack_env={'TRANSPORT_URL': 'fake:/', 'GLANCE_URL': 'x'},
-                state_dir=state)
-        with open(deployment._uwsgi_ini('/s/api.conf')) as f:
-            text = f.read()
-        lines = [line.strip() for line in text.splitlines()]
-        self.assertIn('http-socket = 127.0.0.1:%d' % deployment.api_port,
-                      lines)
-        self.assertNotIn('http-socket = :8774', lines)
-        self.assertIn('env = NOVA_SNAPSHOT_CONFIG_FILE=/s/api.conf', lines)
-        self.assertNotIn('env = NOVA_SNAPSHOT_CONFIG_FILE=/etc/x.conf', lines)
-        self.assertIn('env = OTHER=1', lines)
-        self.assertIn('processes = 2', lines)
-        self.assertIn('listen = 256', lines)
-        self.assertNotIn('pidfile = /run/x.pid', lines)
-        self.assertEqual(1, sum(line.startswith('virtualenv =')
-                                for line in lines))
 
 
 if __name__ == '__main__':
