@@ -10,6 +10,12 @@ import time
 from xml.etree import ElementTree
 
 import libvirt
+from oslo_log import log as logging
+
+LOG = logging.getLogger(__name__)
+
+# How long abort() waits for libvirt to report the job gone.
+ABORT_TIMEOUT = 10.0
 
 # Error codes meaning "this libvirt/QEMU cannot do push backups".
 UNSUPPORTED_CODES = (libvirt.VIR_ERR_NO_SUPPORT,
@@ -90,19 +96,38 @@ def wait(domain, on_progress=None, interval=0.01, max_interval=0.5,
     return done
 
 
-def abort(domain):
-    """Abort a running backup job; quiet when there is none."""
-    try:
-        # An inactive domain runs no job (and jobStats would log an error).
-        if not domain.isActive():
-            return False
-        if domain.jobStats(0).get('type', libvirt.VIR_DOMAIN_JOB_NONE) == \
-                libvirt.VIR_DOMAIN_JOB_NONE:
-            return False
-        domain.abortJob()
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise
-        # The job ended meanwhile, or the domain is not running.
-        return False
-    return True
+def abort(domain, timeout=ABORT_TIMEOUT, interval=0.1):
+    """Abort a running backup job and wait until libvirt reports none.
+
+    Quiet when there is none. An abort can be refused for a moment (the
+    domain's job lock is busy on a loaded host), and a job is not gone the
+    instant abortJob returns: asking again until the job is gone, for at
+    most ``timeout`` seconds, is what keeps a stray job (and its NBD export
+    or target file) from outliving the snapshot.
+
+    :returns: True if a job was there to abort.
+    :raises: libvirtError VIR_ERR_NO_DOMAIN when the domain is gone.
+    """
+    deadline = time.monotonic() + timeout
+    found = False
+    while True:
+        try:
+            # An inactive domain runs no job (and jobStats would log an
+            # error).
+            if not domain.isActive():
+                return found
+            if domain.jobStats(0).get('type', libvirt.VIR_DOMAIN_JOB_NONE) \
+                    == libvirt.VIR_DOMAIN_JOB_NONE:
+                return found
+            found = True
+            domain.abortJob()
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                raise
+            # The job ended meanwhile, or libvirt is busy: look again.
+            LOG.debug('Aborting the backup job of %s: %s', domain.name(), exc)
+        if time.monotonic() >= deadline:
+            LOG.warning('The backup job of %s is still there %.0f s after '
+                        'it was aborted', domain.name(), timeout)
+            return found
+        time.sleep(interval)
