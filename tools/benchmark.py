@@ -115,14 +115,6 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
-def _children(pid):
-    try:
-        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
-            return [int(child) for child in f.read().split()]
-    except OSError:
-        return []
-
-
 def cpu_accounts(deployment, stack, domain):
     """Who may burn CPU during a snapshot: name -> list of pids."""
     accounts = {'compute': [deployment.processes[
@@ -132,7 +124,7 @@ def cpu_accounts(deployment, stack, domain):
     with open(os.path.join(stack['STACK_DIR'], 'pids',
                            'glance-uwsgi.pid')) as f:
         master = int(f.read().split()[0])
-    accounts['glance'] = [master] + _children(master)
+    accounts['glance'] = [master] + deployment_fixture.child_pids(master)
     return accounts
 
 

@@ -232,14 +232,6 @@ def split_work(items):
 
 # -- the API's memory -----------------------------------------------------
 
-def _children(pid):
-    try:
-        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
-            return [int(child) for child in f.read().split()]
-    except OSError:
-        return []
-
-
 def vm_rss_kib(pid):
     try:
         with open('/proc/%d/status' % pid) as status:
@@ -275,9 +267,9 @@ class CPUMeter:
         computes = [proc.pid for name, proc in deployment.processes.items()
                     if name.startswith('compute-')]
         self.accounts = {
-            'api': lambda: [api] + _children(api),
+            'api': lambda: [api] + deployment_fixture.child_pids(api),
             'computes': lambda: computes,
-            'glance': lambda: [glance] + _children(glance),
+            'glance': lambda: [glance] + deployment_fixture.child_pids(glance),
         }
         self.before = self.read()
 
@@ -360,7 +352,7 @@ class RSSSampler(threading.Thread):
 
     def run(self):
         while not self.done.is_set():
-            pids = [self.pid] + _children(self.pid)
+            pids = [self.pid] + deployment_fixture.child_pids(self.pid)
             self.samples.append((time.monotonic(), self.phase,
                                  sum(vm_rss_kib(p) for p in pids)))
             self.done.wait(self.interval)

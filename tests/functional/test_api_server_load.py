@@ -30,6 +30,27 @@ SERVERS = 50
 DEADLINE = 120  # seconds for the whole burst; normally a few
 
 
+def seeded_api_conf(tmp, db_url, servers, prefix, api_options=None):
+    """A database at ``db_url`` holding ``servers`` active servers and a
+    noauth API config using it (in-memory messaging: listing never casts);
+    returns the config file's path."""
+    database = db_api.Database(db_url)
+    database.create_schema()
+    for i in range(servers):
+        database.instance_create({'name': '%s-%d' % (prefix, i),
+                                  'project_id': 'project',
+                                  'user_id': 'demo', 'vm_state': 'active'})
+    database.dispose()
+    conf = configparser.ConfigParser()
+    conf['DEFAULT'] = {'transport_url': 'fake:/'}
+    conf['api'] = dict(api_options or {}, auth_strategy='noauth')
+    conf['database'] = {'connection': db_url}
+    conf_path = os.path.join(tmp, 'api.conf')
+    with open(conf_path, 'w') as f:
+        conf.write(f)
+    return conf_path
+
+
 def _threads_of(pid):
     with open('/proc/%d/status' % pid) as status:
         for line in status:
@@ -51,26 +72,12 @@ class TestAPIServerUnderLoad(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix='nova-snapshot-load-')
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.port = stack.free_port()
-        db_url = self._database_url()
-        database = db_api.Database(db_url)
-        database.create_schema()
-        for i in range(SERVERS):
-            database.instance_create({'name': 'load-%d' % i,
-                                      'project_id': 'project',
-                                      'user_id': 'demo',
-                                      'vm_state': 'active'})
-        database.dispose()
-        conf = configparser.ConfigParser()
-        conf['DEFAULT'] = {'transport_url': 'fake:/'}
-        conf['api'] = {'auth_strategy': 'noauth', 'bind_host': '127.0.0.1',
-                       'bind_port': str(self.port),
-                       'backlog': '128'}
+        api = {'bind_host': '127.0.0.1', 'bind_port': str(self.port),
+               'backlog': '128'}
         if self.THREADS is not None:
-            conf['api']['server_threads'] = str(self.THREADS)
-        conf['database'] = {'connection': db_url}
-        conf_path = os.path.join(self.tmp, 'api.conf')
-        with open(conf_path, 'w') as f:
-            conf.write(f)
+            api['server_threads'] = str(self.THREADS)
+        conf_path = seeded_api_conf(self.tmp, self._database_url(), SERVERS,
+                                    'load', api)
         self.log_path = os.path.join(self.tmp, 'api.log')
         log = open(self.log_path, 'wb')
         self.addCleanup(log.close)

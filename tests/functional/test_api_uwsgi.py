@@ -1,58 +1,29 @@
 """The shipped etc/nova-snapshot/api-uwsgi.ini serves the API under uWSGI.
 
-The file is used as shipped except for what a test must change: the listen
-address (a free loopback port), the configuration file it names, the
-virtualenv (this one) and where the pid and log go. uWSGI is the project
-virtualenv's own, else the test stack's Glance one (same Python), else
-NOVA_SNAPSHOT_TEST_UWSGI; without one the test is an error, not a skip.
+The file is used as shipped except for what a test must change
+(``deployment.write_uwsgi_ini``): the listen address (a free loopback
+port), the configuration file it names, the log and the virtualenv (this
+one). uWSGI is the project virtualenv's own, else the test stack's Glance
+one (same Python); without one the test is an error, not a skip.
 """
 
-import configparser
 import http.client
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import unittest
 
-from nova_snapshot.db import api as db_api
+from tests.functional.fixtures import deployment
 from tests.functional.fixtures import stack
+from tests.functional import test_api_server_load
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
-INI = os.path.join(REPO, 'etc', 'nova-snapshot', 'api-uwsgi.ini')
 CLIENTS = 60
 SERVERS = 20
-
-
-def _uwsgi():
-    candidates = [os.environ.get('NOVA_SNAPSHOT_TEST_UWSGI'),
-                  os.path.join(os.path.dirname(sys.executable), 'uwsgi'),
-                  os.path.join(REPO, '.stack', 'glance-venv', 'bin', 'uwsgi')]
-    for path in candidates:
-        if path and os.access(path, os.X_OK):
-            return path
-    raise RuntimeError('no uwsgi binary: pip install uwsgi into the venv '
-                       'or set NOVA_SNAPSHOT_TEST_UWSGI')
-
-
-def _test_ini(text, port, conf_path, tmp):
-    """The shipped ini with the test's address, config, venv and files."""
-    replaced = {
-        r'^http-socket = .*$': 'http-socket = 127.0.0.1:%d' % port,
-        r'^env = NOVA_SNAPSHOT_CONFIG_FILE=.*$':
-            'env = NOVA_SNAPSHOT_CONFIG_FILE=%s' % conf_path,
-    }
-    for pattern, line in replaced.items():
-        text, count = re.subn(pattern, line, text, flags=re.M)
-        assert count == 1, pattern
-    return text + ('virtualenv = %s\npidfile = %s/uwsgi.pid\n'
-                   'logto = %s/uwsgi.log\n' % (sys.prefix, tmp, tmp))
 
 
 class TestAPIUnderUWSGI(unittest.TestCase):
@@ -62,29 +33,14 @@ class TestAPIUnderUWSGI(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix='nova-snapshot-uwsgi-')
         self.addCleanup(shutil.rmtree, self.tmp, ignore_errors=True)
         self.port = stack.free_port()
-        db_url = 'sqlite:///%s/state.sqlite' % self.tmp
-        database = db_api.Database(db_url)
-        database.create_schema()
-        for i in range(SERVERS):
-            database.instance_create({'name': 'u-%d' % i,
-                                      'project_id': 'project',
-                                      'user_id': 'demo',
-                                      'vm_state': 'active'})
-        database.dispose()
-        conf = configparser.ConfigParser()
-        conf['DEFAULT'] = {'transport_url': 'fake:/'}
-        conf['api'] = {'auth_strategy': 'noauth'}
-        conf['database'] = {'connection': db_url}
-        conf_path = os.path.join(self.tmp, 'nova-snapshot.conf')
-        with open(conf_path, 'w') as f:
-            conf.write(f)
-        with open(INI) as f:
-            ini = _test_ini(f.read(), self.port, conf_path, self.tmp)
-        self.ini_path = os.path.join(self.tmp, 'api-uwsgi.ini')
-        with open(self.ini_path, 'w') as f:
-            f.write(ini)
+        conf_path = test_api_server_load.seeded_api_conf(
+            self.tmp, 'sqlite:///%s/state.sqlite' % self.tmp, SERVERS, 'u')
+        # The shipped ini; only address, config, log and venv are ours.
+        self.ini_path = deployment.write_uwsgi_ini(
+            os.path.join(self.tmp, 'api-uwsgi.ini'), self.port, conf_path,
+            os.path.join(self.tmp, 'uwsgi.log'))
         self.proc = subprocess.Popen(
-            [_uwsgi(), '--ini', self.ini_path],
+            [deployment.uwsgi_binary(), '--ini', self.ini_path],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.addCleanup(self._kill)
         self._wait_for_api()

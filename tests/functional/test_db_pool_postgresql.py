@@ -15,11 +15,7 @@ class TestPoolPostgreSQL(unittest.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.server_db = test_db_postgresql._PostgreSQL(
-            test_db_postgresql.PG_URL)
-        self.server_db.create()
-        self.addCleanup(self.server_db.drop)
-        self.url = self.server_db.url.render_as_string(hide_password=False)
+        self.server_db, self.url = test_db_postgresql.fresh_postgresql(self)
 
     def _database(self, **options):
         conf = ns_conf.new_conf([])
@@ -79,11 +75,7 @@ class TestDeadlockRetryPostgreSQL(unittest.TestCase):
 
     def setUp(self):
         super().setUp()
-        self.server_db = test_db_postgresql._PostgreSQL(
-            test_db_postgresql.PG_URL)
-        self.server_db.create()
-        self.addCleanup(self.server_db.drop)
-        url = self.server_db.url.render_as_string(hide_password=False)
+        _server_db, url = test_db_postgresql.fresh_postgresql(self)
         conf = ns_conf.new_conf([])
         conf.set_override('connection', url, group='database')
         conf.set_override('db_retry_interval', 0, group='database')

@@ -69,6 +69,15 @@ class _MariaDB(_ServerDatabase):
         self._admin('CREATE DATABASE %s CHARACTER SET utf8mb4' % self.name)
 
 
+def fresh_postgresql(test):
+    """A new, empty PostgreSQL database dropped when ``test`` ends; returns
+    it and its URL."""
+    server_db = _PostgreSQL(PG_URL)
+    server_db.create()
+    test.addCleanup(server_db.drop)
+    return server_db, server_db.url.render_as_string(hide_password=False)
+
+
 class ServerDatabaseMixin:
     """Per class: a fresh database on ``SERVER`` at ``BASE_URL`` with the
     schema migrated in, shared by the class's tests as ``self.db`` and

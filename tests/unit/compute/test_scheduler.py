@@ -143,6 +143,13 @@ class ScheduleAndCreateTest(unittest.TestCase):
         self.addCleanup(self.db.dispose)
         self.db.create_schema()
 
+    def _mark_down(self, host):
+        """Its last heartbeat long ago."""
+        with self.db.engine.begin() as conn:
+            conn.execute(db_api.models.services.update().where(
+                db_api.models.services.c.host == host).values(
+                last_seen_up=datetime.datetime(2000, 1, 1)))
+
     def _report(self, host, memory_mb=1024, **extra):
         self.db.service_update(host, scheduler.TOPIC,
                                binary=compute_service.BINARY)
@@ -195,10 +202,7 @@ class ScheduleAndCreateTest(unittest.TestCase):
         self._report('old', memory_mb=9000)
         self._report('on', memory_mb=200)
         self._disable('off')
-        with self.db.engine.begin() as conn:
-            conn.execute(db_api.models.services.update().where(
-                db_api.models.services.c.host == 'old').values(
-                last_seen_up=datetime.datetime(2000, 1, 1)))
+        self._mark_down('old')
         self.assertEqual(['on'] * 3, [self._create()['host']
                                       for _ in range(3)])
 
@@ -213,10 +217,7 @@ class ScheduleAndCreateTest(unittest.TestCase):
         self._report('off', memory_mb=9000)
         self._report('gone', memory_mb=9000)
         self._disable('off')
-        with self.db.engine.begin() as conn:
-            conn.execute(db_api.models.services.update().where(
-                db_api.models.services.c.host == 'gone').values(
-                last_seen_up=datetime.datetime(2000, 1, 1)))
+        self._mark_down('gone')
         # Too small for the filters, but forced: the filters are skipped.
         self.assertEqual('small', self._create(force_host='small')['host'])
         self.assertEqual('small', self._create(

@@ -241,30 +241,40 @@ class CapacityTests:
         self.assertRaises(exception.ServiceNotFound,
                           self.db.service_destroy, service['id'])
 
-    def test_concurrent_claims_never_overcommit(self):
-        """N creators race for a host with room for 3 servers: exactly 3
-        win, the counters equal the winners' claims."""
-        host = self._host(memory_mb=3 * 64 + 63, local_gb=100, vcpus=100)
+    def _race(self, connect, attempt):
+        """Run ``attempt(database)`` in CLAIM_THREADS threads released at
+        once, each on a connection of its own from ``connect()``; return
+        what they raised."""
         barrier = threading.Barrier(self.CLAIM_THREADS)
-        results, errors = [], []
+        errors = []
 
-        def create():
-            database = db_api.Database(self.url)
+        def run():
+            database = connect()
             try:
                 barrier.wait()
-                results.append(database.instance_create_claimed(
-                    self._values(), host, NANO, TOPIC))
-            except Exception as exc:  # reported below
+                attempt(database)
+            except Exception as exc:  # reported by the caller
                 errors.append(exc)
             finally:
                 database.dispose()
 
-        threads = [threading.Thread(target=create)
+        threads = [threading.Thread(target=run)
                    for _ in range(self.CLAIM_THREADS)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(120)
+        return errors
+
+    def test_concurrent_claims_never_overcommit(self):
+        """N creators race for a host with room for 3 servers: exactly 3
+        win, the counters equal the winners' claims."""
+        host = self._host(memory_mb=3 * 64 + 63, local_gb=100, vcpus=100)
+        results = []
+        errors = self._race(
+            lambda: db_api.Database(self.url),
+            lambda database: results.append(database.instance_create_claimed(
+                self._values(), host, NANO, TOPIC)))
         self.assertEqual([], errors)
         won = [r for r in results if r is not None]
         self.assertEqual(3, len(won))
@@ -282,29 +292,18 @@ class CapacityTests:
         small = self._host(memory_mb=2 * 64 + 63, local_gb=100, vcpus=100)
         big = self._host(memory_mb=4 * 64 + 63, local_gb=100, vcpus=100)
         conf = fakes.make_conf()
-        barrier = threading.Barrier(self.CLAIM_THREADS)
-        placed, refused, errors = [], [], []
+        placed, refused = [], []
 
-        def create():
-            # Only this test's hosts: the database may hold other tests'.
-            database = _OnlyHosts(self.url, (small, big))
+        def create(database):
             try:
-                barrier.wait()
                 placed.append(scheduler.schedule_and_create(
                     conf, database, self._values(), NANO)['host'])
             except exception.NoValidHost:
                 refused.append(True)
-            except Exception as exc:  # reported below
-                errors.append(exc)
-            finally:
-                database.dispose()
 
-        threads = [threading.Thread(target=create)
-                   for _ in range(self.CLAIM_THREADS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+        # Only this test's hosts: the database may hold other tests'.
+        errors = self._race(lambda: _OnlyHosts(self.url, (small, big)),
+                            create)
         self.assertEqual([], errors)
         self.assertEqual({small: 2, big: 4},
                          {h: placed.count(h) for h in set(placed)})
