@@ -94,9 +94,50 @@ def _auth_middleware(conf, application, enforcer, auth_protocol=None):
     if auth_protocol is None:
         from keystonemiddleware import auth_token
 
+        set_keystone_authtoken_defaults(conf)
+
         def auth_protocol(app):
-            return auth_token.AuthProtocol(app, {'oslo_config_config': conf})
+            return _IdentityUnavailable(auth_token.AuthProtocol(
+                app, {'oslo_config_config': conf}))
     return auth_protocol(context_app)
+
+
+class _IdentityUnavailable:
+    """Keystone unreachable or silent past the timeout is a 503 fault: the
+    client may retry, and no traceback class leaks into a 500."""
+
+    def __init__(self, application):
+        self.application = application
+
+    @webob.dec.wsgify
+    def __call__(self, req):
+        from keystoneauth1 import exceptions as ksa_exc
+
+        try:
+            return req.get_response(self.application)
+        except ksa_exc.ConnectionError as exc:
+            LOG.error('Cannot validate the token: Keystone unreachable: %s',
+                      exc)
+            return faults.fault_response(
+                503, 'The identity service is not available; try again '
+                     'later.')
+
+
+# Seconds keystonemiddleware waits to connect to, or hear from, Keystone.
+KEYSTONE_AUTHTOKEN_TIMEOUT = 30
+
+
+def set_keystone_authtoken_defaults(conf):
+    """keystonemiddleware has no timeout by default: a Keystone that accepts
+    and never answers would hold an API thread for good. Give
+    ``[keystone_authtoken] http_connect_timeout`` (connect and read) a
+    default; a value in the config file still wins."""
+    from keystonemiddleware import opts as ksm_opts
+
+    for group, options in ksm_opts.list_auth_token_opts():
+        conf.register_opts(options, group=group)
+    conf.set_default('http_connect_timeout', KEYSTONE_AUTHTOKEN_TIMEOUT,
+                     group='keystone_authtoken')
 
 
 def loadapp(conf, compute_api=None, enforcer=None, auth_protocol=None):

@@ -1,8 +1,11 @@
 """Authentication strategies: the secure default, the no-auth stand-in that
 never believes a client's identity headers, and one KeystoneContext."""
 
+import socket
+import time
 import unittest
 
+from keystoneauth1 import loading as ks_loading
 from keystonemiddleware import auth_token
 from oslo_config import cfg
 import webob
@@ -188,3 +191,50 @@ class TestKeystoneContext(unittest.TestCase):
         response = req.get_response(app)
         self.assertEqual(500, response.status_int)
         self.assertIn('computeFault', response.json)
+
+
+class TestKeystoneThatNeverAnswers(unittest.TestCase):
+    """A Keystone that accepts connections and never answers (a loopback
+    socket that listens and reads nothing) must not hold an API thread:
+    keystonemiddleware gives up after [keystone_authtoken]
+    http_connect_timeout, which has a default."""
+
+    def setUp(self):
+        super().setUp()
+        self.black_hole = socket.socket()
+        self.black_hole.bind(('127.0.0.1', 0))
+        self.black_hole.listen(16)
+        self.addCleanup(self.black_hole.close)
+        url = 'http://127.0.0.1:%d/v3' % self.black_hole.getsockname()[1]
+        self.conf = make_conf()
+        deploy.set_keystone_authtoken_defaults(self.conf)
+        # The service user's password plugin, as keystonemiddleware loads it.
+        self.conf.register_opts(
+            ks_loading.get_auth_plugin_conf_options('password'),
+            group='keystone_authtoken')
+        for key, value in (('www_authenticate_uri', url), ('auth_url', url),
+                           ('auth_type', 'password'), ('username', 'svc'),
+                           ('password', 'pw'), ('project_name', 'service'),
+                           ('user_domain_name', 'Default'),
+                           ('project_domain_name', 'Default'),
+                           ('http_request_max_retries', 0)):
+            self.conf.set_override(key, value, group='keystone_authtoken')
+
+    def test_the_timeout_has_a_default(self):
+        self.assertEqual(deploy.KEYSTONE_AUTHTOKEN_TIMEOUT,
+                         self.conf.keystone_authtoken.http_connect_timeout)
+
+    def test_a_token_check_ends_with_an_error_not_a_hang(self):
+        self.conf.set_override('http_connect_timeout', 1,
+                               group='keystone_authtoken')
+        app = deploy.loadapp(self.conf, compute_api=fakes.FakeComputeAPI())
+        req = webob.Request.blank('/v2.1/servers',
+                                  headers={'X-Auth-Token': 'a-token'})
+        started = time.monotonic()
+        response = req.get_response(app)
+        elapsed = time.monotonic() - started
+        self.assertEqual(503, response.status_int, response.body)
+        self.assertEqual(503, response.json['serviceUnavailable']['code'])
+        # Each of the middleware's calls (service token, then the user's)
+        # waits at most the timeout.
+        self.assertLess(elapsed, 10)
