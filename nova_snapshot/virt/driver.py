@@ -207,6 +207,47 @@ class ComputeDriver(abc.ABC):
         """
         return []
 
+    # -- the periodic reconciler -----------------------------------------
+
+    @abc.abstractmethod
+    def list_domains(self):
+        """The guests of this service that the hypervisor runs or keeps.
+
+        Only guests this service made (its naming rule and its instances
+        directory), whatever the database says: the reconciler compares
+        them with the instance rows.
+
+        :returns: a list of ``{'uuid', 'name', 'power_state'}`` dicts.
+        """
+        raise NotImplementedError()
+
+    @abc.abstractmethod
+    def destroy_domain(self, instance_uuid):
+        """Stop and remove a guest that has no live instance row, with its
+        local disks and scratch files (volumes' data is never touched).
+        Idempotent."""
+        raise NotImplementedError()
+
+    @abc.abstractmethod
+    def power_off_domain(self, instance_uuid):
+        """Stop a guest that has no live instance row; keep its domain and
+        disks for an operator to look at. Idempotent."""
+        raise NotImplementedError()
+
+    @abc.abstractmethod
+    def thaw_stale_freeze(self, instance, agent_timeout=5):
+        """Thaw a guest that no freeze in progress here accounts for.
+
+        The caller makes sure no freeze or vCPU pause of this guest is
+        running in this service. Thaws when the guest agent says
+        ``guest-fsfreeze-status`` is frozen, or a watchdog marker says a
+        freeze or pause of ours was never ended (a guest its user paused
+        stays paused). Agent calls wait at most ``agent_timeout`` seconds.
+
+        :returns: a list of what was done (empty: nothing to do).
+        """
+        raise NotImplementedError()
+
     def repair_after_crash(self, instance):
         """Undo what an interrupted snapshot may have left on the host.
 

@@ -85,7 +85,8 @@ class FakeDriver(driver.ComputeDriver):
                      'unpause', 'suspend', 'resume', 'snapshot',
                      'get_console_output', 'quiesce', 'unquiesce',
                      'pause_vcpus', 'resume_vcpus', 'attach_volume',
-                     'detach_volume', 'get_volume_connector'):
+                     'detach_volume', 'get_volume_connector',
+                     'thaw_stale_freeze'):
             setattr(self, 'fail_%s_with' % name, None)
         self._lock = threading.Lock()
 
@@ -322,6 +323,28 @@ class FakeDriver(driver.ComputeDriver):
         self.frozen.discard(instance['uuid'])
         self.paused_vcpus.discard(instance['uuid'])
         self.repaired.append(instance['uuid'])
+
+    # -- the periodic reconciler ---------------------------------------------
+
+    def list_domains(self):
+        return [{'uuid': uuid, 'name': 'instance-%s' % uuid,
+                 'power_state': state}
+                for uuid, state in list(self.instances.items())]
+
+    def destroy_domain(self, instance_uuid):
+        self.destroy(None, {'uuid': instance_uuid})
+
+    def power_off_domain(self, instance_uuid):
+        self._record('power_off_domain', {'uuid': instance_uuid})
+        if instance_uuid in self.instances:
+            self.instances[instance_uuid] = power_state.SHUTDOWN
+
+    def thaw_stale_freeze(self, instance, agent_timeout=5):
+        """``frozen`` stands for both the agent's status and a token;
+        ``paused_vcpus`` for a pause token."""
+        self._record('thaw_stale_freeze', instance)
+        self._maybe_fail('thaw_stale_freeze')
+        return self.thaw_if_frozen(instance)
 
     def capabilities(self):
         return {'live_snapshot': True}

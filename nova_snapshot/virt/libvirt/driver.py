@@ -536,6 +536,62 @@ class LibvirtDriver(driver.ComputeDriver):
             LOG.exception('Thawing instance %s failed', instance['uuid'])
         return done
 
+    # -- the periodic reconciler (nova_snapshot.compute.reconciler) ---------
+
+    def _owned(self, domain):
+        """True when the domain keeps its files in this service's
+        instances directory: two services on one libvirtd (a test cloud)
+        both name domains ``instance-<uuid>``."""
+        prefix = os.path.join(os.path.realpath(self.conf.instances_path), '')
+        try:
+            root = ElementTree.fromstring(domain.XMLDesc(0))
+        except (libvirt.libvirtError, ElementTree.ParseError):
+            return False
+        for source in root.iter('source'):
+            path = source.get('file') or source.get('path')
+            if path and os.path.realpath(path).startswith(prefix):
+                return True
+        return False
+
+    def list_domains(self):
+        try:
+            domains = self._host.get_connection().listAllDomains(0)
+        except libvirt.libvirtError as exc:
+            raise exception.HypervisorError(reason=str(exc))
+        found = []
+        for domain in domains:
+            try:
+                uuid_ = domain.UUIDString()
+                if domain.name() != vhost.domain_name(uuid_) or \
+                        not self._owned(domain):
+                    continue
+                state = self._host.power_state(domain)
+            except (libvirt.libvirtError, exception.InstanceNotFound):
+                # Undefined while we looked: not ours to worry about.
+                continue
+            found.append({'uuid': uuid_, 'name': domain.name(),
+                          'power_state': state})
+        return found
+
+    def destroy_domain(self, instance_uuid):
+        # destroy() needs nothing of the instance but its UUID.
+        self.destroy(None, {'uuid': instance_uuid})
+
+    def power_off_domain(self, instance_uuid):
+        self.power_off({'uuid': instance_uuid})
+
+    def thaw_stale_freeze(self, instance, agent_timeout=5):
+        try:
+            domain = self._domain(instance)
+        except exception.InstanceNotFound:
+            domain = None
+        try:
+            return vquiesce.release_stale_freeze(
+                domain, instance['uuid'], self._instance_dir(instance),
+                agent_timeout)
+        except libvirt.libvirtError as exc:
+            raise exception.HypervisorError(reason=str(exc))
+
 
 def _is_root(bdm):
     try:

@@ -287,3 +287,72 @@ def thaw_if_frozen(domain, instance_uuid, instance_dir):
                     raise exception.HypervisorError(reason=str(exc))
         disarm(instance_dir, PAUSE)
     return done
+
+
+# -- the periodic reconciler ----------------------------------------------------
+
+FROZEN = 'frozen'
+THAWED = 'thawed'
+
+
+def agent_connected(domain):
+    """True when the domain has a guest-agent channel libvirt sees open.
+
+    Asking an agent that is absent or not connected only waits for the
+    agent timeout; so does asking a paused guest, which the caller checks.
+    """
+    from xml.etree import ElementTree
+    try:
+        root = ElementTree.fromstring(domain.XMLDesc(0))
+    except (libvirt.libvirtError, ElementTree.ParseError):
+        return False
+    for target in root.findall("./devices/channel/target"):
+        if target.get('name') == 'org.qemu.guest_agent.0':
+            return target.get('state') == 'connected'
+    return False
+
+
+def fsfreeze_status(domain, timeout):
+    """The agent's ``guest-fsfreeze-status`` (FROZEN or THAWED), or None
+    when it cannot be asked (not running, no agent, no answer in
+    ``timeout`` seconds)."""
+    import libvirt_qemu
+    try:
+        state, _reason = domain.state()
+    except libvirt.libvirtError:
+        return None
+    if state not in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED):
+        return None
+    if not agent_connected(domain):
+        return None
+    try:
+        reply = libvirt_qemu.qemuAgentCommand(
+            domain, '{"execute": "guest-fsfreeze-status"}',
+            max(1, int(timeout)), 0)
+        status = json.loads(reply).get('return')
+    except (libvirt.libvirtError, ValueError, AttributeError) as exc:
+        LOG.debug('guest-fsfreeze-status of %s: %s', domain.UUIDString(), exc)
+        return None
+    return status if status in (FROZEN, THAWED) else None
+
+
+def release_stale_freeze(domain, instance_uuid, instance_dir, agent_timeout):
+    """The reconciler's thaw: undo a freeze or pause nobody will end.
+
+    The caller has made sure no freeze of this guest is in progress here.
+    First what a watchdog token says (as at start-up: a guest its user
+    paused stays paused), then the agent itself: a guest whose agent says
+    ``frozen`` without any token (a freeze whose watchdog gave up, or one
+    made behind our back) is thawed too. Returns what was done.
+    """
+    done = thaw_if_frozen(domain, instance_uuid, instance_dir)
+    if domain is None:
+        return done
+    if fsfreeze_status(domain, agent_timeout) == FROZEN:
+        # fsThaw waits for the agent; never longer than the reconciler's
+        # agent timeout.
+        bound_agent_wait(domain, agent_timeout)
+        count = thaw(domain, instance_uuid)
+        done.append('thawed %s filesystem(s) the guest agent reported '
+                    'frozen' % count)
+    return done
