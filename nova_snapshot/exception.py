@@ -156,13 +156,25 @@ class ImageUploadFailed(NovaSnapshotException):
     msg_fmt = 'Uploading image %(image_id)s failed: %(reason)s'
 
 
-class GlanceConnectionFailed(NovaSnapshotException):
+class ServiceUnavailable(NovaSnapshotException):
+    """A service this one depends on did not answer in time, or at all: the
+    API answers 503 serviceUnavailable (the client may retry)."""
+    msg_fmt = 'A service is unavailable: %(reason)s'
+    code = 503
+
+
+class GlanceConnectionFailed(ServiceUnavailable):
     msg_fmt = 'Connection to Glance failed: %(reason)s'
 
 
 class NoComputeHost(NovaSnapshotException):
     msg_fmt = 'No compute host is available: %(reason)s'
     code = 500
+
+
+class ComputeServiceUnavailable(ServiceUnavailable):
+    msg_fmt = ('The compute service of host %(host)s is unreachable: '
+               '%(reason)s')
 
 
 class DriverLoadError(NovaSnapshotException):
@@ -202,6 +214,13 @@ class InstanceQuiesceNotSupported(Invalid):
 
 class VolumeError(NovaSnapshotException):
     msg_fmt = 'Volume operation failed: %(reason)s'
+
+
+class CinderConnectionFailed(VolumeError, ServiceUnavailable):
+    """Cinder unreachable or silent past [cinder] timeout; still a
+    VolumeError for the compute side's clean-up paths."""
+    msg_fmt = 'Connection to Cinder failed: %(reason)s'
+    code = 503
 
 
 class VolumeSnapshotFailed(NovaSnapshotException):
