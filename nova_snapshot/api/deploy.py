@@ -4,18 +4,23 @@ From the outside in::
 
     FaultWrapper       anything unexpected -> logged 500 computeFault
     RequestId          x-openstack-request-id / x-compute-request-id
+    BodySizeLimit      oslo.middleware sizelimit: a body over
+                       [oslo_middleware] max_request_body_size is 413
     (GET / only)       -> Microversion -> Router, without authentication
     auth               keystonemiddleware (or noauth) + KeystoneContext
     Microversion       parse the version, echo it on every response
     Router             route table -> handlers -> ComputeAPI
 
 The request id sits outside auth so even a 401 carries one; the fault
-wrapper is outermost so not even middleware can leak a traceback.
+wrapper is outermost so not even middleware can leak a traceback. The body
+size limit sits before auth, as in Nova's pipeline: an oversized body is
+refused before anything reads it, token validation included.
 """
 
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_middleware import request_id
+from oslo_middleware import sizelimit
 import webob.dec
 
 from nova_snapshot.api import auth
@@ -32,6 +37,44 @@ class ComputeRequestId(request_id.RequestId):
     """Nova returns the request id in x-compute-request-id as well."""
 
     compat_headers = ['x-compute-request-id']
+
+
+class BodySizeLimit:
+    """oslo.middleware's RequestBodySizeLimiter, answering in Nova's format.
+
+    The limiter refuses a Content-Length over the limit before reading
+    anything, and wraps a body without one (chunked) in a reader that
+    raises once the limit is passed; the handler reading it turns that
+    into the same 413. Nova's pipeline lets the limiter answer with
+    webob's own error page; here the 413 is the ``overLimit`` fault body
+    every other error has (novaclient and openstacksdk read both forms).
+    """
+
+    def __init__(self, application, conf):
+        self.limiter = sizelimit.RequestBodySizeLimiter(application, conf)
+        self.conf = conf
+
+    @webob.dec.wsgify
+    def __call__(self, req):
+        if req.content_length is None and not req.is_body_readable:
+            # No length, and a server that does not say it ends the input
+            # (wsgi.input_terminated: it de-chunks and signals EOF, as
+            # uWSGI does): HTTP says there is no body, and reading one
+            # would wait for the client to close. Without this the
+            # limiter would mark any such input readable.
+            req.content_length = 0
+        response = req.get_response(self.limiter)
+        if (response.status_int == 413
+                and response.content_type != 'application/json'):
+            # The limiter's own answer (a Content-Length over the limit).
+            return faults.fault_response(413, too_large_message(self.conf))
+        return response
+
+
+def too_large_message(conf):
+    return ('Request is too large: the body is larger than '
+            '[oslo_middleware] max_request_body_size (%d bytes).'
+            % conf.oslo_middleware.max_request_body_size)
 
 
 class _RootSplit:
@@ -158,5 +201,6 @@ def loadapp(conf, compute_api=None, enforcer=None, auth_protocol=None):
     app = microversion.MicroversionMiddleware(app)
     app = _RootSplit(app, _auth_middleware(conf, app, enforcer,
                                            auth_protocol))
+    app = BodySizeLimit(app, conf)
     app = ComputeRequestId(app)
     return faults.FaultWrapper(app)

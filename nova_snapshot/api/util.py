@@ -5,8 +5,8 @@ import json
 import webob
 
 from nova_snapshot.api import auth
-from nova_snapshot.api import faults
 from nova_snapshot.api import microversion
+from nova_snapshot.api import request_body
 from nova_snapshot.api import validation
 
 CONF_KEY = 'nova_snapshot.conf'
@@ -30,13 +30,9 @@ def version(req):
 
 
 def extract_json(req):
-    """Decode a JSON request body; 400 (Nova's message) when it is not."""
-    if not req.body:
-        raise faults.APIFault(400, 'Malformed request body')
-    try:
-        return json.loads(req.body.decode('utf-8'))
-    except (ValueError, UnicodeDecodeError):
-        raise faults.APIFault(400, 'Malformed request body')
+    """Decode a JSON request body (a JSON object within the bounds of
+    ``request_body``); 400 (Nova's message) when it is not one."""
+    return request_body.parse(req.body)
 
 
 def json_response(req, body, status=200, schema=None):

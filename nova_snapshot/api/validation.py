@@ -6,8 +6,13 @@ open by accident. The ``name`` format is Nova's: printable characters only,
 no whitespace at either end, and nothing outside the Basic Multilingual
 Plane (Nova's character table stops at U+FFFE, so 4-byte UTF-8 characters
 such as emoji are refused).
+
+``minimum`` and ``maximum`` apply to integer strings too (``"volume_size":
+"2147483648"``), as in Nova's validator: plain JSON Schema ignores them for
+strings, and such a value passed every check and failed in the database.
 """
 
+import re
 import unicodedata
 
 import jsonschema
@@ -18,6 +23,13 @@ from nova_snapshot.api import faults
 LOG = logging.getLogger(__name__)
 
 FORMAT_CHECKER = jsonschema.FormatChecker()
+
+# An integer as the schemas' patterns write one; more digits than this is
+# out of every range we check (and int() of 4,301 digits raises).
+_INTEGER_STRING = re.compile(r'^(-?)0*([0-9]{1,20})$')
+_BEYOND = 10 ** 21
+# Longest rendering of a refused value in an error message.
+_MAX_VALUE_CHARS = 255
 
 
 def _printable(char):
@@ -49,6 +61,49 @@ def _check_name(value):
         raise ValueError('An invalid name was given: it may not start or '
                          'end with whitespace.')
     return True
+
+
+def _string_number(text):
+    """The integer a numeric string names (capped at +-_BEYOND), or None
+    when it is not an integer string (its pattern reports that)."""
+    match = _INTEGER_STRING.match(text)
+    if match is None:
+        digits = text.lstrip('-').lstrip('0')
+        if digits.isdigit() and digits.isascii():
+            return -_BEYOND if text.startswith('-') else _BEYOND
+        return None
+    sign, digits = match.groups()
+    return -int(digits) if sign else int(digits)
+
+
+def _bound(keyword, out_of_range, wording):
+    """A ``minimum``/``maximum`` that checks integer strings as well."""
+    number_check = jsonschema.Draft4Validator.VALIDATORS[keyword]
+
+    def check(validator, bound, instance, schema):
+        if not isinstance(instance, str):
+            yield from number_check(validator, bound, instance, schema)
+            return
+        number = _string_number(instance)
+        if number is not None and out_of_range(number, bound):
+            yield jsonschema.ValidationError(
+                '%r is %s the %s of %r' % (_shorten(instance), wording,
+                                           keyword, bound))
+
+    return check
+
+
+def _shorten(value):
+    text = str(value)
+    if len(text) > _MAX_VALUE_CHARS:
+        text = '%s... (%d characters)' % (text[:_MAX_VALUE_CHARS], len(text))
+    return text
+
+
+Validator = jsonschema.validators.extend(jsonschema.Draft4Validator, {
+    'minimum': _bound('minimum', lambda n, b: n < b, 'less than'),
+    'maximum': _bound('maximum', lambda n, b: n > b, 'greater than'),
+})
 
 
 def check_schema(schema, path='#'):
@@ -89,13 +144,12 @@ def _error_message(error):
         return 'Additional properties are not allowed (%s)' % (
             error.message.split('(', 1)[-1].rstrip(')'))
     return 'Invalid input for field/attribute %s. Value: %s. %s' % (
-        field, error.instance, error.message)
+        field, _shorten(error.instance), _shorten(error.message))
 
 
 def validate(body, schema):
     """Validate a request body; 400 in Nova's format when it does not fit."""
-    validator = jsonschema.Draft4Validator(
-        schema, format_checker=FORMAT_CHECKER)
+    validator = Validator(schema, format_checker=FORMAT_CHECKER)
     error = jsonschema.exceptions.best_match(validator.iter_errors(body))
     if error is not None:
         raise faults.APIFault(400, _error_message(error))
@@ -124,8 +178,7 @@ def validate_query(params, schema):
     """Validate a query string (``req.GET.dict_of_lists()``); 400 in Nova's
     wording ("Invalid input for query parameters ...") when it does not fit.
     """
-    validator = jsonschema.Draft4Validator(
-        schema, format_checker=FORMAT_CHECKER)
+    validator = Validator(schema, format_checker=FORMAT_CHECKER)
     error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     if error is None:
         return
@@ -138,3 +191,15 @@ def validate_query(params, schema):
         reason = error.message
     raise faults.APIFault(400, 'Invalid input for query parameters %s. '
                                'Value: %s. %s' % (param, value, reason))
+
+
+# Nova's [quota] metadata_items default: how many metadata items a server
+# may have (the schema bounds each key and value to 255 characters).
+METADATA_ITEMS = 128
+
+
+def check_metadata_items(metadata, limit=METADATA_ITEMS):
+    """403 as Nova answers its MetadataLimitExceeded on server create."""
+    if metadata and len(metadata) > limit:
+        raise faults.APIFault(
+            403, 'Maximum number of metadata items exceeds %d' % limit)

@@ -1,4 +1,5 @@
 from oslo_config import cfg
+from oslo_middleware import sizelimit
 
 GROUP = 'api'
 
@@ -42,9 +43,18 @@ OPTS = [
 ]
 
 
+# oslo.middleware's [oslo_middleware] max_request_body_size (default 112 KiB,
+# as in Nova): a request body larger than that is refused with 413 before
+# anything reads it (api/deploy.py BodySizeLimit). Registered here so it is
+# set before the middleware is built and listed in the sample config.
+SIZELIMIT_GROUP = 'oslo_middleware'
+SIZELIMIT_OPTS = sizelimit.OPTS
+
+
 def register_opts(conf):
     conf.register_opts(OPTS, group=GROUP)
+    conf.register_opts(SIZELIMIT_OPTS, group=SIZELIMIT_GROUP)
 
 
 def list_opts():
-    return {GROUP: OPTS}
+    return {GROUP: OPTS, SIZELIMIT_GROUP: SIZELIMIT_OPTS}

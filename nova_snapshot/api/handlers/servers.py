@@ -45,6 +45,7 @@ def create(req):
     target = {'project_id': context.project_id, 'user_id': context.user_id}
     context.can(policies.CREATE, target=target)
     server = body['server']
+    validation.check_metadata_items(server.get('metadata'))
     image_ref, bdms = block_device.from_request(server)
     kwargs = {'metadata': server.get('metadata')}
     kwargs.update(_access_and_disk_config(server))

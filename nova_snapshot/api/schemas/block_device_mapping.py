@@ -19,10 +19,21 @@ BOOLEAN = {
              'NO', 'No', 'no', 'n', 'f'],
 }
 UUID = {'type': 'string', 'format': 'uuid'}
-# Nova's parameter_types.volume_size (db.MAX_INT as the maximum).
+# Integer columns are 32-bit signed (Nova's db.MAX_INT).
+MAX_INT = 0x7FFFFFFF
+MIN_INT = -0x80000000
+# Nova's parameter_types.volume_size (db.MAX_INT as the maximum). The range
+# applies to the string form too (api/validation.py), and the string is at
+# most as long as MAX_INT, so nothing converts a 5,000-digit string.
 VOLUME_SIZE = {
-    'type': ['integer', 'string'], 'pattern': '^[0-9]+$',
-    'minimum': 1, 'maximum': 0x7FFFFFFF,
+    'type': ['integer', 'string'], 'pattern': '^[0-9]+$', 'maxLength': 10,
+    'minimum': 1, 'maximum': MAX_INT,
+}
+# Nova's boot_index (None is accepted for the legacy v2 API's sake), bounded
+# as volume_size is: a signed 32-bit integer, as an int or a string.
+BOOT_INDEX = {
+    'type': ['integer', 'string', 'null'], 'pattern': '^-?[0-9]+$',
+    'maxLength': 11, 'minimum': MIN_INT, 'maximum': MAX_INT,
 }
 # Nova's parameter_types.tag.
 TAG = {'type': 'string', 'maxLength': 60, 'pattern': '^[^,/]*$'}
@@ -62,10 +73,7 @@ ITEM['properties'].update({
     'guest_format': _STRING_255,
     'device_type': _STRING_255,
     'disk_bus': _STRING_255,
-    # None is accepted for the legacy v2 API's sake, as in Nova.
-    'boot_index': {
-        'type': ['integer', 'string', 'null'], 'pattern': '^-?[0-9]+$',
-    },
+    'boot_index': BOOT_INDEX,
 })
 
 ITEM_WITH_TAG = copy.deepcopy(ITEM)

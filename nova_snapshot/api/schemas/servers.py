@@ -38,7 +38,7 @@ _NETWORK_LIST = {
             'uuid': {'type': 'string'},
             'port': {'type': ['string', 'null']},
             'fixed_ip': {'type': 'string'},
-            'tag': {'type': 'string'},
+            'tag': bdm_schema.TAG,
         },
         'additionalProperties': False,
     },
@@ -59,7 +59,10 @@ def _create(networks, networks_required, bdm_v2=None):
             # Optional: a mapping with boot_index 0 may be the root disk
             # (api/block_device.py says when it must be there).
             'imageRef': _IMAGE_REF,
-            'flavorRef': {'type': ['string', 'integer'], 'minLength': 1},
+            # Nova's flavor_ref; a flavor id is at most 255 characters
+            # (ours: Nova has no maximum). It is looked up, never stored.
+            'flavorRef': {'type': ['string', 'integer'], 'minLength': 1,
+                          'maxLength': 255},
             'metadata': METADATA,
             'networks': networks,
             # Sent by python-openstackclient and novaclient on every
@@ -154,8 +157,10 @@ GET_CONSOLE_OUTPUT = {
                 'length': {
                     'type': ['integer', 'string', 'null'],
                     'pattern': '^-?[0-9]+$',
-                    # -1 means the whole log, as in Nova.
-                    'minimum': -1,
+                    # -1 means the whole log, as in Nova; the upper
+                    # bound (ours) keeps int() of the string cheap.
+                    'maxLength': 10,
+                    'minimum': -1, 'maximum': bdm_schema.MAX_INT,
                 },
             },
             'additionalProperties': False,

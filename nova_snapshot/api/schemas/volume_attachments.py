@@ -15,6 +15,8 @@ CREATE = {
                 'device': {
                     'type': ['string', 'null'],
                     'pattern': '(^/dev/x{0,1}[a-z]{0,1}d{0,1})([a-z]+)[0-9]*$',
+                    # The BDM's device_name column (ours: Nova has none).
+                    'maxLength': 255,
                 },
             },
             'required': ['volumeId'],
