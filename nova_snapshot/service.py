@@ -13,12 +13,14 @@ services with different host names in one process.
 """
 
 import logging
+import random
 import threading
 
 import oslo_messaging as messaging
 
 from nova_snapshot.compute import manager as compute_manager
 from nova_snapshot.compute import notifications
+from nova_snapshot.compute import reconciler as compute_reconciler
 from nova_snapshot.compute import rpcapi as compute_rpcapi
 from nova_snapshot import rpc
 from nova_snapshot import volume
@@ -30,6 +32,8 @@ BINARY = 'nova-snapshot-compute'
 HEARTBEAT_INTERVAL = 10
 # How long stop() lets running snapshots finish before giving up on them.
 STOP_TASK_TIMEOUT = 60
+# How long stop() waits for a reconciler pass to reach a stopping point.
+RECONCILER_STOP_TIMEOUT = 30
 
 
 class ComputeService(object):
@@ -81,9 +85,13 @@ class ComputeService(object):
         self.manager = compute_manager.ComputeManager(
             conf, self.host, self.db, self.driver, self.image_api,
             self.notifier, volume_api=self.volume_api)
+        self.reconciler = compute_reconciler.Reconciler(
+            conf, self.host, self.db, self.driver, self.image_api,
+            volume_api=self.volume_api, manager=self.manager)
         self.server = None
         self._stopping = threading.Event()
         self._heartbeat_thread = None
+        self._reconciler_thread = None
 
     def start(self):
         """Repair the host, then take RPC messages and report in."""
@@ -100,6 +108,11 @@ class ComputeService(object):
             target=self._heartbeat_loop, name='heartbeat-%s' % self.host,
             daemon=True)
         self._heartbeat_thread.start()
+        if self.conf.reconciler.interval > 0:
+            self._reconciler_thread = threading.Thread(
+                target=self._reconciler_loop,
+                name='reconciler-%s' % self.host, daemon=True)
+            self._reconciler_thread.start()
         LOG.info('%s started on host %s', BINARY, self.host)
         return self
 
@@ -136,6 +149,15 @@ class ComputeService(object):
         while not self._stopping.wait(self.heartbeat_interval):
             self._report()
 
+    def _reconciler_loop(self):
+        delay = first_reconcile_delay(self.conf)
+        while not self._stopping.wait(delay):
+            try:
+                self.reconciler.run_pass(stop=self._stopping)
+            except Exception:
+                LOG.exception('Reconciler pass on %s failed', self.host)
+            delay = self.conf.reconciler.interval
+
     def stop(self, task_timeout=STOP_TASK_TIMEOUT):
         """Stop taking messages, let running work finish, stop reporting."""
         self._stopping.set()
@@ -149,6 +171,11 @@ class ComputeService(object):
         if self._heartbeat_thread is not None:
             self._heartbeat_thread.join(self.heartbeat_interval + 1)
             self._heartbeat_thread = None
+        if self._reconciler_thread is not None:
+            # A pass stops between two repairs once _stopping is set; one
+            # repair waits at most for its client's timeout.
+            self._reconciler_thread.join(RECONCILER_STOP_TIMEOUT)
+            self._reconciler_thread = None
         if self._owns_transport:
             self.transport.cleanup()
         LOG.info('%s stopped on host %s', BINARY, self.host)
@@ -158,6 +185,14 @@ class ComputeService(object):
 
     def __exit__(self, *exc_info):
         self.stop()
+
+
+def first_reconcile_delay(conf, rand=random.uniform):
+    """Seconds before the first reconciler pass: between half and all of
+    ``startup_delay`` (never more than the interval), so hosts restarted
+    together do not all call Glance and Cinder at the same moment."""
+    ceiling = min(conf.reconciler.startup_delay, conf.reconciler.interval)
+    return rand(ceiling / 2.0, ceiling)
 
 
 def capacity_options(conf):

@@ -1,0 +1,598 @@
+"""The periodic reconciler of one compute host.
+
+Start-up repairs (``ComputeManager.init_host``) run once; this pass runs
+every ``[reconciler] interval`` seconds and repairs what is left behind
+while the service keeps running:
+
+* an ``image_*`` task_state that no snapshot running here owns (a lost
+  cast leaves ``image_snapshot_pending`` behind), once the instance has
+  not changed for ``task_state_grace``;
+* a guest left frozen (its agent says so) or paused by a freeze, with no
+  freeze of it in progress here;
+* a guest of this service whose instance row is deleted (Nova's
+  ``running_deleted_instance_action``);
+* snapshot images of failed requests still queued or saving after
+  ``orphan_grace``, and Cinder snapshots tagged with a request that no
+  active image records.
+
+Every repair is a warning in the log naming what and why, and a fault (and
+an action event under the request's action when there is one) on the
+instance concerned. Each repair is one small method taking what it needs,
+so it can be tested alone; :meth:`Reconciler.run_pass` strings them
+together, catches and logs per item, and starts nothing new after
+``pass_timeout`` (every Glance, Cinder and agent call has its own
+timeout).
+
+What "running here" means comes from ``ComputeManager.busy_instances()``:
+without it (an older manager) the repairs that could undo running work
+(task states, thaws) are skipped.
+"""
+
+import contextlib
+import datetime
+import logging
+import time
+import uuid as uuidlib
+
+from oslo_utils import timeutils
+
+from nova_snapshot.compute import api as compute_api
+from nova_snapshot.compute import block_device
+from nova_snapshot.compute import task_states
+from nova_snapshot.compute import vm_states
+from nova_snapshot.compute import volume_snapshot
+from nova_snapshot import context as ns_context
+from nova_snapshot import exception
+
+LOG = logging.getLogger(__name__)
+
+# The action event of every repair recorded under a request's action.
+EVENT = 'compute_reconcile'
+# The manager's snapshot events (nova_snapshot.compute.manager).
+SNAPSHOT_EVENT = 'compute_snapshot_instance'
+VOLUME_SNAPSHOT_EVENT = 'compute_snapshot_volume_backed'
+# Glance statuses of an image whose data never arrived.
+UNFINISHED_IMAGE_STATUSES = ('queued', 'saving', 'uploading', 'importing')
+# Cinder refuses to delete a snapshot in these; the next pass tries again.
+MOVING_SNAPSHOT_STATUSES = ('creating', 'deleting')
+# Deleted instances of this host whose leftovers are still looked for.
+DELETED_LOOKBACK = datetime.timedelta(days=1)
+# Margin on top of the volume snapshot timeout for orphan Cinder snapshots.
+VOLUME_GRACE_MARGIN = 60
+
+
+class PassTimeout(Exception):
+    """The pass ran out of time; the rest waits for the next one."""
+
+
+def _parse_time(value):
+    """A naive UTC datetime from a datetime or an ISO 8601 string."""
+    if value is None or isinstance(value, datetime.datetime):
+        return value and timeutils.normalize_time(value)
+    try:
+        return timeutils.normalize_time(timeutils.parse_isotime(str(value)))
+    except ValueError:
+        return None
+
+
+class Reconciler(object):
+    """Repairs of one host; :meth:`run_pass` is what the service calls.
+
+    :param manager: the host's ComputeManager (``busy_instances()``; its
+        volume snapshotter's per-instance lock keeps a thaw from racing a
+        freeze that starts meanwhile).
+    :param now: a callable returning naive UTC ``datetime`` (tests).
+    """
+
+    def __init__(self, conf, host, db, driver, image_api, volume_api=None,
+                 manager=None, now=timeutils.utcnow, clock=time.monotonic):
+        self.conf = conf
+        self.opts = conf.reconciler
+        self.host = host
+        self.db = db
+        self.driver = driver
+        self.image_api = image_api
+        self.volume_api = volume_api
+        self.manager = manager
+        self._now = now
+        self._clock = clock
+        self._deadline = None
+        self._stop = None
+        self._unknown_logged = set()
+
+    # -- the pass -------------------------------------------------------------
+
+    def run_pass(self, stop=None):
+        """One pass over the host; returns counts of what was repaired.
+
+        :param stop: a ``threading.Event``: the pass ends early when set.
+        """
+        started = self._clock()
+        self._deadline = started + self.opts.pass_timeout
+        self._stop = stop
+        counts = {'task_states': 0, 'thawed': 0, 'running_deleted': 0,
+                  'images': 0, 'volume_snapshots': 0}
+        busy = self.busy_instances()
+        try:
+            instances = self.db.instance_get_all(host=self.host)
+            for instance in instances:
+                self._check_time()
+                if self._guarded(self.repair_task_state, instance, busy):
+                    counts['task_states'] += 1
+                    instance = self._reload(instance)
+                if instance is None:
+                    continue
+                if self._guarded(self.thaw_guest, instance, busy):
+                    counts['thawed'] += 1
+                counts['volume_snapshots'] += self._guarded(
+                    self.finish_stale_events, instance, busy) or 0
+            counts['running_deleted'] = self._guarded(
+                self.handle_running_deleted,
+                {i['uuid'] for i in instances}, busy) or 0
+            for instance in instances + self._recently_deleted():
+                self._check_time()
+                counts['images'] += self._guarded(
+                    self.clean_orphan_images, instance, busy) or 0
+                counts['volume_snapshots'] += self._guarded(
+                    self.clean_orphan_volume_snapshots, instance, busy) or 0
+        except PassTimeout:
+            LOG.warning('Reconciler pass on %s stopped after %.0f s '
+                        '([reconciler] pass_timeout %d s); the rest waits '
+                        'for the next pass', self.host,
+                        self._clock() - started, self.opts.pass_timeout)
+        finally:
+            self._deadline = None
+        LOG.debug('Reconciler pass on %s took %.2f s: %s', self.host,
+                  self._clock() - started, counts)
+        return counts
+
+    def _check_time(self):
+        if self._stop is not None and self._stop.is_set():
+            raise PassTimeout()
+        if self._deadline is not None and self._clock() > self._deadline:
+            raise PassTimeout()
+
+    def _guarded(self, repair, *args):
+        """Run one repair; an error is logged, never the end of the pass."""
+        try:
+            return repair(*args)
+        except PassTimeout:
+            raise
+        except Exception:
+            LOG.exception('Reconciler: %s%s on %s failed; retried at the '
+                          'next pass', repair.__name__,
+                          tuple(a.get('uuid') if isinstance(a, dict) else a
+                                for a in args[:1]), self.host)
+            return None
+
+    def _reload(self, instance):
+        try:
+            return self.db.instance_get(instance['uuid'])
+        except exception.InstanceNotFound:
+            return None
+
+    def busy_instances(self):
+        """UUIDs with snapshot work running here; None when the manager
+        cannot tell (then nothing that could undo running work is done)."""
+        busy = getattr(self.manager, 'busy_instances', None)
+        if busy is None:
+            return None
+        return set(busy())
+
+    def _recently_deleted(self):
+        since = self._now() - DELETED_LOOKBACK
+        return self.db.instance_list(
+            filters={'host': self.host, 'deleted': True,
+                     'changes_since': since},
+            sort_keys=('created_at',), sort_dirs=('asc',))
+
+    def _older_than(self, value, seconds):
+        when = _parse_time(value)
+        if when is None:
+            return False
+        return self._now() - when >= datetime.timedelta(seconds=seconds)
+
+    # -- contexts -------------------------------------------------------------
+
+    @staticmethod
+    def service_context():
+        """No user token: Glance and Cinder are called as this service
+        (the service user with Keystone, an admin listing across
+        projects); a request id of its own for the logs."""
+        ctx = ns_context.get_admin_context()
+        ctx.request_id = 'req-%s' % uuidlib.uuid4()
+        return ctx
+
+    @staticmethod
+    def project_context(instance, request_id=None):
+        """The instance's project with a member's roles: with Keystone
+        this acts as the service too (no token); without Keystone, Cinder
+        needs a project in the request (as the start-up clean-up does)."""
+        return ns_context.RequestContext(
+            user_id=instance.get('user_id'),
+            project_id=instance.get('project_id'),
+            request_id=request_id or 'req-%s' % uuidlib.uuid4(),
+            roles=['member', 'reader'], overwrite=False)
+
+    # -- recording ------------------------------------------------------------
+
+    def record(self, instance_uuid, exc, request_id=None, details=None):
+        """A fault, and an Error event under the request's action when the
+        repair belongs to one (the user sees why the request failed)."""
+        code = getattr(exc, 'code', 500)
+        message = exc.format_message() if hasattr(
+            exc, 'format_message') else str(exc)
+        try:
+            self.db.fault_create(instance_uuid, code, message,
+                                 '%s: %s' % (type(exc).__name__, message),
+                                 host=self.host)
+        except Exception:
+            LOG.warning('Could not record a fault for %s', instance_uuid,
+                        exc_info=True)
+        if request_id is None:
+            return
+        try:
+            action = self.db.action_get_by_request_id(instance_uuid,
+                                                      request_id)
+            ctx = ns_context.RequestContext(
+                request_id=request_id, user_id=action.get('user_id'),
+                project_id=action.get('project_id'), overwrite=False)
+            self.db.action_event_start(ctx, instance_uuid, EVENT,
+                                       host=self.host)
+            self.db.action_event_finish(ctx, instance_uuid, EVENT, 'Error',
+                                        details=details or message)
+        except exception.NotFound:
+            LOG.debug('No action %s of %s to record the repair under',
+                      request_id, instance_uuid)
+
+    def _newest_action(self, instance_uuid, action_name):
+        for action in self.db.actions_get(instance_uuid):
+            if action.get('action') == action_name:
+                return action
+        return None
+
+    def _delete_image(self, ctx, image_id, keep_active=True):
+        """True when the image is gone (or was active and kept: False)."""
+        try:
+            if keep_active:
+                image = self.image_api.get(ctx, image_id)
+                if image.get('status') == 'active':
+                    return False
+            self.image_api.delete(ctx, image_id)
+        except exception.ImageNotFound:
+            pass
+        return True
+
+    # -- 1. task states -------------------------------------------------------
+
+    def repair_task_state(self, instance, busy):
+        """Release an ``image_*`` task_state no snapshot here owns.
+
+        Only after the instance has not changed for ``task_state_grace``
+        (the API sets ``image_snapshot_pending`` before its cast arrives;
+        a running snapshot writes progress). The release is a
+        compare-and-swap on the state read, so a cast that arrives
+        meanwhile wins. The unfinished image goes; an active one stays.
+        Returns True when it released the instance.
+        """
+        state = instance.get('task_state')
+        if state not in task_states.IMAGE_SNAPSHOT_STATES or busy is None:
+            return False
+        uuid = instance['uuid']
+        if uuid in busy:
+            return False
+        if not self._older_than(instance.get('updated_at') or
+                                instance.get('created_at'),
+                                self.opts.task_state_grace):
+            return False
+        # Whatever an interrupted capture left on the host (a guest paused
+        # by it, scratch files): nothing of this instance runs here.
+        try:
+            self.driver.repair_after_crash(instance)
+        except Exception:
+            LOG.warning('Driver repair of %s failed', uuid, exc_info=True)
+        sysmeta = dict(instance.get('system_metadata') or {})
+        image_id = sysmeta.pop(compute_api.SNAPSHOT_IMAGE_KEY, None)
+        try:
+            self.db.instance_update(
+                uuid, {'task_state': None, 'progress': 0,
+                       'system_metadata': sysmeta},
+                expected_task_state=state)
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError):
+            # A late cast or a delete moved it on: theirs now.
+            return False
+        reason = ('task_state %s was left with no snapshot running on host '
+                  '%s for over %d s (a lost cast or an interrupted '
+                  'snapshot); released by the reconciler' % (
+                      state, self.host, self.opts.task_state_grace))
+        LOG.warning('Instance %s: %s; image %s', uuid, reason, image_id)
+        action = self._newest_action(uuid, compute_api.ACTION_CREATE_IMAGE)
+        self.record(uuid, exception.SnapshotCaptureFailed(
+            instance_uuid=uuid, reason=reason),
+            request_id=action and action['request_id'])
+        if image_id:
+            # The reference is gone with the task state; a failed delete
+            # is found again by clean_orphan_images after orphan_grace.
+            try:
+                if self._delete_image(self.service_context(), image_id):
+                    LOG.warning('Deleted image %s of the snapshot of %s '
+                                'released above', image_id, uuid)
+            except Exception as exc:
+                LOG.warning('Could not delete image %s of %s (%s); the '
+                            'orphan image clean-up retries', image_id, uuid,
+                            exc)
+        return True
+
+    def finish_stale_events(self, instance, busy):
+        """Close the snapshot events this host started and no snapshot
+        here is running any more (the service died mid-way and came back
+        before the start-up repair could see them, or that repair failed).
+        A volume-backed request's Cinder snapshots that no active image
+        records go with it. Returns how many Cinder snapshots went."""
+        if busy is None or instance['uuid'] in busy:
+            return 0
+        uuid = instance['uuid']
+        deleted = 0
+        for event_name in (SNAPSHOT_EVENT, VOLUME_SNAPSHOT_EVENT):
+            for event in self.db.action_events_unfinished(uuid, event_name,
+                                                          self.host):
+                self._check_time()
+                if not self._older_than(event.get('start_time'),
+                                        self.opts.task_state_grace):
+                    continue
+                request_id = event['request_id']
+                if event_name == VOLUME_SNAPSHOT_EVENT and \
+                        self.volume_api is not None:
+                    ctx = self.project_context(instance, request_id)
+                    snapshots = self.volume_api.list_snapshots(
+                        ctx, metadata={volume_snapshot.INSTANCE_TAG: uuid,
+                                       volume_snapshot.REQUEST_TAG:
+                                       request_id})
+                    deleted += self.clean_request_snapshots(
+                        ctx, instance, request_id, snapshots)
+                message = ('%s of request %s started on host %s and is '
+                           'running no more; finished by the reconciler' % (
+                               event_name, request_id, self.host))
+                LOG.warning('Reconciler: instance %s: %s', uuid, message)
+                ctx = ns_context.RequestContext(
+                    request_id=request_id, user_id=event.get('user_id'),
+                    project_id=event.get('project_id'), overwrite=False)
+                try:
+                    self.db.action_event_finish(ctx, uuid, event_name,
+                                                'Error', details=message)
+                except exception.NotFound:
+                    pass
+        return deleted
+
+    # -- 2. frozen or paused guests -------------------------------------------
+
+    def _freeze_lock(self, uuid):
+        """The volume snapshotter's per-instance lock, taken without
+        waiting: held, a freeze of this guest is starting or running."""
+        snapshotter = getattr(self.manager, 'volume_snapshotter', None)
+        get_lock = getattr(snapshotter, '_instance_lock', None)
+        if get_lock is None:
+            return contextlib.nullcontext(True)
+        lock = get_lock(uuid)
+
+        @contextlib.contextmanager
+        def held():
+            acquired = lock.acquire(blocking=False)
+            try:
+                yield acquired
+            finally:
+                if acquired:
+                    lock.release()
+        return held()
+
+    def thaw_guest(self, instance, busy):
+        """Thaw a guest frozen (guest agent) or paused by a freeze (the
+        watchdog's token) when no freeze of it is in progress here.
+        Returns the list of what was done (empty: nothing)."""
+        if busy is None or instance['uuid'] in busy:
+            return []
+        # A guest its user paused, or one in a power action, is not ours.
+        if instance.get('vm_state') != vm_states.ACTIVE or \
+                instance.get('task_state') is not None:
+            return []
+        uuid = instance['uuid']
+        with self._freeze_lock(uuid) as free:
+            if not free:
+                return []
+            done = self.driver.thaw_stale_freeze(
+                instance, agent_timeout=self.opts.agent_timeout)
+        if done:
+            reason = ('guest found frozen or paused by a freeze with none in '
+                      'progress on host %s: %s' % (self.host,
+                                                   '; '.join(done)))
+            LOG.warning('Instance %s: %s', uuid, reason)
+            self.record(uuid, exception.InstanceQuiesceFailed(reason=reason))
+        return done
+
+    # -- 3. guests without a live row -----------------------------------------
+
+    def handle_running_deleted(self, live_uuids, busy=None):
+        """Act on this service's guests whose instance is deleted, per
+        ``running_deleted_instance_action``; returns how many were acted
+        on. A guest whose instance lives on another host, or that the
+        database never knew, is left alone (logged once)."""
+        action = self.conf.running_deleted_instance_action
+        if action == 'noop':
+            return 0
+        try:
+            domains = self.driver.list_domains()
+        except NotImplementedError:
+            return 0
+        acted = 0
+        for domain in domains:
+            self._check_time()
+            uuid = domain['uuid']
+            if uuid in live_uuids or (busy and uuid in busy):
+                continue
+            if self._guarded(self.handle_domain, domain, action):
+                acted += 1
+        return acted
+
+    def handle_domain(self, domain, action):
+        """One guest not among this host's live instances. True when the
+        action was taken (or logged)."""
+        uuid = domain['uuid']
+        rows = self.db.instance_list(filters={'uuid': uuid, 'deleted': None})
+        if any(not row.get('deleted') for row in rows):
+            # Live elsewhere (or it just arrived here): not a deleted one.
+            return False
+        mine = [row for row in rows if row.get('host') == self.host]
+        if not mine:
+            if uuid not in self._unknown_logged:
+                self._unknown_logged.add(uuid)
+                LOG.warning('Guest %s (%s) runs on %s with no instance row '
+                            'of this host, live or deleted; left alone',
+                            domain.get('name'), uuid, self.host)
+            return False
+        row = mine[-1]
+        if not self._older_than(row.get('deleted_at'),
+                                self.conf.running_deleted_instance_timeout):
+            return False
+        what = ('guest %s of instance %s, deleted at %s, still on host %s'
+                % (domain.get('name'), uuid, row.get('deleted_at'),
+                   self.host))
+        if action == 'log':
+            LOG.warning('Reconciler: %s (running_deleted_instance_action = '
+                        'log)', what)
+            return True
+        if action == 'shutdown':
+            self.driver.power_off_domain(uuid)
+            message = 'powered off the %s' % what
+        else:
+            self.driver.destroy_domain(uuid)
+            message = 'reaped the %s (domain and local disks)' % what
+        LOG.warning('Reconciler %s', message)
+        self.record(uuid, exception.HypervisorError(reason=message))
+        return True
+
+    # -- 4. leftovers of failed requests --------------------------------------
+
+    def _in_flight_image(self, instance):
+        """The image an unfinished image-backed snapshot of the instance
+        is for (None when there is none)."""
+        if instance.get('deleted') or instance.get('task_state') not in \
+                task_states.IMAGE_SNAPSHOT_STATES:
+            return None
+        return (instance.get('system_metadata') or {}).get(
+            compute_api.SNAPSHOT_IMAGE_KEY)
+
+    def clean_orphan_images(self, instance, busy):
+        """Delete the unfinished snapshot images of the instance's failed
+        requests: ``instance_uuid`` and ``image_type=snapshot`` (what this
+        host's image-backed snapshots create), still queued or saving
+        after ``orphan_grace``, and not the image an unfinished snapshot
+        of the instance is for. Returns how many went."""
+        uuid = instance['uuid']
+        if busy and uuid in busy:
+            return 0
+        ctx = self.service_context()
+        keep = self._in_flight_image(instance)
+        deleted = 0
+        for image in self.image_api.list(ctx, instance_uuid=uuid,
+                                         image_type='snapshot'):
+            self._check_time()
+            if image.get('status') not in UNFINISHED_IMAGE_STATUSES or \
+                    image['id'] == keep or \
+                    not self._older_than(image.get('created_at'),
+                                         self.opts.orphan_grace):
+                continue
+            if self._guarded(self.delete_orphan_image, ctx, instance, image):
+                deleted += 1
+        return deleted
+
+    def delete_orphan_image(self, ctx, instance, image):
+        reason = ('snapshot image %s is still %s %d s after its request; '
+                  'the request failed and the image was deleted' % (
+                      image['id'], image.get('status'),
+                      self.opts.orphan_grace))
+        self.image_api.delete(ctx, image['id'])
+        LOG.warning('Reconciler: instance %s: %s', instance['uuid'], reason)
+        self.record(instance['uuid'], exception.SnapshotCaptureFailed(
+            instance_uuid=instance['uuid'], reason=reason))
+        return True
+
+    def _volume_grace(self):
+        # A volume-backed request makes its image only once every Cinder
+        # snapshot is available: never judge its snapshots before that.
+        return max(self.opts.orphan_grace,
+                   self.conf.compute.volume_snapshot_timeout +
+                   self.conf.compute.quiesce_deadline + VOLUME_GRACE_MARGIN)
+
+    def clean_orphan_volume_snapshots(self, instance, busy):
+        """Delete Cinder snapshots tagged with the instance and a request
+        that no active image records (and that request's unfinished
+        images), once the newest of them is older than the grace.
+        Returns how many snapshots went."""
+        if self.volume_api is None or busy is None or \
+                instance['uuid'] in busy:
+            # Without busy_instances a volume snapshot running here could
+            # be mid-way: the grace alone is not trusted for a delete.
+            return 0
+        uuid = instance['uuid']
+        ctx = self.project_context(instance)
+        by_request = {}
+        for snapshot in self.volume_api.list_snapshots(
+                ctx, metadata={volume_snapshot.INSTANCE_TAG: uuid}):
+            request_id = (snapshot.get('metadata') or {}).get(
+                volume_snapshot.REQUEST_TAG)
+            if request_id:
+                by_request.setdefault(request_id, []).append(snapshot)
+        deleted = 0
+        for request_id, snapshots in sorted(by_request.items()):
+            self._check_time()
+            if not all(self._older_than(s.get('created_at'),
+                                        self._volume_grace())
+                       for s in snapshots):
+                continue
+            deleted += self._guarded(self.clean_request_snapshots, ctx,
+                                     instance, request_id, snapshots) or 0
+        return deleted
+
+    def clean_request_snapshots(self, ctx, instance, request_id, snapshots):
+        """The snapshots of one request: keep what an active image of the
+        request records; delete the rest and the request's unfinished
+        images. Returns how many snapshots were deleted."""
+        uuid = instance['uuid']
+        glance_ctx = self.service_context()
+        kept = set()
+        for image in self.image_api.list(
+                glance_ctx, **{volume_snapshot.REQUEST_TAG: request_id}):
+            if image.get('status') == 'active':
+                try:
+                    kept.update(block_device.snapshot_ids_of_image(image))
+                except exception.InvalidBDM as exc:
+                    LOG.warning('Image %s of request %s has an unreadable '
+                                'mapping (%s); keeping its snapshots',
+                                image['id'], request_id, exc)
+                    return 0
+            elif image.get('status') in UNFINISHED_IMAGE_STATUSES:
+                self._delete_image(glance_ctx, image['id'],
+                                   keep_active=False)
+                LOG.warning('Reconciler: deleted unfinished image %s of '
+                            'volume snapshot request %s of %s', image['id'],
+                            request_id, uuid)
+        deleted = []
+        for snapshot in snapshots:
+            if snapshot['id'] in kept or \
+                    snapshot.get('status') in MOVING_SNAPSHOT_STATUSES:
+                continue
+            try:
+                self.volume_api.delete_snapshot(ctx, snapshot['id'])
+            except exception.SnapshotNotFound:
+                pass
+            deleted.append(snapshot['id'])
+        if deleted:
+            reason = ('Cinder snapshots %s of request %s are recorded by no '
+                      'active image (the volume-backed snapshot failed or '
+                      'was interrupted); deleted' % (', '.join(deleted),
+                                                     request_id))
+            LOG.warning('Reconciler: instance %s: %s', uuid, reason)
+            self.record(uuid, exception.VolumeSnapshotFailed(
+                instance_uuid=uuid, reason=reason), request_id=request_id)
+        return len(deleted)

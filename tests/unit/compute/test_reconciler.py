@@ -1,0 +1,600 @@
+"""The periodic reconciler, one repair at a time.
+
+Real SQLite database, the fake driver, and fakes at the Glance and Cinder
+client boundaries; the clock is the test's (``self.now``).
+"""
+
+import datetime
+import os
+import shutil
+import tempfile
+import threading
+import unittest
+from unittest import mock
+import uuid as uuidlib
+
+from nova_snapshot.compute import api as compute_api
+from nova_snapshot.compute import manager as compute_manager
+from nova_snapshot.compute import power_state
+from nova_snapshot.compute import reconciler
+from nova_snapshot.compute import task_states
+from nova_snapshot.compute import volume_snapshot
+from nova_snapshot import conf as ns_conf
+from nova_snapshot import context as ns_context
+from nova_snapshot.db import api as db_api
+from nova_snapshot import exception
+from nova_snapshot import service
+from nova_snapshot.virt import fake as fake_virt
+from tests.unit.compute import fakes
+
+T0 = datetime.datetime(2026, 11, 27, 12, 0, 0)
+HOST = 'host-a'
+
+
+def iso(when):
+    return when.strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+class FakeManager(object):
+    """What the reconciler asks of the ComputeManager."""
+
+    def __init__(self, busy=()):
+        self.busy = set(busy)
+        self.locks = {}
+
+    def busy_instances(self):
+        return set(self.busy)
+
+
+class FakeVolumeSnapshotter(object):
+
+    def __init__(self):
+        self.locks = {}
+
+    def _instance_lock(self, uuid):
+        return self.locks.setdefault(uuid, threading.Lock())
+
+
+class SimpleCinder(object):
+    """list/delete of snapshots, with the fields Cinder returns."""
+
+    def __init__(self):
+        self.snapshots = {}
+        self.deleted = []
+        self.list_contexts = []
+
+    def add(self, instance_uuid, request_id, created_at, status='available'):
+        snapshot = {'id': str(uuidlib.uuid4()), 'status': status,
+                    'volume_id': 'vol-1', 'created_at': created_at,
+                    'metadata': {volume_snapshot.INSTANCE_TAG: instance_uuid,
+                                 volume_snapshot.REQUEST_TAG: request_id}}
+        self.snapshots[snapshot['id']] = snapshot
+        return snapshot
+
+    def list_snapshots(self, context, volume_id=None, metadata=None):
+        self.list_contexts.append(context)
+        return [dict(s) for s in self.snapshots.values()
+                if all(s['metadata'].get(k) == v
+                       for k, v in (metadata or {}).items())]
+
+    def delete_snapshot(self, context, snapshot_id):
+        if snapshot_id not in self.snapshots:
+            raise exception.SnapshotNotFound(snapshot_id=snapshot_id)
+        del self.snapshots[snapshot_id]
+        self.deleted.append(snapshot_id)
+
+
+class ReconcilerTestCase(unittest.TestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.conf = ns_conf.new_conf([])
+        self.conf.set_override('task_state_grace', 120, group='reconciler')
+        self.conf.set_override('orphan_grace', 600, group='reconciler')
+        self.conf.set_override('volume_snapshot_timeout', 60,
+                               group='compute')
+        tmpdir = tempfile.mkdtemp(prefix='ns-reconciler-')
+        self.addCleanup(shutil.rmtree, tmpdir, True)
+        self.db = db_api.Database(
+            'sqlite:///%s' % os.path.join(tmpdir, 'state.sqlite'))
+        self.db.create_schema()
+        self.addCleanup(self.db.dispose)
+        self.image_api = fakes.FakeImageAPI()
+        self.cinder = SimpleCinder()
+        self.driver = fake_virt.FakeDriver(self.conf, self.image_api)
+        self.manager = FakeManager()
+        self.manager.volume_snapshotter = FakeVolumeSnapshotter()
+        self.now = T0
+        self.reconciler = reconciler.Reconciler(
+            self.conf, HOST, self.db, self.driver, self.image_api,
+            volume_api=self.cinder, manager=self.manager,
+            now=lambda: self.now)
+
+    def later(self, seconds):
+        self.now = T0 + datetime.timedelta(seconds=seconds)
+
+    def instance(self, host=HOST, **values):
+        row = {'name': 'vm', 'host': host, 'vm_state': 'active',
+               'power_state': power_state.RUNNING, 'project_id': 'p1',
+               'user_id': 'u1', 'created_at': T0, 'updated_at': T0}
+        row.update(values)
+        instance = self.db.instance_create(row)
+        if host == HOST:
+            self.driver.instances[instance['uuid']] = power_state.RUNNING
+        return instance
+
+    def start_action(self, instance, action=compute_api.ACTION_CREATE_IMAGE):
+        ctx = ns_context.RequestContext(user_id='u1', project_id='p1')
+        self.db.action_start(ctx, instance['uuid'], action)
+        return ctx
+
+    def pending_snapshot(self, state=task_states.IMAGE_SNAPSHOT_PENDING,
+                         image_status='queued'):
+        image = self.image_api.add_image(status=image_status,
+                                         created_at=iso(T0))
+        instance = self.instance(
+            task_state=state,
+            system_metadata={compute_api.SNAPSHOT_IMAGE_KEY: image['id'],
+                             'image_base_image_ref': 'base'})
+        ctx = self.start_action(instance)
+        return instance, image, ctx
+
+    def events(self, instance, ctx):
+        return self.db.action_get_by_request_id(instance['uuid'],
+                                                ctx.request_id)['events']
+
+
+class TaskStateTest(ReconcilerTestCase):
+
+    def test_lost_cast_is_released_after_the_grace(self):
+        instance, image, ctx = self.pending_snapshot()
+        self.later(119)
+        self.assertFalse(self.reconciler.repair_task_state(instance, set()))
+        self.assertEqual(task_states.IMAGE_SNAPSHOT_PENDING,
+                         self.db.instance_get(instance['uuid'])['task_state'])
+
+        self.later(121)
+        self.assertTrue(self.reconciler.repair_task_state(instance, set()))
+        after = self.db.instance_get(instance['uuid'])
+        self.assertIsNone(after['task_state'])
+        self.assertNotIn(compute_api.SNAPSHOT_IMAGE_KEY,
+                         after['system_metadata'])
+        self.assertEqual('base',
+                         after['system_metadata']['image_base_image_ref'])
+        self.assertEqual([image['id']], self.image_api.deleted)
+        fault = self.db.fault_get_latest(instance['uuid'])
+        self.assertIn('image_snapshot_pending', fault['message'])
+        self.assertEqual(HOST, fault['host'])
+        [event] = self.events(instance, ctx)
+        self.assertEqual((reconciler.EVENT, 'Error'),
+                         (event['event'], event['result']))
+        self.assertIsNotNone(event['finish_time'])
+        self.assertIn(instance['uuid'], self.driver.repaired)
+
+    def test_a_snapshot_running_here_is_left_alone(self):
+        instance, image, _ctx = self.pending_snapshot(
+            state=task_states.IMAGE_UPLOADING)
+        self.later(3600)
+        self.assertFalse(self.reconciler.repair_task_state(
+            instance, {instance['uuid']}))
+        self.assertEqual(task_states.IMAGE_UPLOADING,
+                         self.db.instance_get(instance['uuid'])['task_state'])
+        self.assertEqual([], self.image_api.deleted)
+
+    def test_without_busy_instances_nothing_is_released(self):
+        instance, _image, _ctx = self.pending_snapshot()
+        self.later(3600)
+        self.assertFalse(self.reconciler.repair_task_state(instance, None))
+        older = reconciler.Reconciler(self.conf, HOST, self.db, self.driver,
+                                      self.image_api, manager=object())
+        self.assertIsNone(older.busy_instances())
+        self.assertEqual(0, older.run_pass()['task_states'])
+        self.assertEqual(task_states.IMAGE_SNAPSHOT_PENDING,
+                         self.db.instance_get(instance['uuid'])['task_state'])
+
+    def test_an_active_image_is_kept(self):
+        instance, image, _ctx = self.pending_snapshot(
+            state=task_states.IMAGE_UPLOADING, image_status='active')
+        self.later(3600)
+        self.assertTrue(self.reconciler.repair_task_state(instance, set()))
+        self.assertIn(image['id'], self.image_api.images)
+        self.assertEqual([], self.image_api.deleted)
+
+    def test_a_cast_that_arrived_meanwhile_wins(self):
+        instance, image, _ctx = self.pending_snapshot()
+        self.later(3600)
+        # The stale read says pending; the row moved on since.
+        self.db.instance_update(instance['uuid'],
+                                {'task_state': task_states.IMAGE_SNAPSHOT})
+        self.assertFalse(self.reconciler.repair_task_state(instance, set()))
+        self.assertEqual(task_states.IMAGE_SNAPSHOT,
+                         self.db.instance_get(instance['uuid'])['task_state'])
+        self.assertEqual([], self.image_api.deleted)
+        self.assertIsNone(self.db.fault_get_latest(instance['uuid']))
+
+    def test_a_glance_error_does_not_keep_the_lock(self):
+        instance, image, _ctx = self.pending_snapshot()
+        self.later(3600)
+
+        def down(context, image_id):
+            raise exception.GlanceConnectionFailed(reason='down')
+        self.image_api.get = down
+        self.assertTrue(self.reconciler.repair_task_state(instance, set()))
+        self.assertIsNone(
+            self.db.instance_get(instance['uuid'])['task_state'])
+        self.assertIn(image['id'], self.image_api.images)
+
+    def test_other_task_states_are_not_touched(self):
+        instance = self.instance(task_state=task_states.POWERING_OFF)
+        self.later(3600)
+        self.assertFalse(self.reconciler.repair_task_state(instance, set()))
+
+
+class ThawTest(ReconcilerTestCase):
+
+    def test_a_frozen_guest_with_no_freeze_running_is_thawed(self):
+        instance = self.instance()
+        self.driver.frozen.add(instance['uuid'])
+        done = self.reconciler.thaw_guest(instance, set())
+        self.assertEqual(['thawed filesystems'], done)
+        self.assertNotIn(instance['uuid'], self.driver.frozen)
+        fault = self.db.fault_get_latest(instance['uuid'])
+        self.assertIn('thawed filesystems', fault['message'])
+
+    def test_a_guest_paused_by_a_freeze_is_resumed(self):
+        instance = self.instance()
+        self.driver.paused_vcpus.add(instance['uuid'])
+        self.assertEqual(['resumed vcpus'],
+                         self.reconciler.thaw_guest(instance, set()))
+
+    def test_a_freeze_in_progress_is_left_alone(self):
+        instance = self.instance()
+        self.driver.frozen.add(instance['uuid'])
+        self.assertEqual([], self.reconciler.thaw_guest(
+            instance, {instance['uuid']}))
+        self.assertEqual([], self.reconciler.thaw_guest(instance, None))
+        # Not yet busy, but the snapshotter's lock is held: a freeze is
+        # starting.
+        lock = self.manager.volume_snapshotter._instance_lock(
+            instance['uuid'])
+        with lock:
+            self.assertEqual([], self.reconciler.thaw_guest(instance, set()))
+        self.assertIn(instance['uuid'], self.driver.frozen)
+        self.assertIsNone(self.db.fault_get_latest(instance['uuid']))
+
+    def test_a_guest_its_user_paused_is_not_touched(self):
+        instance = self.instance(vm_state='paused')
+        self.driver.paused_vcpus.add(instance['uuid'])
+        self.assertEqual([], self.reconciler.thaw_guest(instance, set()))
+        self.assertIn(instance['uuid'], self.driver.paused_vcpus)
+
+    def test_nothing_to_do_records_nothing(self):
+        instance = self.instance()
+        self.assertEqual([], self.reconciler.thaw_guest(instance, set()))
+        self.assertIsNone(self.db.fault_get_latest(instance['uuid']))
+
+
+class RunningDeletedTest(ReconcilerTestCase):
+
+    def deleted_instance(self, host=HOST):
+        instance = self.instance(host=host)
+        self.driver.instances[instance['uuid']] = power_state.RUNNING
+        self.db.instance_destroy(instance['uuid'])
+        return instance
+
+    def live(self):
+        return {i['uuid'] for i in self.db.instance_get_all(host=HOST)}
+
+    def test_reap_destroys_the_guest_of_a_deleted_row(self):
+        kept = self.instance()
+        gone = self.deleted_instance()
+        self.now = datetime.datetime.utcnow() + datetime.timedelta(seconds=1)
+        self.assertEqual(1, self.reconciler.handle_running_deleted(
+            self.live(), set()))
+        self.assertEqual({kept['uuid']}, set(self.driver.instances))
+        self.assertIn(('destroy', gone['uuid']), self.driver.calls)
+        fault = self.db.fault_get_latest(gone['uuid'])
+        self.assertIn('reaped', fault['message'])
+
+    def test_timeout_defers_the_reap(self):
+        gone = self.deleted_instance()
+        self.conf.set_override('running_deleted_instance_timeout', 300)
+        self.now = datetime.datetime.utcnow()
+        self.assertEqual(0, self.reconciler.handle_running_deleted(
+            self.live(), set()))
+        self.assertIn(gone['uuid'], self.driver.instances)
+        self.now += datetime.timedelta(seconds=301)
+        self.assertEqual(1, self.reconciler.handle_running_deleted(
+            self.live(), set()))
+        self.assertNotIn(gone['uuid'], self.driver.instances)
+
+    def test_log_and_noop_leave_the_guest(self):
+        gone = self.deleted_instance()
+        self.now = datetime.datetime.utcnow() + datetime.timedelta(seconds=1)
+        self.conf.set_override('running_deleted_instance_action', 'log')
+        with self.assertLogs(reconciler.LOG, 'WARNING') as logs:
+            self.assertEqual(1, self.reconciler.handle_running_deleted(
+                self.live(), set()))
+        self.assertIn(gone['uuid'], '\n'.join(logs.output))
+        self.conf.set_override('running_deleted_instance_action', 'noop')
+        self.assertEqual(0, self.reconciler.handle_running_deleted(
+            self.live(), set()))
+        self.assertEqual(power_state.RUNNING,
+                         self.driver.instances[gone['uuid']])
+
+    def test_shutdown_powers_off_and_keeps(self):
+        gone = self.deleted_instance()
+        self.now = datetime.datetime.utcnow() + datetime.timedelta(seconds=1)
+        self.conf.set_override('running_deleted_instance_action', 'shutdown')
+        self.reconciler.handle_running_deleted(self.live(), set())
+        self.assertEqual(power_state.SHUTDOWN,
+                         self.driver.instances[gone['uuid']])
+
+    def test_guests_of_other_hosts_or_unknown_are_left_alone(self):
+        elsewhere = self.deleted_instance(host='host-b')
+        live_elsewhere = self.instance(host='host-b')
+        self.driver.instances[live_elsewhere['uuid']] = power_state.RUNNING
+        unknown = str(uuidlib.uuid4())
+        self.driver.instances[unknown] = power_state.RUNNING
+        self.now = datetime.datetime.utcnow() + datetime.timedelta(days=2)
+        self.assertEqual(0, self.reconciler.handle_running_deleted(
+            self.live(), set()))
+        self.assertEqual({elsewhere['uuid'], live_elsewhere['uuid'],
+                          unknown}, set(self.driver.instances))
+
+    def test_a_failing_destroy_does_not_stop_the_others(self):
+        first = self.deleted_instance()
+        second = self.deleted_instance()
+        self.now = datetime.datetime.utcnow() + datetime.timedelta(seconds=1)
+        real_destroy = self.driver.destroy_domain
+
+        def destroy(uuid):
+            if uuid == first['uuid']:
+                raise exception.HypervisorError(reason='busy')
+            real_destroy(uuid)
+        self.driver.destroy_domain = destroy
+        self.assertEqual(1, self.reconciler.handle_running_deleted(
+            self.live(), set()))
+        self.assertEqual({first['uuid']}, set(self.driver.instances))
+        self.assertNotIn(second['uuid'], self.driver.instances)
+
+
+class OrphanImageTest(ReconcilerTestCase):
+
+    def snapshot_image(self, instance, status, created=T0, **extra):
+        values = {'status': status, 'instance_uuid': instance['uuid'],
+                  'image_type': 'snapshot', 'created_at': iso(created)}
+        values.update(extra)
+        return self.image_api.add_image(**values)
+
+    def test_stale_unfinished_images_of_failed_requests_go(self):
+        instance = self.instance()
+        queued = self.snapshot_image(instance, 'queued')
+        saving = self.snapshot_image(instance, 'saving')
+        active = self.snapshot_image(instance, 'active')
+        young = self.snapshot_image(instance, 'queued',
+                                    created=T0 + datetime.timedelta(
+                                        seconds=500))
+        backup = self.snapshot_image(instance, 'queued', image_type='backup')
+        other = self.image_api.add_image(status='queued',
+                                         instance_uuid='someone-else',
+                                         image_type='snapshot',
+                                         created_at=iso(T0))
+        self.later(601)
+        self.assertEqual(2, self.reconciler.clean_orphan_images(instance,
+                                                                set()))
+        self.assertEqual({queued['id'], saving['id']},
+                         set(self.image_api.deleted))
+        for kept in (active, young, backup, other):
+            self.assertIn(kept['id'], self.image_api.images)
+        fault = self.db.fault_get_latest(instance['uuid'])
+        self.assertIn('deleted', fault['message'])
+
+    def test_the_image_of_an_unfinished_snapshot_is_kept(self):
+        image = self.image_api.add_image(status='saving',
+                                         image_type='snapshot',
+                                         created_at=iso(T0))
+        instance = self.instance(
+            task_state=task_states.IMAGE_UPLOADING,
+            system_metadata={compute_api.SNAPSHOT_IMAGE_KEY: image['id']})
+        self.image_api.images[image['id']]['instance_uuid'] = \
+            instance['uuid']
+        self.later(7200)
+        self.assertEqual(0, self.reconciler.clean_orphan_images(instance,
+                                                                set()))
+        self.assertEqual(0, self.reconciler.clean_orphan_images(
+            dict(instance, task_state=None), {instance['uuid']}))
+        self.assertEqual([], self.image_api.deleted)
+
+    def test_deleted_instances_of_this_host_are_looked_at(self):
+        instance = self.instance()
+        image = self.snapshot_image(instance, 'queued')
+        self.db.instance_destroy(instance['uuid'])
+        self.now = datetime.datetime.utcnow() + datetime.timedelta(hours=1)
+        self.image_api.images[image['id']]['created_at'] = iso(
+            self.now - datetime.timedelta(seconds=700))
+        counts = self.reconciler.run_pass()
+        self.assertEqual(1, counts['images'])
+        self.assertEqual([image['id']], self.image_api.deleted)
+
+    def test_one_glance_error_does_not_end_the_pass(self):
+        first = self.instance()
+        second = self.instance()
+        self.snapshot_image(first, 'queued')
+        image = self.snapshot_image(second, 'queued')
+        self.later(601)
+        real_list = self.image_api.list
+
+        def flaky(context, **filters):
+            if filters.get('instance_uuid') == first['uuid']:
+                raise exception.GlanceConnectionFailed(reason='timed out')
+            return real_list(context, **filters)
+        self.image_api.list = flaky
+        with self.assertLogs(reconciler.LOG, 'ERROR'):
+            counts = self.reconciler.run_pass()
+        self.assertEqual(1, counts['images'])
+        self.assertEqual([image['id']], self.image_api.deleted)
+
+
+class OrphanVolumeSnapshotTest(ReconcilerTestCase):
+
+    def test_snapshots_no_active_image_records_go_after_the_grace(self):
+        instance = self.instance()
+        ctx = self.start_action(instance)
+        orphan = self.cinder.add(instance['uuid'], ctx.request_id, iso(T0))
+        recorded = self.cinder.add(instance['uuid'], 'req-ok', iso(T0))
+        self.image_api.add_image(
+            status='active', created_at=iso(T0), bdm_v2='True',
+            block_device_mapping=(
+                '[{"source_type": "snapshot", "destination_type": '
+                '"volume", "snapshot_id": "%s", "boot_index": 0}]'
+                % recorded['id']),
+            **{volume_snapshot.REQUEST_TAG: 'req-ok'})
+        unfinished = self.image_api.add_image(
+            status='queued', created_at=iso(T0),
+            **{volume_snapshot.REQUEST_TAG: ctx.request_id})
+        # The grace is at least volume_snapshot_timeout + quiesce_deadline
+        # + a minute (60 + 10 + 60) and orphan_grace (600).
+        self.later(599)
+        self.assertEqual(0, self.reconciler.clean_orphan_volume_snapshots(
+            instance, set()))
+        self.later(601)
+        self.assertEqual(1, self.reconciler.clean_orphan_volume_snapshots(
+            instance, set()))
+        self.assertEqual([orphan['id']], self.cinder.deleted)
+        self.assertEqual([unfinished['id']], self.image_api.deleted)
+        [event] = self.events(instance, ctx)
+        self.assertEqual((reconciler.EVENT, 'Error'),
+                         (event['event'], event['result']))
+        self.assertIn(orphan['id'], event['details'])
+        # Cinder was asked in the instance's project (no token: the
+        # service identity with Keystone).
+        self.assertEqual('p1', self.cinder.list_contexts[0].project_id)
+        self.assertIsNone(self.cinder.list_contexts[0].auth_token)
+
+    def test_grace_grows_with_the_volume_snapshot_timeout(self):
+        self.conf.set_override('volume_snapshot_timeout', 3600,
+                               group='compute')
+        instance = self.instance()
+        self.cinder.add(instance['uuid'], 'req-x', iso(T0))
+        self.later(3600)
+        self.assertEqual(0, self.reconciler.clean_orphan_volume_snapshots(
+            instance, set()))
+        self.later(3600 + 10 + 61)
+        self.assertEqual(1, self.reconciler.clean_orphan_volume_snapshots(
+            instance, set()))
+
+    def test_busy_or_unknown_busy_keeps_everything(self):
+        instance = self.instance()
+        self.cinder.add(instance['uuid'], 'req-x', iso(T0))
+        self.later(86400)
+        self.assertEqual(0, self.reconciler.clean_orphan_volume_snapshots(
+            instance, {instance['uuid']}))
+        self.assertEqual(0, self.reconciler.clean_orphan_volume_snapshots(
+            instance, None))
+        self.assertEqual([], self.cinder.deleted)
+
+    def test_creating_snapshots_wait_for_the_next_pass(self):
+        instance = self.instance()
+        self.cinder.add(instance['uuid'], 'req-x', iso(T0),
+                        status='creating')
+        self.later(86400)
+        self.assertEqual(0, self.reconciler.clean_orphan_volume_snapshots(
+            instance, set()))
+
+    def test_an_interrupted_volume_snapshot_event_is_finished(self):
+        instance = self.instance()
+        ctx = self.start_action(instance)
+        self.db.action_event_start(ctx, instance['uuid'],
+                                   reconciler.VOLUME_SNAPSHOT_EVENT,
+                                   host=HOST)
+        snapshot = self.cinder.add(instance['uuid'], ctx.request_id,
+                                   iso(T0))
+        self.now = datetime.datetime.utcnow() + datetime.timedelta(
+            seconds=121)
+        self.assertEqual(1, self.reconciler.finish_stale_events(instance,
+                                                                set()))
+        self.assertEqual([snapshot['id']], self.cinder.deleted)
+        events = {e['event']: e for e in self.events(instance, ctx)}
+        self.assertEqual('Error',
+                         events[reconciler.VOLUME_SNAPSHOT_EVENT]['result'])
+        self.assertEqual([], self.db.action_events_unfinished(
+            instance['uuid'], reconciler.VOLUME_SNAPSHOT_EVENT, HOST))
+
+    def test_event_names_match_the_manager(self):
+        self.assertEqual(compute_manager.SNAPSHOT_EVENT,
+                         reconciler.SNAPSHOT_EVENT)
+        self.assertEqual(compute_manager.VOLUME_SNAPSHOT_EVENT,
+                         reconciler.VOLUME_SNAPSHOT_EVENT)
+
+
+class PassTest(ReconcilerTestCase):
+
+    def test_a_pass_stops_at_its_timeout(self):
+        for _ in range(3):
+            self.instance()
+        ticks = iter(range(0, 10000, 200))
+        self.reconciler._clock = lambda: next(ticks)
+        self.conf.set_override('pass_timeout', 300, group='reconciler')
+        with self.assertLogs(reconciler.LOG, 'WARNING') as logs:
+            self.reconciler.run_pass()
+        self.assertIn('pass_timeout', '\n'.join(logs.output))
+
+    def test_a_set_stop_event_ends_the_pass(self):
+        self.instance()
+        stop = threading.Event()
+        stop.set()
+        counts = self.reconciler.run_pass(stop=stop)
+        self.assertEqual(0, sum(counts.values()))
+
+    def test_first_delay_is_jittered_and_bounded(self):
+        self.conf.set_override('startup_delay', 30, group='reconciler')
+        self.conf.set_override('interval', 10, group='reconciler')
+        self.assertEqual((5.0, 10),
+                         service.first_reconcile_delay(
+                             self.conf, rand=lambda a, b: (a, b)))
+        delays = {service.first_reconcile_delay(self.conf)
+                  for _ in range(20)}
+        self.assertTrue(all(5.0 <= d <= 10 for d in delays))
+        self.assertGreater(len(delays), 1)
+
+
+class ServiceLoopTest(fakes.ComputeTestCase):
+    """The compute service runs the pass periodically; 0 disables it."""
+
+    def setUp(self):
+        self.passes = []
+        self.ran = threading.Event()
+        real = reconciler.Reconciler.run_pass
+
+        def counting(reconciler_self, stop=None):
+            self.passes.append(stop)
+            self.ran.set()
+            return real(reconciler_self, stop=stop)
+        patcher = mock.patch.object(reconciler.Reconciler, 'run_pass',
+                                    counting)
+        patcher.start()
+        self.addCleanup(patcher.stop)
+        super().setUp()
+
+    def test_passes_run_after_a_short_start_delay(self):
+        self.service.stop()
+        self.conf.set_override('interval', 1, group='reconciler')
+        self.conf.set_override('startup_delay', 0.2, group='reconciler')
+        self.service.start()
+        self.assertTrue(self.ran.wait(5))
+        fakes.wait_for(lambda: len(self.passes) >= 2, timeout=5,
+                       message='a second pass')
+        self.assertIs(self.service._stopping, self.passes[0])
+
+    def test_interval_zero_disables(self):
+        self.service.stop()
+        self.conf.set_override('interval', 0, group='reconciler')
+        self.conf.set_override('startup_delay', 0, group='reconciler')
+        self.service.start()
+        self.assertIsNone(self.service._reconciler_thread)
+        self.assertFalse(self.ran.wait(0.5))
+
+
+if __name__ == '__main__':
+    unittest.main()
