@@ -61,6 +61,25 @@ class ImageUnacceptable(Invalid):
     msg_fmt = 'Image %(image_id)s is unacceptable: %(reason)s'
 
 
+class FlavorMemoryTooSmall(Invalid):
+    msg_fmt = "Flavor's memory is too small for requested image."
+
+
+class FlavorDiskTooSmall(Invalid):
+    msg_fmt = "The created instance's disk would be too small."
+
+
+class FlavorDiskSmallerThanImage(FlavorDiskTooSmall):
+    msg_fmt = ("Flavor's disk is too small for requested image. Flavor disk "
+               "is %(flavor_size)i bytes, image is %(image_size)i bytes.")
+
+
+class FlavorDiskSmallerThanMinDisk(FlavorDiskTooSmall):
+    msg_fmt = ("Flavor's disk is smaller than the minimum size specified in "
+               "image metadata. Flavor disk is %(flavor_size)i bytes, "
+               "minimum size is %(image_min_disk)i bytes.")
+
+
 class VolumeBackedSnapshotNotSupported(Invalid):
     msg_fmt = ('Snapshots of volume-backed servers are not supported by this '
                'deployment yet (server %(instance_uuid)s).')
@@ -146,6 +165,10 @@ class InstanceNotRunning(NovaSnapshotException):
 
 class HypervisorError(NovaSnapshotException):
     msg_fmt = 'Hypervisor error: %(reason)s'
+
+
+class QemuImgFailed(NovaSnapshotException):
+    msg_fmt = 'qemu-img %(command)s failed: %(reason)s'
 
 
 class SnapshotCaptureFailed(NovaSnapshotException):

@@ -26,6 +26,12 @@ OPTS = [
     cfg.StrOpt('snapshot_image_format', default='qcow2',
                choices=('qcow2', 'raw'),
                help='disk_format of the images that snapshots upload.'),
+    cfg.IntOpt('max_image_virtual_size_gb', default=1024, min=1,
+               help='Largest virtual size (GiB) of an image the driver '
+                    'boots from; a larger one is refused at spawn before '
+                    'qemu-img opens it. The default is Glance\'s own cap '
+                    'on an image\'s size (image_size_cap, 1 TiB). The '
+                    'flavor\'s root disk is checked as well.'),
     cfg.StrOpt('snapshots_directory', default='$instances_path/snapshots',
                help='Scratch space for point-in-time copies before upload.'),
 ]

@@ -23,11 +23,9 @@ Snapshots are delegated to :mod:`nova_snapshot.virt.libvirt.snapshot`.
 """
 
 import glob
-import json
 import os
 import platform
 import shutil
-import subprocess
 import time
 import uuid as uuidlib
 from xml.etree import ElementTree
@@ -37,8 +35,10 @@ from oslo_log import log as logging
 
 from nova_snapshot import exception
 from nova_snapshot.virt import driver
+from nova_snapshot.virt import image_inspection
 from nova_snapshot.virt.libvirt import config as vconfig
 from nova_snapshot.virt.libvirt import host as vhost
+from nova_snapshot.virt.libvirt import qemu_img
 from nova_snapshot.virt.libvirt import quiesce as vquiesce
 from nova_snapshot.virt.libvirt import volume as vvolume
 
@@ -58,21 +58,6 @@ def _truthy(value):
     if isinstance(value, bool):
         return value
     return str(value).strip().lower() in TRUE_STRINGS
-
-
-def _qemu_img(argv, instance_uuid):
-    """Run qemu-img (argv list, never a shell); return stdout as text."""
-    try:
-        result = subprocess.run(['qemu-img'] + argv, capture_output=True,
-                                check=False)
-    except OSError as exc:
-        raise exception.HypervisorError(reason='cannot run qemu-img: %s' % exc)
-    if result.returncode != 0:
-        raise exception.HypervisorError(
-            reason='qemu-img %s for instance %s failed: %s' % (
-                argv[0], instance_uuid,
-                result.stderr.decode('utf-8', 'replace').strip()))
-    return result.stdout.decode('utf-8', 'replace')
 
 
 class LibvirtDriver(driver.ComputeDriver):
@@ -137,33 +122,25 @@ class LibvirtDriver(driver.ComputeDriver):
     def _prepare_root_disk(self, context, instance, image_meta, inst_dir):
         image_id = image_meta['id']
         disk_format = image_meta.get('disk_format') or 'raw'
-        if disk_format not in ('qcow2', 'raw'):
-            raise exception.ImageUnacceptable(
-                image_id=image_id,
-                reason='disk_format %s is not supported' % disk_format)
+        image_inspection.check_disk_format(image_id, disk_format)
         download = os.path.join(inst_dir, 'disk.download')
         disk = os.path.join(inst_dir, 'disk')
         self.image_api.download(context, image_id, download)
-        # The format is the one Glance recorded, never probed: probing a
-        # user's file could make a raw image be read as qcow2.
-        info = json.loads(_qemu_img(['info', '-f', disk_format,
-                                     '--output=json', download],
-                                    instance['uuid']))
-        if info.get('backing-filename') or info.get('full-backing-filename'):
-            # A backing file named by a user could point anywhere on the host.
-            raise exception.ImageUnacceptable(
-                image_id=image_id, reason='images with a backing file are '
-                                          'not accepted')
+        # The user's file is inspected before any qemu-img call opens it;
+        # the format is the one Glance recorded (checked against the data),
+        # never probed by QEMU.
+        image = image_inspection.inspect(
+            download, disk_format, image_id,
+            max_virtual_size=self.conf.libvirt.max_image_virtual_size_gb * GiB)
+        root_size = _flavor_root_bytes(instance)
+        _check_flavor_disk(root_size, image)
         if disk_format == 'qcow2':
             os.replace(download, disk)
         else:
-            _qemu_img(['convert', '-f', 'raw', '-O', 'qcow2', download, disk],
-                      instance['uuid'])
+            qemu_img.convert(download, 'raw', disk, 'qcow2')
             os.unlink(download)
-        root_gb = int((instance.get('flavor') or {}).get('root_gb') or 0)
-        if root_gb and info.get('virtual-size', 0) < root_gb * GiB:
-            _qemu_img(['resize', '-f', 'qcow2', disk, str(root_gb * GiB)],
-                      instance['uuid'])
+        if root_size and image.virtual_size < root_size:
+            qemu_img.resize(disk, 'qcow2', root_size)
         return disk
 
     def _download_boot_file(self, context, image_id, dest):
@@ -591,6 +568,25 @@ class LibvirtDriver(driver.ComputeDriver):
                 agent_timeout)
         except libvirt.libvirtError as exc:
             raise exception.HypervisorError(reason=str(exc))
+
+
+def _flavor_root_bytes(instance):
+    return int((instance.get('flavor') or {}).get('root_gb') or 0) * GiB
+
+
+def _check_flavor_disk(root_size, image):
+    """The image must fit the flavor's root disk, as Nova checks at spawn.
+
+    A root_gb of 0 means the disk is the image's size (Nova's legacy rule),
+    so there is nothing to compare. The API checks the same when Glance
+    reports the sizes; this catches images whose sizes it did not know.
+    """
+    if not root_size:
+        return
+    too_big = max(image.virtual_size, image.file_size)
+    if too_big > root_size:
+        raise exception.FlavorDiskSmallerThanImage(flavor_size=root_size,
+                                                   image_size=too_big)
 
 
 def _is_root(bdm):

@@ -37,6 +37,7 @@ from oslo_log import log as logging
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute import task_states
 from nova_snapshot import exception
+from nova_snapshot.virt import image_inspection
 from nova_snapshot.virt.libvirt import qemu_img
 from nova_snapshot.virt.libvirt import snapshot_backup
 from nova_snapshot.virt.libvirt import snapshot_marker
@@ -264,9 +265,17 @@ class _Snapshot(object):
         if self.image_format == 'qcow2':
             return backup_path
         out = os.path.join(self.scratch, 'disk.' + self.image_format)
-        qemu_img.convert(backup_path, 'qcow2', out, self.image_format)
+        self._qemu_img_convert(backup_path, 'qcow2', out)
         os.unlink(backup_path)
         return out
+
+    def _qemu_img_convert(self, src, src_format, out):
+        try:
+            qemu_img.convert(src, src_format, out, self.image_format)
+        except exception.QemuImgFailed as exc:
+            raise exception.SnapshotCaptureFailed(
+                instance_uuid=self.instance['uuid'],
+                reason=exc.format_message())
 
     def capture_stream(self):
         """Start a pull backup; the data is read during the upload."""
@@ -286,9 +295,18 @@ class _Snapshot(object):
             raise exception.SnapshotCaptureFailed(
                 instance_uuid=self.instance['uuid'],
                 reason='root disk %s is not a local file' % self.root.target)
+        # The disk began as a user's image; its header is read again before
+        # qemu-img follows anything it names (a data or backing file).
+        try:
+            image_inspection.check_local_disk(
+                self.root.path, self.root.format,
+                image_id=self.instance.get('image_ref') or '-')
+        except exception.ImageUnacceptable as exc:
+            raise exception.SnapshotCaptureFailed(
+                instance_uuid=self.instance['uuid'],
+                reason=exc.format_message())
         out = os.path.join(self.scratch, 'disk.' + self.image_format)
-        qemu_img.convert(self.root.path, self.root.format, out,
-                         self.image_format)
+        self._qemu_img_convert(self.root.path, self.root.format, out)
         return out
 
     def capture_suspended(self):

@@ -15,18 +15,18 @@ A pull job never ends by itself: :meth:`LiveStream.close` ends it with
 ``abortJob`` and removes the scratch files, on success and on failure.
 """
 
-import json
 import os
 import queue
-import subprocess
 import threading
 from xml.etree import ElementTree
 
 import libvirt
 from oslo_log import log as logging
 
+from nova_snapshot import exception
 from nova_snapshot.virt.libvirt import nbd_client
 from nova_snapshot.virt.libvirt import qcow2_stream
+from nova_snapshot.virt.libvirt import qemu_img
 from nova_snapshot.virt.libvirt import snapshot_backup
 
 LOG = logging.getLogger(__name__)
@@ -61,29 +61,19 @@ def export_name(backup_xml, target_dev):
     return target_dev
 
 
-def _image_opts(socket_path, export):
-    # --image-opts splits on commas; a literal comma is written twice.
-    def esc(value):
-        return value.replace(',', ',,')
-    return ('driver=nbd,server.type=unix,server.path=%s,export=%s'
-            % (esc(socket_path), esc(export)))
-
-
 def data_extents(socket_path, export):
     """``(offset, length)`` of every extent of the export that holds data.
 
     Extents that read as zeros (holes and zero clusters) are left out:
     the image leaves them unallocated.
     """
-    argv = ['qemu-img', 'map', '--output=json', '--image-opts',
-            _image_opts(socket_path, export)]
-    result = subprocess.run(argv, capture_output=True, check=False)
-    if result.returncode != 0:
+    try:
+        extents = qemu_img.map_nbd(socket_path, export)
+    except exception.QemuImgFailed as exc:
         raise snapshot_backup.BackupFailed(
-            'qemu-img map of the backup export failed (%d): %s' % (
-                result.returncode,
-                result.stderr.decode('utf-8', 'replace').strip()))
-    return [(e['start'], e['length']) for e in json.loads(result.stdout)
+            'reading the allocation map of the backup export failed: %s'
+            % exc.format_message())
+    return [(e['start'], e['length']) for e in extents
             if e.get('data') and not e.get('zero')]
 
 

@@ -1,6 +1,5 @@
 """LibvirtDriver with libvirt's connection and qemu-img replaced by fakes."""
 
-import json
 import os
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ import libvirt
 from nova_snapshot.compute import power_state
 from nova_snapshot import conf as ns_conf
 from nova_snapshot import exception
+from nova_snapshot.virt import image_inspection
 from nova_snapshot.virt.libvirt import driver as libvirt_driver
 from nova_snapshot.virt.libvirt import host as libvirt_host
 
@@ -105,13 +105,15 @@ class FakeImageAPI:
     def __init__(self):
         self.downloads = []
         self.missing = set()
+        self.contents = {}
 
     def download(self, context, image_id, dest_path):
         if image_id in self.missing:
             raise exception.ImageNotFound(image_id=image_id)
         self.downloads.append(image_id)
         with open(dest_path, 'wb') as f:
-            f.write(b'data of ' + image_id.encode())
+            f.write(self.contents.get(image_id,
+                                      b'data of ' + image_id.encode()))
         return 1
 
 
@@ -129,23 +131,38 @@ class LibvirtDriverTest(unittest.TestCase):
         self.addCleanup(patcher.stop)
         self.qemu_img_calls = []
         self.image_info = {'virtual-size': 64 * MiB}
-        patcher = mock.patch.object(libvirt_driver, '_qemu_img',
-                                    side_effect=self.fake_qemu_img)
-        patcher.start()
-        self.addCleanup(patcher.stop)
+        for name, fake in (('convert', self.fake_convert),
+                           ('resize', self.fake_resize)):
+            patcher = mock.patch.object(libvirt_driver.qemu_img, name,
+                                        side_effect=fake)
+            patcher.start()
+            self.addCleanup(patcher.stop)
+        # The inspection has tests of its own (test_image_inspection); here
+        # it reports image_info's size for the fake downloads.
+        self.inspect = mock.patch.object(
+            libvirt_driver.image_inspection, 'inspect',
+            side_effect=self.fake_inspect)
+        self.inspect.start()
+        self.addCleanup(self.inspect.stop)
         self.image_api = FakeImageAPI()
         self.driver = libvirt_driver.LibvirtDriver(self.conf, self.image_api)
         self.instance = {
             'uuid': UUID, 'name': 'evil </name> & name',
             'flavor': {'memory_mb': 96, 'vcpus': 2, 'root_gb': 1}}
 
-    def fake_qemu_img(self, argv, instance_uuid):
-        self.qemu_img_calls.append(argv)
-        if argv[0] == 'info':
-            return json.dumps(self.image_info)
-        if argv[0] == 'convert':
-            shutil.copyfile(argv[-2], argv[-1])
-        return ''
+    def fake_convert(self, src, src_format, dest, dest_format):
+        self.qemu_img_calls.append(['convert', '-f', src_format, '-O',
+                                    dest_format, src, dest])
+        shutil.copyfile(src, dest)
+
+    def fake_resize(self, path, fmt, size):
+        self.qemu_img_calls.append(['resize', '-f', fmt, path, str(size)])
+
+    def fake_inspect(self, path, disk_format, image_id, max_virtual_size):
+        return image_inspection.InspectedImage(
+            disk_format=disk_format, detected_format=disk_format,
+            virtual_size=self.image_info['virtual-size'],
+            file_size=os.path.getsize(path))
 
     def meta(self, **extra):
         meta = {'id': 'img', 'disk_format': 'qcow2',
@@ -201,19 +218,47 @@ class LibvirtDriverTest(unittest.TestCase):
 
     def test_spawn_converts_raw(self):
         self.image_info = {'virtual-size': 2 * 1024 ** 3}
+        self.instance['flavor']['root_gb'] = 0
         self.driver.spawn(None, self.instance, self.meta(disk_format='raw'))
         convert = [a for a in self.qemu_img_calls if a[0] == 'convert']
         self.assertEqual(1, len(convert))
         self.assertEqual(['-f', 'raw', '-O', 'qcow2'], convert[0][1:5])
-        # Larger than the flavor's disk: left alone.
+        # root_gb 0: the disk is the image's size (Nova's rule).
         self.assertEqual([], [a for a in self.qemu_img_calls
                               if a[0] == 'resize'])
 
-    def test_spawn_refuses_backing_files_and_cleans_up(self):
-        self.image_info = {'virtual-size': MiB,
-                           'backing-filename': '/etc/shadow'}
-        self.assertRaises(exception.ImageUnacceptable, self.driver.spawn,
-                          None, self.instance, self.meta())
+    def test_spawn_refuses_image_larger_than_flavor_disk(self):
+        self.image_info = {'virtual-size': 1024 ** 3 + 512}
+        with self.assertRaises(exception.FlavorDiskSmallerThanImage) as cm:
+            self.driver.spawn(None, self.instance, self.meta())
+        exc = cm.exception
+        self.assertIn("Flavor's disk is too small for requested image. "
+                      "Flavor disk is 1073741824 bytes, image is "
+                      "1073742336 bytes.", str(exc))
+        self.assertEqual([], self.qemu_img_calls)
+        self.assertEqual({}, self.conn.domains)
+        self.assertFalse(os.path.exists(self.inst_dir()))
+
+    def test_spawn_inspects_before_qemu_img_and_cleans_up(self):
+        # The real inspection on a real qcow2 whose header names a backing
+        # file: refused before any qemu-img call, nothing left behind.
+        self.inspect.stop()
+        self.addCleanup(self.inspect.start)
+        header = bytearray(512)
+        header[0:4] = b'QFI\xfb'
+        header[4:8] = (3).to_bytes(4, 'big')
+        header[8:16] = (512 - 16).to_bytes(8, 'big')   # backing offset
+        header[16:20] = (11).to_bytes(4, 'big')        # its length
+        header[20:24] = (16).to_bytes(4, 'big')        # cluster bits
+        header[24:32] = MiB.to_bytes(8, 'big')
+        header[-16:-5] = b'/etc/shadow'
+        self.image_api.contents['img'] = bytes(header)
+        with self.assertRaises(exception.ImageUnacceptable) as cm:
+            self.driver.spawn(None, self.instance, self.meta())
+        exc = cm.exception
+        self.assertIn('backing_file', str(exc))
+        self.assertNotIn('/etc/shadow', str(exc))
+        self.assertEqual([], self.qemu_img_calls)
         self.assertEqual({}, self.conn.domains)
         self.assertFalse(os.path.exists(self.inst_dir()))
 

@@ -25,6 +25,17 @@ UUID = '6a4ae2f5-0f6b-4b8e-9b35-8f0d5c7e2a11'
 DISK_BYTES = b'disk-content-' * 100000   # ~1.3 MB: several upload chunks
 
 
+def qcow2_header(incompatible_features=0):
+    """A qcow2 v3 header (1 MiB virtual) as the cold path's check reads."""
+    header = bytearray(512)
+    header[0:4] = b'QFI\xfb'
+    header[4:8] = (3).to_bytes(4, 'big')
+    header[20:24] = (16).to_bytes(4, 'big')
+    header[24:32] = (1024 * 1024).to_bytes(8, 'big')
+    header[72:80] = incompatible_features.to_bytes(8, 'big')
+    return bytes(header)
+
+
 def libvirt_error(code):
     err = libvirt.libvirtError('fake error %d' % code)
     err.err = (code, 0, 'fake error %d' % code, 0, None, None, None, 0, 0)
@@ -174,7 +185,7 @@ class SnapshotTestBase(unittest.TestCase):
         self.disk = os.path.join(self.tmp, 'instances', UUID, 'disk')
         os.makedirs(os.path.dirname(self.disk))
         with open(self.disk, 'wb') as f:
-            f.write(DISK_BYTES)
+            f.write(qcow2_header() + DISK_BYTES)
         self.events = []
         self.progress = []
         self.instance = {
@@ -317,6 +328,18 @@ class TestPathSelection(SnapshotTestBase):
         self.assertEqual(['task_state', 'convert', 'task_state',
                           'image_update', 'image_upload'], self.names())
         self.assertEqual(libvirt.VIR_DOMAIN_SHUTOFF, dom._state)
+        self.assert_clean()
+
+    def test_cold_refuses_a_disk_with_a_data_file(self):
+        # The disk's header names an external data file (feature bit 2):
+        # qemu-img convert would copy that file into the user's image.
+        with open(self.disk, 'wb') as f:
+            f.write(qcow2_header(incompatible_features=1 << 2))
+        dom = self.domain(state=libvirt.VIR_DOMAIN_SHUTOFF)
+        with self.assertRaises(exception.SnapshotCaptureFailed) as cm:
+            self.snap(dom)
+        self.assertIn('data_file', str(cm.exception))
+        self.assertNotIn('convert', self.names())
         self.assert_clean()
 
     def test_cold_when_suspended_left_suspended(self):

@@ -34,11 +34,6 @@ class BackupXMLTest(unittest.TestCase):
                          snapshot_stream.export_name(xml, 'vda'))
         self.assertEqual('vdc', snapshot_stream.export_name(xml, 'vdc'))
 
-    def test_image_opts_escape_commas(self):
-        self.assertEqual(
-            'driver=nbd,server.type=unix,server.path=/a,,b/s,export=vda',
-            snapshot_stream._image_opts('/a,b/s', 'vda'))
-
 
 class PrefetchTest(unittest.TestCase):
 
