@@ -7,13 +7,26 @@ several in-memory brokers) in one process.
 """
 
 import importlib
+import threading
+import weakref
 
 from oslo_config import cfg
+from oslo_log import log as logging
 import oslo_messaging as messaging
 from oslo_messaging import opts as messaging_opts
 from oslo_messaging.rpc import dispatcher
 
+from nova_snapshot.conf import rpc as rpc_conf
 from nova_snapshot import context as ns_context
+from nova_snapshot import exception
+
+try:  # oslo.messaging's rabbit driver lets kombu's connect errors out
+    from kombu import exceptions as kombu_exc
+    _KOMBU_ERRORS = (kombu_exc.KombuError,)
+except ImportError:  # pragma: no cover - kombu comes with oslo.messaging
+    _KOMBU_ERRORS = ()
+
+LOG = logging.getLogger(__name__)
 
 # oslo.messaging's in-memory driver, used when no transport_url is
 # configured so an all-in-one process (unit tests, a one-host demo) works
@@ -25,6 +38,27 @@ NOTIFICATIONS_GROUP = 'oslo_messaging_notifications'
 # Exceptions from these modules are re-raised as themselves on the caller
 # side of an RPC call (e.g. InstanceNotFound from get_console_output).
 ALLOWED_EXMODS = ['nova_snapshot.exception']
+# What a cast or call raises when the broker cannot be reached within its
+# retries: oslo.messaging's own exceptions, and kombu's (the rabbit driver
+# lets "connection refused" or "timed out" through as OperationalError).
+DELIVERY_ERRORS = (messaging.MessagingException, OSError) + _KOMBU_ERRORS
+# The programs that may run on the in-memory transport: the API and the
+# compute service share one process there, so a cast reaches its server.
+IN_PROCESS_PROGRAMS = ('nova-snapshot-all',)
+
+
+class TransportURLRequired(exception.NovaSnapshotException):
+    msg_fmt = ('%(prog)s needs [DEFAULT] transport_url (e.g. '
+               'rabbit://user:password@host:5672/vhost): without it the '
+               'API and the compute services would each talk to an '
+               'in-memory broker of their own, and every cast would be '
+               'lost. Only nova-snapshot-all, which runs both in one '
+               'process, may leave it unset.')
+
+
+class ReplyQueueUnavailable(exception.NovaSnapshotException):
+    msg_fmt = ('The message broker did not take the reply queue within '
+               '%(timeout).0f s')
 
 
 # Options oslo.messaging reads on every client call but registers only on
@@ -44,6 +78,11 @@ def register_opts(conf):
     for group, opts in messaging_opts.list_opts():
         if group in (None, NOTIFICATIONS_GROUP):
             conf.register_opts(opts, group=group)
+    rpc_conf.register_opts(conf)
+    # oslo.messaging's default (-1) retries a notification for ever: with
+    # the broker down, the snapshot that sends it would never finish.
+    conf.set_default('retry', rpc_conf.DEFAULT_NOTIFICATION_RETRY,
+                     group=NOTIFICATIONS_GROUP)
     for module_name, attr, group in _GLOBAL_ONLY_OPTS:
         try:
             module = importlib.import_module(module_name)
@@ -60,6 +99,24 @@ def _is_set(conf, name, group=None):
     # configured it" as unset rather than silently dialling a local broker.
     location = conf.get_location(name, group)
     return location is None or location.location != cfg.Locations.opt_default
+
+
+def check_transport(conf, prog):
+    """Refuse to start ``prog`` on the in-memory transport unless it is the
+    all-in-one program; raises :class:`TransportURLRequired`.
+
+    An explicit ``transport_url = fake:/`` is let through with a warning
+    (a listing-only API in tests); an unset one is the forgotten option.
+    """
+    register_opts(conf)
+    if prog in IN_PROCESS_PROGRAMS:
+        return
+    if not _is_set(conf, 'transport_url'):
+        raise TransportURLRequired(prog=prog)
+    if conf.transport_url.startswith('fake:'):
+        LOG.warning('%s uses the in-memory transport (%s): casts from this '
+                    'process reach no other process', prog,
+                    conf.transport_url)
 
 
 def get_transport(conf, url=None):
@@ -108,10 +165,63 @@ class RequestContextSerializer(messaging.Serializer):
         return ns_context.RequestContext.from_dict(context)
 
 
-def get_client(transport, target, version_cap=None):
+def rpc_retry(conf):
+    """``[DEFAULT] rpc_retry`` of ``conf`` (its default when ``conf`` does
+    not have our options, e.g. a bare transport in a test)."""
+    try:
+        return conf.rpc_retry
+    except (cfg.NoSuchOptError, AttributeError):
+        return rpc_conf.DEFAULT_RPC_RETRY
+
+
+def get_client(transport, target, version_cap=None, retry=None):
+    """An RPC client whose casts and calls give up on an unreachable broker
+    after ``retry`` reconnections (default ``[DEFAULT] rpc_retry`` of the
+    transport's conf), never the unbounded oslo.messaging default."""
+    if retry is None:
+        retry = rpc_retry(getattr(transport, 'conf', None))
     return messaging.get_rpc_client(
         transport, target, version_cap=version_cap,
-        serializer=RequestContextSerializer())
+        serializer=RequestContextSerializer(), retry=retry)
+
+
+_reply_setups = weakref.WeakKeyDictionary()
+_reply_setups_lock = threading.Lock()
+
+
+def _set_up_reply_queue(setup):
+    try:
+        setup()
+    except Exception:  # the next call starts another attempt
+        LOG.warning('Could not set up the RPC reply queue', exc_info=True)
+
+
+def ensure_reply_queue(transport, timeout):
+    """Wait at most ``timeout`` seconds for the transport's reply queue.
+
+    oslo.messaging's AMQP drivers declare the reply queue on the first call
+    of a process, on a connection they retry for ever whatever ``retry``
+    says; the call's own timeout only starts after that. Declaring it
+    here, in a thread of its own, bounds that wait: on timeout nothing has
+    been sent (the message goes out only once the queue exists), the
+    thread keeps trying in the background, and a later call finds the
+    queue ready. Drivers without a reply queue (``fake:``) return at once.
+    """
+    driver = getattr(transport, '_driver', None)
+    setup = getattr(driver, '_get_reply_q', None)
+    if setup is None or getattr(driver, '_reply_q', None) is not None:
+        return
+    with _reply_setups_lock:
+        thread = _reply_setups.get(driver)
+        if thread is None or not thread.is_alive():
+            thread = threading.Thread(target=_set_up_reply_queue,
+                                      args=(setup,), daemon=True,
+                                      name='rpc-reply-queue')
+            _reply_setups[driver] = thread
+            thread.start()
+    thread.join(timeout)
+    if getattr(driver, '_reply_q', None) is None:
+        raise ReplyQueueUnavailable(timeout=timeout)
 
 
 def get_server(transport, target, endpoints):
@@ -133,5 +243,12 @@ def get_notifier(conf, publisher_id, transport=None):
     """
     if transport is None:
         transport = get_notification_transport(conf)
+    register_opts(conf)
+    retry = conf[NOTIFICATIONS_GROUP].retry
+    if retry is None or retry < 0:
+        LOG.warning('[%s] retry = %s: a notification waits for ever for an '
+                    'unreachable broker, and so does the action sending it',
+                    NOTIFICATIONS_GROUP, retry)
     return messaging.Notifier(transport, publisher_id=publisher_id,
-                              serializer=RequestContextSerializer())
+                              serializer=RequestContextSerializer(),
+                              retry=retry)

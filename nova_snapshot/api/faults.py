@@ -71,8 +71,32 @@ def from_exception(exc):
     if (isinstance(exc, exception.NovaSnapshotException)
             and 400 <= exc.code < 500):
         return fault_response(exc.code, exc.format_message())
+    if isinstance(exc, exception.ServiceUnavailable):
+        return unavailable_response(exc)
     LOG.exception('Unexpected error handling an API request')
     return fault_response(500, '%s\n%s' % (UNEXPECTED, type(exc)))
+
+
+# What a 503 names; the exception's own message (endpoints, client
+# errors) goes to the log only.
+_UNAVAILABLE_SERVICES = (
+    (exception.GlanceConnectionFailed, 'The image service'),
+    (exception.CinderConnectionFailed, 'The block storage service'),
+    (exception.ComputeServiceUnavailable, 'The compute service'),
+)
+
+
+def unavailable_response(exc):
+    """Glance, Cinder or a compute service did not answer in time: an
+    outage the client may retry after, not a bug (503, no traceback)."""
+    LOG.error('Dependency unavailable: %s', exc.format_message())
+    service = 'A service this request needs'
+    for cls, name in _UNAVAILABLE_SERVICES:
+        if isinstance(exc, cls):
+            service = name
+            break
+    return fault_response(503, '%s is unavailable; try again later.'
+                          % service)
 
 
 class FaultWrapper:

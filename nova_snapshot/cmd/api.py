@@ -22,8 +22,10 @@ from wsgiref import simple_server
 from oslo_log import log as logging
 
 from nova_snapshot.api import deploy
+from nova_snapshot import cmd
 
 LOG = logging.getLogger(__name__)
+PROG = 'nova-snapshot-api'
 
 # Seconds a connection may stay silent (a client that sends its request
 # slowly, or never) before its worker gives up on it: a bounded pool must
@@ -110,6 +112,7 @@ def make_server(conf, app):
 def main(argv=None):
     conf = deploy.make_conf(sys.argv[1:] if argv is None else argv)
     logging.setup(conf, 'nova-snapshot')
+    cmd.require_transport(conf, PROG)
     server = make_server(conf, deploy.loadapp(conf))
     try:
         server.serve_forever()

@@ -7,11 +7,13 @@ import threading
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from nova_snapshot import cmd
 from nova_snapshot import conf as ns_conf
 from nova_snapshot import rpc
 from nova_snapshot import service
 
 LOG = logging.getLogger(__name__)
+PROG = 'nova-snapshot-compute'
 
 
 def build_conf(argv):
@@ -21,7 +23,7 @@ def build_conf(argv):
     # Log options include command-line ones, which must exist before the
     # arguments are parsed.
     logging.register_options(conf)
-    conf(argv, project='nova-snapshot', prog='nova-snapshot-compute')
+    conf(argv, project='nova-snapshot', prog=PROG)
     return conf
 
 
@@ -43,6 +45,7 @@ def wait_for_stop_signal():
 def main(argv=None):
     conf = build_conf(sys.argv[1:] if argv is None else argv)
     logging.setup(conf, 'nova-snapshot')
+    cmd.require_transport(conf, PROG)
     compute = service.ComputeService(conf)
     compute.start()
     wait_for_stop_signal()

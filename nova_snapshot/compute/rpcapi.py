@@ -12,10 +12,14 @@ API version history:
   attach_volume and detach_volume (casts).
 """
 
+from oslo_log import log as logging
 import oslo_messaging as messaging
 
+from nova_snapshot.conf import rpc as rpc_conf
 from nova_snapshot import exception
 from nova_snapshot import rpc
+
+LOG = logging.getLogger(__name__)
 
 RPC_API_VERSION = '1.1'
 TOPIC = 'nova-snapshot-compute'
@@ -31,12 +35,30 @@ CALL_MONITOR_TIMEOUT = 30
 
 
 class ComputeRPCAPI(object):
+    """Casts and calls to one instance's compute host.
 
-    def __init__(self, transport, version_cap=None):
+    Every send gives up after ``[DEFAULT] rpc_retry`` reconnections to an
+    unreachable broker (never oslo.messaging's unbounded default), and a
+    call also after its timeout; either way the caller gets
+    ``ComputeServiceUnavailable`` (a 503 at the API), not an
+    oslo.messaging or kombu exception, and can undo what it started.
+    """
+
+    transport = None
+    reply_queue_timeout = rpc_conf.DEFAULT_REPLY_QUEUE_TIMEOUT
+
+    def __init__(self, transport, version_cap=None, retry=None,
+                 reply_queue_timeout=None):
         self.transport = transport
+        conf = getattr(transport, 'conf', None)
+        if reply_queue_timeout is None:
+            reply_queue_timeout = getattr(
+                conf, 'rpc_reply_queue_timeout',
+                rpc_conf.DEFAULT_REPLY_QUEUE_TIMEOUT)
+        self.reply_queue_timeout = reply_queue_timeout
         target = messaging.Target(topic=TOPIC, version=RPC_API_VERSION)
         self.client = rpc.get_client(transport, target,
-                                     version_cap=version_cap)
+                                     version_cap=version_cap, retry=retry)
 
     def _prepare(self, instance, **kwargs):
         host = instance.get('host')
@@ -46,9 +68,46 @@ class ComputeRPCAPI(object):
         return self.client.prepare(server=host, version=RPC_API_VERSION,
                                    **kwargs)
 
+    def _unavailable(self, instance, method, exc):
+        LOG.error('RPC %s to host %s for instance %s failed: %s: %s',
+                  method, instance.get('host'), instance['uuid'],
+                  type(exc).__name__, exc)
+        return exception.ComputeServiceUnavailable(
+            host=instance.get('host'),
+            reason='%s not delivered: %s' % (method, type(exc).__name__))
+
     def _cast(self, context, instance, method, **kwargs):
-        self._prepare(instance).cast(context, method,
-                                     instance_uuid=instance['uuid'], **kwargs)
+        cctxt = self._prepare(instance)
+        try:
+            cctxt.cast(context, method, instance_uuid=instance['uuid'],
+                       **kwargs)
+        except rpc.DELIVERY_ERRORS as exc:
+            raise self._unavailable(instance, method, exc)
+
+    def _call(self, context, instance, method, timeout,
+              call_monitor_timeout=None, **kwargs):
+        prepare = {'timeout': timeout}
+        if call_monitor_timeout is not None:
+            prepare['call_monitor_timeout'] = call_monitor_timeout
+        cctxt = self._prepare(instance, **prepare)
+        try:
+            if self.transport is not None:
+                rpc.ensure_reply_queue(self.transport,
+                                       self.reply_queue_timeout)
+            return cctxt.call(context, method,
+                              instance_uuid=instance['uuid'], **kwargs)
+        except messaging.RemoteError:
+            raise  # the compute service answered: its error, not an outage
+        except messaging.MessagingTimeout as exc:
+            LOG.error('RPC call %s to host %s for instance %s: no answer '
+                      'within %s s', method, instance.get('host'),
+                      instance['uuid'], timeout)
+            raise exception.ComputeServiceUnavailable(
+                host=instance.get('host'),
+                reason='no answer to %s within %s s' % (method, timeout)
+            ) from exc
+        except (rpc.ReplyQueueUnavailable,) + rpc.DELIVERY_ERRORS as exc:
+            raise self._unavailable(instance, method, exc)
 
     def build_instance(self, context, instance, image_ref):
         self._cast(context, instance, 'build_instance', image_ref=image_ref)
@@ -79,9 +138,8 @@ class ComputeRPCAPI(object):
 
     def get_console_output(self, context, instance, length=None,
                            timeout=CONSOLE_CALL_TIMEOUT):
-        cctxt = self._prepare(instance, timeout=timeout)
-        return cctxt.call(context, 'get_console_output',
-                          instance_uuid=instance['uuid'], length=length)
+        return self._call(context, instance, 'get_console_output', timeout,
+                          length=length)
 
     # 1.1
 
@@ -89,10 +147,8 @@ class ComputeRPCAPI(object):
                                timeout=VOLUME_SNAPSHOT_CALL_TIMEOUT):
         """Snapshot every volume and create the zero-byte image; returns
         the image dict. A call, so quiesce errors reach the client."""
-        cctxt = self._prepare(instance, timeout=timeout,
-                              call_monitor_timeout=CALL_MONITOR_TIMEOUT)
-        return cctxt.call(context, 'snapshot_volume_backed',
-                          instance_uuid=instance['uuid'],
+        return self._call(context, instance, 'snapshot_volume_backed',
+                          timeout, call_monitor_timeout=CALL_MONITOR_TIMEOUT,
                           image_meta=image_meta)
 
     def attach_volume(self, context, instance, volume_id, device=None):

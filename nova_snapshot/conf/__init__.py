@@ -13,10 +13,11 @@ from nova_snapshot.conf import database
 from nova_snapshot.conf import glance
 from nova_snapshot.conf import libvirt
 from nova_snapshot.conf import reconciler
+from nova_snapshot.conf import rpc
 from nova_snapshot.conf import service_user
 
 _MODULES = (api, cinder, compute, database, glance, libvirt,
-            reconciler, service_user)
+            reconciler, rpc, service_user)
 
 
 def register_opts(conf):

@@ -7,13 +7,14 @@ from nova_snapshot.conf import database
 from nova_snapshot.conf import glance
 from nova_snapshot.conf import libvirt
 from nova_snapshot.conf import reconciler
+from nova_snapshot.conf import rpc
 from nova_snapshot.conf import service_user
 
 
 def list_opts():
     opts = {}
     for module in (api, cinder, compute, database, glance, libvirt,
-                   reconciler, service_user):
+                   reconciler, rpc, service_user):
         for group, group_opts in module.list_opts().items():
             opts.setdefault(group, []).extend(group_opts)
     return sorted(opts.items(), key=lambda item: item[0])

@@ -9,6 +9,7 @@ import os
 from oslo_log import log as logging
 
 from nova_snapshot.api import deploy
+from nova_snapshot import rpc
 
 CONFIG_FILE_ENV = 'NOVA_SNAPSHOT_CONFIG_FILE'
 DEFAULT_CONFIG_FILE = '/etc/nova-snapshot/nova-snapshot.conf'
@@ -19,6 +20,8 @@ def init_application():
     conf = deploy.make_conf([], default_config_files=files
                             or [DEFAULT_CONFIG_FILE])
     logging.setup(conf, 'nova-snapshot')
+    # No in-memory transport behind uWSGI: casts would reach nobody.
+    rpc.check_transport(conf, 'nova-snapshot-api (WSGI)')
     return deploy.loadapp(conf)
 
 

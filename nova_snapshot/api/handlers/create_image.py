@@ -74,6 +74,8 @@ def create_image(req, server_id, body):
         raise faults.APIFault(400, exc.format_message())
     except exception.Forbidden as exc:
         raise faults.APIFault(403, exc.format_message())
+    except exception.ServiceUnavailable:
+        raise  # a 503 fault (faults.from_exception)
     except exception.NovaSnapshotException as exc:
         LOG.error('createImage of server %s failed: %s', server_id,
                   exc.format_message())

@@ -45,7 +45,8 @@ def _unexpected(exc):
     """Nova's expected_errors: anything not mapped is a 500, even an
     internal exception with a 4xx code."""
     if isinstance(exc, (exception.NotFound, exception.Invalid,
-                        exception.Conflict, exception.Forbidden)):
+                        exception.Conflict, exception.Forbidden,
+                        exception.ServiceUnavailable)):
         return exc
     return faults.APIFault(500, '%s\n%s' % (faults.UNEXPECTED, type(exc)))
 
