@@ -56,6 +56,12 @@ _LINKS = ('self', 'file', 'schema')
 # Connection problems: the request may be retried if no data went out.
 _CONNECT_ERRORS = (glance_exc.CommunicationError, glance_exc.InvalidEndpoint,
                    ksa_exc.ConnectionError)
+# ...but not these: Glance connected and then kept silent past [glance]
+# timeout (glanceclient reports keystoneauth's ConnectTimeout, raised for
+# connect and read timeouts alike, as InvalidEndpoint). The wait the
+# operator allowed is spent; a retry would multiply it (4 x 60 s with the
+# defaults) and could repeat a write Glance already did.
+_NOT_RETRIED = (glance_exc.InvalidEndpoint, ksa_exc.ConnectTimeout)
 # Failures while reading a download body that has started.
 _STREAM_ERRORS = (requests.exceptions.RequestException,
                   ksa_exc.ConnectionError, OSError)
@@ -293,11 +299,13 @@ class GlanceAPI(object):
                 raise exception.ImageNotAuthorized(image_id=image_id)
             except _CONNECT_ERRORS as exc:
                 sent = data_sent is not None and data_sent()
-                if attempt > self.num_retries or sent:
+                timed_out = isinstance(exc, _NOT_RETRIED)
+                if attempt > self.num_retries or sent or timed_out:
                     raise exception.GlanceConnectionFailed(
                         reason='%s (attempt %d%s)' % (
                             exc, attempt,
-                            ', data already sent' if sent else ''))
+                            ', data already sent' if sent else
+                            ', timed out' if timed_out else ''))
                 LOG.warning('Glance at %s unreachable (%s); retry %d of %d',
                             self._seen_endpoint, exc, attempt,
                             self.num_retries)

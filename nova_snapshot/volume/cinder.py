@@ -103,7 +103,9 @@ def translate_error(exc, volume_id=None, snapshot_id=None,
     if isinstance(exc, cinder_exc.BadRequest):
         return exception.InvalidVolume(reason=_reason(exc))
     if isinstance(exc, (ksa_exc.ConnectionError, cinder_exc.ConnectionError)):
-        return exception.VolumeError(
+        # Refused, or silent past [cinder] timeout (keystoneauth's
+        # ConnectTimeout covers the read timeout too): a 503 at the API.
+        return exception.CinderConnectionFailed(
             reason='Cinder is unreachable: %s' % exc)
     return exception.VolumeError(reason=_reason(exc))
 
