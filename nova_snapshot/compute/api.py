@@ -404,16 +404,33 @@ class ComputeAPI(object):
 
     @staticmethod
     def _check_image_fits(image, flavor):
+        """Nova's _validate_flavor_image_nostatus for a local root disk.
+
+        Glance's ``size`` (bytes of the file) and ``min_disk`` against the
+        flavor's root disk as Nova does, and ``virtual_size`` too when Glance
+        knows it (Nova finds that one only at spawn; here it is a 400 before
+        anything is created). A root_gb of 0 is not checked (Nova's legacy
+        rule: the disk is the image's size). The driver checks the sizes of
+        the downloaded file again at spawn.
+        """
         if image.get('status') != 'active':
             raise exception.ImageUnacceptable(
                 image_id=image['id'], reason='status is %s, not active'
                 % image.get('status'))
         if int(image.get('min_ram') or 0) > flavor['memory_mb']:
-            raise exception.Invalid(
-                reason='Flavor\'s memory is too small for requested image.')
-        if int(image.get('min_disk') or 0) > flavor['root_gb']:
-            raise exception.Invalid(
-                reason='Flavor\'s disk is too small for requested image.')
+            raise exception.FlavorMemoryTooSmall()
+        root_size = int(flavor['root_gb'] or 0) * 1024 ** 3
+        if not root_size:
+            return
+        for key in ('size', 'virtual_size'):
+            image_size = int(image.get(key) or 0)
+            if image_size > root_size:
+                raise exception.FlavorDiskSmallerThanImage(
+                    flavor_size=root_size, image_size=image_size)
+        min_disk = int(image.get('min_disk') or 0) * 1024 ** 3
+        if min_disk > root_size:
+            raise exception.FlavorDiskSmallerThanMinDisk(
+                flavor_size=root_size, image_min_disk=min_disk)
 
     def delete(self, context, instance):
         if instance['task_state'] == task_states.DELETING:
