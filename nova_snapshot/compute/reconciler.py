@@ -129,10 +129,16 @@ class Reconciler(object):
             counts['running_deleted'] = self._guarded(
                 self.handle_running_deleted,
                 {i['uuid'] for i in instances}, busy) or 0
-            for instance in instances + self._recently_deleted():
+            deleted = self._guarded(self._recently_deleted) or []
+            # Two Glance requests per pass, whatever the number of
+            # instances; None (Glance failed): asked again next pass.
+            candidates = self._guarded(self.unfinished_snapshot_images)
+            for instance in instances + deleted:
                 self._check_time()
-                counts['images'] += self._guarded(
-                    self.clean_orphan_images, instance, busy) or 0
+                if candidates is not None:
+                    counts['images'] += self._guarded(
+                        self.clean_orphan_images, instance, busy,
+                        candidates.get(instance['uuid'], [])) or 0
                 counts['volume_snapshots'] += self._guarded(
                     self.clean_orphan_volume_snapshots, instance, busy) or 0
         except PassTimeout:
@@ -482,20 +488,40 @@ class Reconciler(object):
         return (instance.get('system_metadata') or {}).get(
             compute_api.SNAPSHOT_IMAGE_KEY)
 
-    def clean_orphan_images(self, instance, busy):
+    def unfinished_snapshot_images(self):
+        """Snapshot images (``image_type=snapshot``, what image-backed
+        snapshots create) whose data never arrived, by ``instance_uuid``;
+        listed as this service, across projects."""
+        ctx = self.service_context()
+        found = {}
+        for status in ('queued', 'saving'):
+            for image in self.image_api.list(ctx, image_type='snapshot',
+                                             status=status):
+                if image.get('instance_uuid'):
+                    found.setdefault(image['instance_uuid'], []).append(
+                        image)
+        return found
+
+    def clean_orphan_images(self, instance, busy, images=None):
         """Delete the unfinished snapshot images of the instance's failed
         requests: ``instance_uuid`` and ``image_type=snapshot`` (what this
         host's image-backed snapshots create), still queued or saving
         after ``orphan_grace``, and not the image an unfinished snapshot
-        of the instance is for. Returns how many went."""
+        of the instance is for. Returns how many went.
+
+        :param images: the candidates (from
+            :meth:`unfinished_snapshot_images`); None: Glance is asked.
+        """
         uuid = instance['uuid']
         if busy and uuid in busy:
             return 0
         ctx = self.service_context()
         keep = self._in_flight_image(instance)
+        if images is None:
+            images = self.image_api.list(ctx, instance_uuid=uuid,
+                                         image_type='snapshot')
         deleted = 0
-        for image in self.image_api.list(ctx, instance_uuid=uuid,
-                                         image_type='snapshot'):
+        for image in images:
             self._check_time()
             if image.get('status') not in UNFINISHED_IMAGE_STATUSES or \
                     image['id'] == keep or \

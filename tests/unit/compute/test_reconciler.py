@@ -420,19 +420,34 @@ class OrphanImageTest(ReconcilerTestCase):
     def test_one_glance_error_does_not_end_the_pass(self):
         first = self.instance()
         second = self.instance()
-        self.snapshot_image(first, 'queued')
+        broken = self.snapshot_image(first, 'queued')
         image = self.snapshot_image(second, 'queued')
         self.later(601)
-        real_list = self.image_api.list
+        real_delete = self.image_api.delete
 
-        def flaky(context, **filters):
-            if filters.get('instance_uuid') == first['uuid']:
+        def flaky(context, image_id):
+            if image_id == broken['id']:
                 raise exception.GlanceConnectionFailed(reason='timed out')
-            return real_list(context, **filters)
-        self.image_api.list = flaky
+            return real_delete(context, image_id)
+        self.image_api.delete = flaky
         with self.assertLogs(reconciler.LOG, 'ERROR'):
             counts = self.reconciler.run_pass()
         self.assertEqual(1, counts['images'])
+        self.assertEqual([image['id']], self.image_api.deleted)
+
+    def test_glance_down_waits_for_the_next_pass(self):
+        instance = self.instance()
+        image = self.snapshot_image(instance, 'saving')
+        self.later(601)
+        real_list = self.image_api.list
+
+        def down(context, **filters):
+            raise exception.GlanceConnectionFailed(reason='refused')
+        self.image_api.list = down
+        with self.assertLogs(reconciler.LOG, 'ERROR'):
+            self.assertEqual(0, self.reconciler.run_pass()['images'])
+        self.image_api.list = real_list
+        self.assertEqual(1, self.reconciler.run_pass()['images'])
         self.assertEqual([image['id']], self.image_api.deleted)
 
 
