@@ -374,8 +374,28 @@ class Reconciler(object):
     # -- 2. frozen or paused guests -------------------------------------------
 
     def _freeze_lock(self, uuid):
-        """The volume snapshotter's per-instance lock, taken without
-        waiting: held, a freeze of this guest is starting or running."""
+        """The server's snapshot lock, taken without waiting (yields
+        False when held: snapshot work of this guest is starting or
+        running). The manager's work marks a server busy before it takes
+        this lock, so busy_instances() read under it is the truth until
+        it is released."""
+        work = getattr(self.manager, '_work', None)
+        locked = getattr(work, 'locked', None)
+        if locked is not None:
+            @contextlib.contextmanager
+            def held():
+                lock = locked(uuid, time.monotonic())
+                try:
+                    lock.__enter__()
+                except exception.Conflict:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    lock.__exit__(None, None, None)
+            return held()
+        # An older manager: the volume snapshotter's per-instance lock.
         snapshotter = getattr(self.manager, 'volume_snapshotter', None)
         get_lock = getattr(snapshotter, '_instance_lock', None)
         if get_lock is None:
@@ -383,14 +403,14 @@ class Reconciler(object):
         lock = get_lock(uuid)
 
         @contextlib.contextmanager
-        def held():
+        def held_lock():
             acquired = lock.acquire(blocking=False)
             try:
                 yield acquired
             finally:
                 if acquired:
                     lock.release()
-        return held()
+        return held_lock()
 
     def thaw_guest(self, instance, busy):
         """Thaw a guest frozen (guest agent) or paused by a freeze (the
@@ -404,7 +424,10 @@ class Reconciler(object):
             return []
         uuid = instance['uuid']
         with self._freeze_lock(uuid) as free:
-            if not free:
+            # Asked again under the lock: the pass read busy_instances()
+            # a while ago, and a freeze may have started since.
+            busy_now = self.busy_instances()
+            if not free or busy_now is None or uuid in busy_now:
                 return []
             done = self.driver.thaw_stale_freeze(
                 instance, agent_timeout=self.opts.agent_timeout)

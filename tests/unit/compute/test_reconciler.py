@@ -4,6 +4,7 @@ Real SQLite database, the fake driver, and fakes at the Glance and Cinder
 client boundaries; the clock is the test's (``self.now``).
 """
 
+import contextlib
 import datetime
 import os
 import shutil
@@ -44,6 +45,24 @@ class FakeManager(object):
 
     def busy_instances(self):
         return set(self.busy)
+
+
+class FakeWork(object):
+    """The manager's per-server locks: taken without waiting, Conflict
+    when held (as SnapshotWork.locked with a deadline of now)."""
+
+    def __init__(self):
+        self.held = set()
+
+    @contextlib.contextmanager
+    def locked(self, uuid, deadline):
+        if uuid in self.held:
+            raise exception.Conflict(reason='held')
+        self.held.add(uuid)
+        try:
+            yield
+        finally:
+            self.held.discard(uuid)
 
 
 class FakeVolumeSnapshotter(object):
@@ -261,6 +280,23 @@ class ThawTest(ReconcilerTestCase):
             self.assertEqual([], self.reconciler.thaw_guest(instance, set()))
         self.assertIn(instance['uuid'], self.driver.frozen)
         self.assertIsNone(self.db.fault_get_latest(instance['uuid']))
+
+    def test_the_server_lock_and_a_fresh_busy_read_are_respected(self):
+        instance = self.instance()
+        self.driver.frozen.add(instance['uuid'])
+        self.manager._work = FakeWork()
+        self.manager._work.held.add(instance['uuid'])
+        self.assertEqual([], self.reconciler.thaw_guest(instance, set()))
+        self.manager._work.held.clear()
+        # The pass read busy_instances() before a freeze started.
+        self.manager.busy.add(instance['uuid'])
+        self.assertEqual([], self.reconciler.thaw_guest(instance, set()))
+        self.assertIn(instance['uuid'], self.driver.frozen)
+        self.manager.busy.clear()
+        self.assertEqual(['thawed filesystems'],
+                         self.reconciler.thaw_guest(instance, set()))
+        # Released after the thaw.
+        self.assertEqual(set(), self.manager._work.held)
 
     def test_a_guest_its_user_paused_is_not_touched(self):
         instance = self.instance(vm_state='paused')
@@ -613,3 +649,41 @@ class ServiceLoopTest(fakes.ComputeTestCase):
 
 if __name__ == '__main__':
     unittest.main()
+
+
+class WithTheManagerTest(fakes.ComputeTestCase):
+    """The reconciler of a running service, reading the real manager's
+    busy_instances()."""
+
+    def setUp(self):
+        super().setUp()
+        self.reconciler = self.service.reconciler
+        self.reconciler._now = lambda: (
+            datetime.datetime.utcnow() + datetime.timedelta(
+                seconds=self.conf.reconciler.task_state_grace + 1))
+
+    def test_a_lost_cast_is_released_a_held_snapshot_is_not(self):
+        lost = self.boot('lost')
+        with mock.patch.object(self.rpcapi, 'snapshot_instance'):
+            image = self.api.snapshot(self.ctx, lost, 'lost-cast', {})
+        self.assertEqual(task_states.IMAGE_SNAPSHOT_PENDING,
+                         self.db.instance_get(lost['uuid'])['task_state'])
+        held = self.boot('held')
+        held_image, gate = self.start_held_snapshot(held, 'held')
+
+        counts = self.reconciler.run_pass()
+        self.assertEqual(1, counts['task_states'])
+        self.assertIsNone(self.db.instance_get(lost['uuid'])['task_state'])
+        self.assertIn(image['id'], self.image_api.deleted)
+        action = self.db.action_get_by_request_id(lost['uuid'],
+                                                  self.ctx.request_id)
+        self.assertIn(reconciler.EVENT,
+                      [e['event'] for e in action['events']])
+        self.assertEqual(task_states.IMAGE_PENDING_UPLOAD,
+                         self.db.instance_get(held['uuid'])['task_state'])
+        self.assertNotIn(held_image['id'], self.image_api.deleted)
+        gate.set()
+        self.wait_idle(held['uuid'])
+        self.assertEqual('active',
+                         self.image_api.get(self.ctx,
+                                            held_image['id'])['status'])
