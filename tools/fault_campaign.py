@@ -117,6 +117,11 @@ ALL_KINDS = tuple(FULL_COUNTS)
 LIBVIRTD_KINDS = ('libvirtd-backup', 'libvirtd-managedsave', 'libvirtd-freeze')
 
 
+# libvirt prints every error of the campaign's own connection (those of a
+# libvirtd restart included) to stderr by default; the trials handle them.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
 def log(msg, *args):
     sys.stdout.write('[%s] %s\n' % (time.strftime('%H:%M:%S'),
                                     msg % args if args else msg))
@@ -938,7 +943,9 @@ class Campaign:
     def trial_glance_blackhole(self, trial):
         server = self.server('image')
         self.ensure_compute(self.victim, trial.path)
-        mid_upload = trial.number % 2 == 1
+        # The first (and the quick pass's) trial: a silent Glance at the
+        # API's first call; then alternately mid-upload.
+        mid_upload = trial.number % 2 == 0
         if mid_upload:
             future = self.create_image_async(trial, server)
             self.wait_task(server.id, ('image_uploading',), 30, 0.02)
@@ -1215,6 +1222,7 @@ class Campaign:
                                   'injected outage' % (method, path, status))
         images = [i for i in self._trial_images(trial)
                   if i['status'] == 'active']
+        trial.notes.append('image %s' % ('active' if images else 'none'))
         if images and self._boot_sampled(trial):
             try:
                 self.boot_check(trial, images[0])
@@ -1360,8 +1368,8 @@ class Campaign:
         points = find_points()
         trials = []
         for kind in kinds:
-            count = 1 if self.args.quick else (
-                self.args.trials or FULL_COUNTS[kind])
+            count = 1 if self.args.quick else self.args.counts.get(
+                kind, self.args.trials or FULL_COUNTS[kind])
             if kind == 'kill-point':
                 if not points:
                     log('kill-point: no fault_injection.point() in the '
@@ -1383,7 +1391,17 @@ class Campaign:
                 continue
             for n in range(count):
                 trials.append((kind, self._path_for(kind, n), None))
-        return trials
+        # Round robin over the kinds: a run cut short by --max-minutes
+        # still has a sample of every kind.
+        by_kind = collections.OrderedDict()
+        for trial in trials:
+            by_kind.setdefault(trial[0], []).append(trial)
+        ordered = []
+        while any(by_kind.values()):
+            for queue in by_kind.values():
+                if queue:
+                    ordered.append(queue.pop(0))
+        return ordered
 
     def _path_for(self, kind, n):
         if kind in ('kill-random', 'rabbit-restart', 'pg-restart',
@@ -1434,12 +1452,13 @@ class Campaign:
                 log('%s: %r', trial.id, exc)
                 self._recover_services()
             self.check(trial)
-            log('%s %s%s: %s, recovered in %ss, %d 5xx%s', trial.id, path,
+            log('%s %s%s: %s, recovered in %s, %d 5xx%s', trial.id, path,
                 ' @' + point if point else '',
                 'OK' if not trial.violations else '%d violations: %s' % (
                     len(trial.violations), '; '.join(
                         '%s: %s' % v for v in trial.violations[:4])),
-                trial.recover_s, trial.count_5xx,
+                '%.2fs' % trial.recover_s if trial.recover_s is not None
+                else '-', trial.count_5xx,
                 ' (%s)' % ', '.join(trial.notes) if trial.notes else '')
             try:
                 self.restore(trial)
@@ -1499,6 +1518,16 @@ def print_table(trials, out=sys.stdout):
         len(trials), len(broken)))
 
 
+def code_version():
+    """The commit the services ran, and the files changed from it."""
+    def git(*argv):
+        return subprocess.run(['git'] + list(argv), cwd=REPO,
+                              capture_output=True, text=True).stdout.strip()
+    return {'commit': git('rev-parse', 'HEAD'),
+            'changed': git('status', '--porcelain', '--untracked-files=no',
+                           'nova_snapshot').splitlines()}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--kinds', default=','.join(ALL_KINDS),
@@ -1509,6 +1538,10 @@ def parse_args(argv=None):
     parser.add_argument('--trials', type=int, default=None,
                         help='trials per kind (per point for kill-point); '
                              'default the issue\'s counts')
+    parser.add_argument('--count', action='append', default=[],
+                        metavar='KIND=N',
+                        help='trials of one kind (repeatable), e.g. '
+                             'libvirtd-freeze=3')
     parser.add_argument('--quick', action='store_true',
                         help='one trial per kind (kill-point: one point '
                              'per path): the CI pass')
@@ -1541,6 +1574,12 @@ def parse_args(argv=None):
     if unknown:
         parser.error('unknown kinds: %s' % ', '.join(unknown))
     args.kinds = [k for k in kinds if k not in skip]
+    args.counts = {}
+    for item in args.count:
+        kind, _, number = item.partition('=')
+        if kind not in ALL_KINDS or not number.isdigit():
+            parser.error('--count wants KIND=N, got %r' % item)
+        args.counts[kind] = int(number)
     return args
 
 
@@ -1560,6 +1599,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, 'w') as out:
             json.dump({'seed': args.seed, 'quick': args.quick,
+                       'code': code_version(),
                        'kinds': args.kinds,
                        'points': find_points(),
                        'seconds': round(time.monotonic() - started),
