@@ -291,23 +291,28 @@ class Reconciler(object):
                                 instance.get('created_at'),
                                 self.opts.task_state_grace):
             return False
-        # Whatever an interrupted capture left on the host (a guest paused
-        # by it, scratch files): nothing of this instance runs here.
-        try:
-            self.driver.repair_after_crash(instance)
-        except Exception:
-            LOG.warning('Driver repair of %s failed', uuid, exc_info=True)
         sysmeta = dict(instance.get('system_metadata') or {})
         image_id = sysmeta.pop(compute_api.SNAPSHOT_IMAGE_KEY, None)
-        try:
-            self.db.instance_update(
-                uuid, {'task_state': None, 'progress': 0,
-                       'system_metadata': sysmeta},
-                expected_task_state=state)
-        except (exception.InstanceNotFound,
-                exception.UnexpectedTaskStateError):
-            # A late cast or a delete moved it on: theirs now.
-            return False
+        with self._server_lock(uuid) as free:
+            busy_now = self.busy_instances()
+            if not free or busy_now is None or uuid in busy_now:
+                return False
+            try:
+                self.db.instance_update(
+                    uuid, {'task_state': None, 'progress': 0,
+                           'system_metadata': sysmeta},
+                    expected_task_state=state)
+            except (exception.InstanceNotFound,
+                    exception.UnexpectedTaskStateError):
+                # A late cast or a delete moved it on: theirs now.
+                return False
+            # Whatever an interrupted capture left on the host (a guest
+            # paused by it, scratch files): nothing of it runs here.
+            try:
+                self.driver.repair_after_crash(instance)
+            except Exception:
+                LOG.warning('Driver repair of %s failed', uuid,
+                            exc_info=True)
         reason = ('task_state %s was left with no snapshot running on host '
                   '%s for over %d s (a lost cast or an interrupted '
                   'snapshot); released by the reconciler' % (
@@ -373,9 +378,9 @@ class Reconciler(object):
 
     # -- 2. frozen or paused guests -------------------------------------------
 
-    def _freeze_lock(self, uuid):
+    def _server_lock(self, uuid):
         """The server's snapshot lock, taken without waiting (yields
-        False when held: snapshot work of this guest is starting or
+        False when held: snapshot work of this server is starting or
         running). The manager's work marks a server busy before it takes
         this lock, so busy_instances() read under it is the truth until
         it is released."""
@@ -423,7 +428,7 @@ class Reconciler(object):
                 instance.get('task_state') is not None:
             return []
         uuid = instance['uuid']
-        with self._freeze_lock(uuid) as free:
+        with self._server_lock(uuid) as free:
             # Asked again under the lock: the pass read busy_instances()
             # a while ago, and a freeze may have started since.
             busy_now = self.busy_instances()

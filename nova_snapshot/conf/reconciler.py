@@ -21,14 +21,16 @@ OPTS = [
                       '(never later than interval): soon, but after the '
                       'start-up repairs and the first casts, and not at '
                       'the same moment on every host of a restarted cloud.'),
-    cfg.IntOpt('task_state_grace', default=120, min=1,
+    cfg.IntOpt('task_state_grace', default=60, min=1,
                help='An image_* task_state that no snapshot of this '
                     'service owns is released only once the instance has '
                     'not changed for this many seconds. The API sets '
                     'image_snapshot_pending before its cast arrives; a cast '
                     'normally arrives within a second, and a lost one '
                     'keeps the server locked for at most this plus '
-                    'interval.'),
+                    'interval (2 minutes by default). A cast that arrives '
+                    'after the release finds the state changed and fails '
+                    'the request cleanly (its image deleted, a fault).'),
     cfg.IntOpt('orphan_grace', default=600, min=1,
                help='Unfinished snapshot images (queued or saving) and '
                     'Cinder snapshots tagged with a request are deleted '
