@@ -211,6 +211,21 @@ class TaskStateTest(ReconcilerTestCase):
         self.assertEqual(task_states.IMAGE_SNAPSHOT_PENDING,
                          self.db.instance_get(instance['uuid'])['task_state'])
 
+    def test_the_server_lock_or_a_late_busy_keeps_the_state(self):
+        instance, image, _ctx = self.pending_snapshot()
+        self.later(3600)
+        self.manager._work = FakeWork()
+        self.manager._work.held.add(instance['uuid'])
+        self.assertFalse(self.reconciler.repair_task_state(instance, set()))
+        self.manager._work.held.clear()
+        self.manager.busy.add(instance['uuid'])
+        self.assertFalse(self.reconciler.repair_task_state(instance, set()))
+        self.assertEqual(task_states.IMAGE_SNAPSHOT_PENDING,
+                         self.db.instance_get(instance['uuid'])['task_state'])
+        self.assertEqual([], self.image_api.deleted)
+        self.manager.busy.clear()
+        self.assertTrue(self.reconciler.repair_task_state(instance, set()))
+
     def test_an_active_image_is_kept(self):
         instance, image, _ctx = self.pending_snapshot(
             state=task_states.IMAGE_UPLOADING, image_status='active')
