@@ -180,6 +180,19 @@ def _next_link(req, items, limit, detail):
         util.link(req, *collection), parse.urlencode(params))}]
 
 
+def _check_marker(req, context, marker, all_projects):
+    """The marker must be a server the caller could list (live or
+    deleted): Nova finds it in any project, which tells a caller that
+    another project's server exists, and when it was made (the page after
+    it). Here another project's server is "marker not found", the 400 of
+    an unknown id."""
+    if marker is None or (all_projects and context.is_admin):
+        return
+    if not util.compute_api(req).get_all(
+            context, {'uuid': marker, 'deleted': None}, limit=1):
+        raise exception.MarkerNotFound(marker=marker)
+
+
 def list_servers(req, detail):
     context = util.context(req)
     context.can(policies.DETAIL if detail else policies.INDEX,
@@ -207,6 +220,7 @@ def list_servers(req, detail):
     try:
         filters, all_projects = _filters(context, version, params,
                                          options, detail)
+        _check_marker(req, context, marker, all_projects)
         sort_keys, sort_dirs = _sort(context, params)
         instances = util.compute_api(req).get_all(
             context, filters, all_projects=all_projects, limit=limit,

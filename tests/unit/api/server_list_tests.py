@@ -164,6 +164,24 @@ class ServerListTests(_ListTestBase):
         self.db.instance_destroy(b)
         self.assertEqual([a], self._ids(self._list('marker=%s' % b)))
 
+    def test_marker_of_another_project_is_not_found(self):
+        # Nova pages after any project's server: that tells a caller the
+        # server exists. Here it is an unknown marker, for deleted ones too.
+        mine = self._server()['uuid']
+        theirs = self._server(project='project-b')['uuid']
+        gone = self._server(project='project-b')['uuid']
+        self.db.instance_destroy(gone)
+        for marker in (theirs, gone):
+            for detail in (False, True):
+                body = self._list('marker=%s' % marker, detail=detail,
+                                  status=400)
+                self.assertEqual('marker [%s] not found' % marker,
+                                 body['badRequest']['message'])
+        self.assertEqual([], self._ids(self._list('marker=%s' % mine)))
+        # An admin listing every project pages after anyone's server.
+        self.assertEqual([mine], self._ids(self._list(
+            'all_tenants=1&marker=%s' % theirs, token=ADMIN)))
+
     # -- sorting -----------------------------------------------------------
 
     def test_sort_keys_and_directions(self):
@@ -421,4 +439,6 @@ class StatementCountTests(_ListTestBase):
         _, selects, listed = self._statements(
             '/v2.1/servers/detail?marker=%s' % marker)
         self.assertEqual(49, listed)
-        self.assertEqual(4, selects)  # and the marker's row
+        # and the marker's row, twice: once to check the caller may see
+        # it (see test_marker_of_another_project_is_not_found).
+        self.assertEqual(5, selects)

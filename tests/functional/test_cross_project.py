@@ -1,0 +1,668 @@
+"""Cross-project probe against the real Keystone stack.
+
+``demo`` makes servers (image-backed with a data volume attached, and
+volume-backed), images (its base image and two createImage snapshots, one
+of them a volume-backed snapshot whose image maps a Cinder snapshot),
+volumes and volume snapshots. Then ``alt_demo`` tries every route the API
+serves (``router.ROUTES``) with demo's ids, at the lowest and a recent
+microversion (the images proxy below 2.36), once plainly and once with
+spoofed identity headers claiming admin in demo's project; it also tries
+to boot from demo's images, volumes and snapshots and to attach and
+detach demo's volumes on a server of its own. ``demo-reader`` tries every
+route that changes something. Every answer must be 404 or 403 (400 where
+Nova answers that: a boot naming a source the caller cannot see, a
+``/v2.1/{project_id}`` URL naming another project); lists answer 200 with
+nothing of demo's in them. Afterwards demo's servers, actions, images,
+volumes and snapshots are what they were, and alt_demo owns nothing it
+did not make itself.
+
+The compute services run the ``fake`` driver: every route here is control
+plane (the images, volumes and snapshots are real, in Glance and Cinder).
+The tally of requests per route and status is printed (``-s``) and kept in
+``cross_project_tally.json`` in the deployment's state directory.
+"""
+
+import collections
+import json
+import os
+import time
+import uuid
+
+import requests
+
+from nova_snapshot.api.handlers import server_actions
+from nova_snapshot.api import router
+from nova_snapshot.db import api as db_api
+from nova_snapshot.image import glance
+from nova_snapshot.volume import cinder
+from tests.functional import base
+from tests.functional.fixtures import deployment as deployment_fixture
+from tests.functional.fixtures import guest
+from tests.functional.fixtures import keystone
+from tests.functional.fixtures import stack as stack_fixture
+from tests.functional import test_keystone_e2e
+
+FAKE_DRIVER = {'compute': {'compute_driver': 'fake'}}
+TIMEOUT = 60
+VERSIONS = ('2.1', '2.45')
+PROXY_VERSIONS = ('2.1', '2.35')
+FOREIGN = frozenset([403, 404])
+# Nova's 400 for a boot naming an image, volume or snapshot the caller
+# cannot see ("Image ... could not be found", "failed to get volume").
+FOREIGN_BOOT = frozenset([400, 403, 404])
+# Identity headers a client may try to smuggle past keystonemiddleware.
+SPOOF = {
+    'X-Roles': 'admin,member,reader', 'X-Role': 'admin',
+    'X-Service-Roles': 'admin,service',
+    'X-Identity-Status': 'Confirmed', 'X-Is-Admin-Project': 'True',
+    'OpenStack-System-Scope': 'all', 'X-System-Scope': 'all',
+}
+# Servers listed by the routes below; their actions are probed one by one.
+ACTION_BODIES = {
+    'createImage': {'createImage': {'name': 'xp-steal'}},
+    'os-stop': {'os-stop': None},
+    'os-start': {'os-start': None},
+    'pause': {'pause': None},
+    'unpause': {'unpause': None},
+    'suspend': {'suspend': None},
+    'resume': {'resume': None},
+    'os-getConsoleOutput': {'os-getConsoleOutput': {'length': 10}},
+}
+
+
+def _name(prefix):
+    return '%s-%s' % (prefix, uuid.uuid4().hex[:6])
+
+
+def _server_body(version, **fields):
+    """A create body valid at ``version``: "networks": "none" exists
+    from 2.37 only (below, no networks at all)."""
+    server = dict(name=_name('xp-steal'), flavorRef='1', **fields)
+    if tuple(int(p) for p in version.split('.')) >= (2, 37):
+        server['networks'] = 'none'
+    return {'server': server}
+
+
+class CrossProjectProbeTest(base.StackTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.stack = stack_fixture.read_stack_env()
+        cls.deployment = deployment_fixture.Deployment(
+            stack_env=cls.stack, keystone=True, extra_conf=FAKE_DRIVER)
+        cls.cleanups = []
+        try:
+            cls.deployment.start()
+            cls._set_up_users()
+            cls._set_up_demo()
+            cls._set_up_alt()
+        except Exception:
+            cls._tear_down()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls._tear_down()
+        super().tearDownClass()
+
+    @classmethod
+    def _tear_down(cls):
+        try:
+            for cleanup in reversed(cls.cleanups):
+                try:
+                    cleanup()
+                except Exception:  # noqa: BLE001 - best effort clean-up
+                    pass
+        finally:
+            cls.deployment.stop(
+                remove_state=not os.environ.get('NOVA_SNAPSHOT_KEEP_STATE'))
+
+    # -- set-up ----------------------------------------------------------
+
+    @classmethod
+    def _set_up_users(cls):
+        cls.demo = keystone.user_context(cls.stack, 'demo')
+        cls.reader = keystone.user_context(cls.stack, 'demo-reader')
+        cls.alt = keystone.user_context(cls.stack, 'alt_demo')
+        conf = test_keystone_e2e.keystone_conf(cls.stack)
+        cls.image_api = glance.GlanceAPI(conf)
+        cls.volume_api = cinder.CinderAPI(conf)
+        cls.db = db_api.Database(cls.deployment.database_url)
+        cls.cleanups.append(cls.db.dispose)
+
+    @classmethod
+    def call(cls, ctx, method, path, version='2.45', headers=None, **kw):
+        all_headers = {'X-Auth-Token': ctx.auth_token,
+                       'OpenStack-API-Version': 'compute %s' % version,
+                       'X-OpenStack-Nova-API-Version': version}
+        all_headers.update(headers or {})
+        return requests.request(method, cls.deployment.endpoint + path,
+                                headers=all_headers, timeout=TIMEOUT, **kw)
+
+    @classmethod
+    def _ok(cls, response, status=(200, 202)):
+        if response.status_code not in status:
+            raise AssertionError('%s %s: %s %s' % (
+                response.request.method, response.request.url,
+                response.status_code, response.text))
+        return response.json() if response.content else {}
+
+    @classmethod
+    def _boot(cls, ctx, name, **server):
+        body = {'server': dict(name=name, flavorRef='1', networks='none',
+                               **server)}
+        server = cls._ok(cls.call(ctx, 'POST', '/v2.1/servers',
+                                  json=body))['server']
+        cls.cleanups.append(lambda: cls._delete_server(ctx, server['id']))
+        return cls._wait_server(ctx, server['id'])
+
+    @classmethod
+    def _wait_server(cls, ctx, server_id, timeout=180):
+        deadline = time.monotonic() + timeout
+        while True:
+            server = cls._ok(cls.call(
+                ctx, 'GET', '/v2.1/servers/%s' % server_id))['server']
+            if (server['status'] == 'ACTIVE'
+                    and server['OS-EXT-STS:task_state'] is None):
+                return server
+            if server['status'] == 'ERROR' or time.monotonic() > deadline:
+                raise AssertionError('server %s: %s' % (server_id, server))
+            time.sleep(0.3)
+
+    @classmethod
+    def _delete_server(cls, ctx, server_id):
+        cls.call(ctx, 'DELETE', '/v2.1/servers/%s' % server_id)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and cls.call(
+                ctx, 'GET', '/v2.1/servers/%s' % server_id).status_code != 404:
+            time.sleep(0.5)
+
+    @classmethod
+    def _volume(cls, ctx, name):
+        volume = cls.volume_api.create(ctx, 1, name)
+        cls.cleanups.append(lambda: cls._delete_volume(ctx, volume['id']))
+        return cls.volume_api.wait_for_volume(ctx, volume['id'], timeout=180)
+
+    @classmethod
+    def _delete_volume(cls, ctx, volume_id):
+        for snap in cls.volume_api.list_snapshots(ctx, volume_id=volume_id):
+            cls.volume_api.delete_snapshot(ctx, snap['id'])
+            cls.volume_api.wait_for_snapshot_deleted(ctx, snap['id'],
+                                                     timeout=120)
+        cls.volume_api.delete(ctx, volume_id)
+        cls.volume_api.wait_for_volume_deleted(ctx, volume_id, timeout=120)
+
+    @classmethod
+    def _image(cls, ctx, name, data=b'\0' * 1024 * 1024, **props):
+        meta = dict(name=name, disk_format='raw', container_format='bare',
+                    visibility='private', **props)
+        if not data:
+            image = cls.image_api.create_active_empty(ctx, meta)
+        else:
+            image = cls.image_api.create(ctx, meta)
+            cls.image_api.upload(ctx, image['id'], iter([data]),
+                                 size=len(data))
+        cls.cleanups.append(lambda: cls.image_api.delete(ctx, image['id']))
+        return cls.image_api.get(ctx, image['id'])
+
+    @classmethod
+    def _wait_volume_status(cls, ctx, volume_id, status, timeout=120):
+        deadline = time.monotonic() + timeout
+        while True:
+            volume = cls.volume_api.get(ctx, volume_id)
+            if volume['status'] == status:
+                return volume
+            if time.monotonic() > deadline:
+                raise AssertionError('volume %s is %s, wanted %s'
+                                     % (volume_id, volume['status'], status))
+            time.sleep(0.5)
+
+    @classmethod
+    def _snapshot_image(cls, ctx, server_id):
+        response = cls.call(ctx, 'POST', '/v2.1/servers/%s/action'
+                            % server_id,
+                            json={'createImage': {'name': _name('xp-snap')}})
+        image_id = cls._ok(response)['image_id']
+        cls.cleanups.append(lambda: cls.image_api.delete(ctx, image_id))
+        image = guest.wait_for_image(
+            cls.image_api, ctx, image_id, timeout=180)
+        cls._wait_server(ctx, server_id)
+        return image
+
+    @classmethod
+    def _set_up_demo(cls):
+        demo = cls.demo
+        cls.base_image = cls._image(demo, _name('xp-base'))
+        cls.data_volume = cls._volume(demo, _name('xp-data'))
+        cls.free_volume = cls._volume(demo, _name('xp-free'))
+        snap = cls.volume_api.create_snapshot_force(
+            demo, cls.free_volume['id'], _name('xp-vsnap'))
+        cls.volume_snapshot = cls.volume_api.wait_for_snapshot(
+            demo, snap['id'], timeout=180)
+        # A: image-backed, with demo's data volume attached.
+        cls.server_a = cls._boot(demo, _name('xp-a'),
+                                 imageRef=cls.base_image['id'],
+                                 metadata={'owner': 'demo'})
+        cls._ok(cls.call(demo, 'POST', '/v2.1/servers/%s/os-volume_attachments'
+                         % cls.server_a['id'], json={'volumeAttachment': {
+                             'volumeId': cls.data_volume['id']}}))
+        cls._wait_volume_status(demo, cls.data_volume['id'], 'in-use')
+        cls._wait_server(demo, cls.server_a['id'])
+        # B: volume-backed (a blank root volume Nova-snapshot creates).
+        cls.server_b = cls._boot(demo, _name('xp-b'), imageRef='',
+                                 block_device_mapping_v2=[{
+                                     'source_type': 'blank',
+                                     'destination_type': 'volume',
+                                     'boot_index': 0, 'volume_size': 1,
+                                     'delete_on_termination': True}])
+        cls.root_volume_id = cls._attachments(demo, cls.server_b['id'])[0]
+        cls.image_a = cls._snapshot_image(demo, cls.server_a['id'])
+        cls.image_b = cls._snapshot_image(demo, cls.server_b['id'])
+        mapping = json.loads(cls.image_b['block_device_mapping'])
+        cls.snapshot_b_id = mapping[0]['snapshot_id']
+        cls.cleanups.append(lambda: cls._delete_snapshot(
+            demo, cls.snapshot_b_id))
+        cls.servers = [cls.server_a['id'], cls.server_b['id']]
+        cls.images = [cls.base_image['id'], cls.image_a['id'],
+                      cls.image_b['id']]
+        cls.volumes = [cls.data_volume['id'], cls.free_volume['id'],
+                       cls.root_volume_id]
+        cls.snapshots = [cls.volume_snapshot['id'], cls.snapshot_b_id]
+        cls.before = cls._demo_state()
+
+    @classmethod
+    def _delete_snapshot(cls, ctx, snapshot_id):
+        cls.volume_api.delete_snapshot(ctx, snapshot_id)
+        cls.volume_api.wait_for_snapshot_deleted(ctx, snapshot_id,
+                                                 timeout=120)
+
+    @classmethod
+    def _attachments(cls, ctx, server_id):
+        body = cls._ok(cls.call(ctx, 'GET', '/v2.1/servers/%s/'
+                                'os-volume_attachments' % server_id))
+        return [a['volumeId'] for a in body['volumeAttachments']]
+
+    @classmethod
+    def _set_up_alt(cls):
+        alt = cls.alt
+        cls.alt_volume = cls._volume(alt, _name('xp-alt-vol'))
+        cls.alt_image = cls._image(alt, _name('xp-alt-img'))
+        cls.alt_server = cls._boot(alt, _name('xp-alt'),
+                                   imageRef=cls.alt_image['id'])
+        # An image of alt's own whose mapping names demo's Cinder snapshot:
+        # booting it must not make a volume of demo's data.
+        mapping = [{'source_type': 'snapshot', 'destination_type': 'volume',
+                    'snapshot_id': cls.snapshot_b_id, 'boot_index': 0,
+                    'device_name': '/dev/vda', 'volume_size': 1,
+                    'delete_on_termination': True}]
+        cls.alt_mapping_image = cls._image(
+            alt, _name('xp-alt-map'), data=b'',
+            block_device_mapping=json.dumps(mapping), bdm_v2='True',
+            root_device_name='/dev/vda')
+        cls.alt_before = cls._alt_state()
+
+    # -- what must not change ------------------------------------------------
+
+    @classmethod
+    def _demo_state(cls):
+        state = {}
+        for server_id in cls.servers:
+            server = cls._ok(cls.call(cls.demo, 'GET', '/v2.1/servers/%s'
+                                      % server_id))['server']
+            actions = cls._ok(cls.call(
+                cls.demo, 'GET', '/v2.1/servers/%s/os-instance-actions'
+                % server_id))['instanceActions']
+            state[server_id] = {
+                key: server.get(key) for key in (
+                    'name', 'status', 'OS-EXT-STS:task_state',
+                    'OS-EXT-STS:vm_state', 'OS-EXT-STS:power_state',
+                    'updated', 'metadata', 'tenant_id',
+                    'os-extended-volumes:volumes_attached')}
+            state[server_id]['actions'] = sorted(
+                (a['action'], a['request_id']) for a in actions)
+            state[server_id]['attachments'] = cls._attachments(cls.demo,
+                                                               server_id)
+        for image_id in cls.images:
+            state[image_id] = cls.image_api.get(cls.demo, image_id)
+        for volume_id in cls.volumes:
+            volume = cls.volume_api.get(cls.demo, volume_id)
+            state[volume_id] = (volume['status'], sorted(
+                a.get('server_id') or '' for a in volume.get('attachments')
+                or []))
+        for snapshot_id in cls.snapshots:
+            snap = cls.volume_api.get_snapshot(cls.demo, snapshot_id)
+            state[snapshot_id] = (snap['status'], snap['volume_id'])
+        return state
+
+    @classmethod
+    def _alt_state(cls):
+        servers = cls.db.instance_list({'project_id': cls.alt.project_id,
+                                        'deleted': None})
+        return {
+            'servers': sorted(s['uuid'] for s in servers),
+            'images': sorted(i['id'] for i in cls.image_api.list(cls.alt)
+                             if i.get('owner') == cls.alt.project_id),
+            'snapshots': sorted(s['id'] for s in
+                                cls.volume_api.list_snapshots(cls.alt)),
+            'volume': cls.volume_api.get(cls.alt, cls.alt_volume['id'])[
+                'status'],
+        }
+
+    # -- the probe ---------------------------------------------------------
+
+    def setUp(self):
+        super().setUp()
+        self.tally = collections.defaultdict(collections.Counter)
+        self.violations = []
+
+    def probe(self, who, ctx, method, template, path, allowed,
+              version='2.45', headers=None, json_body=None,
+              no_foreign_ids=False, names=None):
+        """One request; record its status under ``template`` and a
+        violation when the status is not allowed. ``no_foreign_ids``: a
+        200 list must name none of demo's ids. ``names``: a 400 must name
+        this id (refused for the foreign source, not for something else).
+        """
+        response = self.call(ctx, method, path, version=version,
+                             headers=headers, json=json_body)
+        status = response.status_code
+        self.tally['%s %s' % (method, template)][status] += 1
+        if status not in allowed:
+            self.violations.append('%s %s %s (v%s%s): %s %s' % (
+                who, method, path, version, ' spoofed' if headers else '',
+                status, response.text[:300]))
+        elif status == 400 and names and names not in response.text:
+            self.violations.append('%s %s %s (v%s): a 400 not about %s: %s'
+                                   % (who, method, path, version, names,
+                                      response.text[:300]))
+        elif status >= 400:
+            body = response.json()
+            if len(body) != 1 or 'message' not in next(iter(body.values())):
+                self.violations.append('%s %s %s: not a fault body: %s' % (
+                    who, method, path, response.text[:300]))
+        if no_foreign_ids and status == 200:
+            leaked = [i for i in self.servers + self.images + self.volumes
+                      if i in response.text]
+            if leaked:
+                self.violations.append('%s %s %s: lists demo\'s %s' % (
+                    who, method, path, leaked))
+        return response
+
+    def _server_routes(self, who, ctx, server_id, headers, reader=False):
+        """Every /servers/{server_id}... route with ``server_id``."""
+        allowed = FOREIGN
+        item = '/v2.1/servers/%s' % server_id
+        for version in VERSIONS:
+            def probe(method, template, path, body=None):
+                self.probe(who, ctx, method, template, path, allowed,
+                           version=version, headers=headers, json_body=body)
+            if not reader:
+                probe('GET', '/servers/{server_id}', item)
+                probe('GET', '/servers/{server_id}/os-instance-actions',
+                      item + '/os-instance-actions')
+                for request_id in self.before[server_id]['actions']:
+                    probe('GET', '/servers/{server_id}/os-instance-actions/'
+                          '{request_id}',
+                          item + '/os-instance-actions/%s' % request_id[1])
+                probe('GET', '/servers/{server_id}/os-volume_attachments',
+                      item + '/os-volume_attachments')
+                for volume_id in self.volumes:
+                    probe('GET', '/servers/{server_id}/os-volume_attachments/'
+                          '{volume_id}',
+                          item + '/os-volume_attachments/%s' % volume_id)
+            probe('DELETE', '/servers/{server_id}', item)
+            for action, body in ACTION_BODIES.items():
+                # The reader too: console output is a member's.
+                probe('POST', '/servers/{server_id}/action (%s)' % action,
+                      item + '/action', body)
+            for volume_id in (self.free_volume['id'], self.alt_volume['id']):
+                probe('POST', '/servers/{server_id}/os-volume_attachments',
+                      item + '/os-volume_attachments',
+                      {'volumeAttachment': {'volumeId': volume_id}})
+            for volume_id in self.volumes:
+                probe('DELETE', '/servers/{server_id}/os-volume_attachments/'
+                      '{volume_id}',
+                      item + '/os-volume_attachments/%s' % volume_id)
+
+    def _image_routes(self, who, ctx, image_id, headers, reader=False):
+        item = '/v2.1/images/%s' % image_id
+        meta = item + '/metadata'
+        for version in PROXY_VERSIONS:
+            def probe(method, template, path, body=None):
+                self.probe(who, ctx, method, template, path, FOREIGN,
+                           version=version, headers=headers, json_body=body)
+            if not reader:
+                probe('GET', '/images/{image_id}', item)
+                probe('GET', '/images/{image_id}/metadata', meta)
+                probe('GET', '/images/{image_id}/metadata/{key}',
+                      meta + '/image_type')
+            probe('DELETE', '/images/{image_id}', item)
+            probe('POST', '/images/{image_id}/metadata', meta,
+                  {'metadata': {'stolen': 'yes'}})
+            probe('PUT', '/images/{image_id}/metadata', meta,
+                  {'metadata': {'stolen': 'yes'}})
+            probe('PUT', '/images/{image_id}/metadata/{key}',
+                  meta + '/stolen', {'meta': {'stolen': 'yes'}})
+            probe('DELETE', '/images/{image_id}/metadata/{key}',
+                  meta + '/image_type')
+
+    def _boots(self, who, ctx, headers):
+        """Boots from demo's images, volumes and snapshots."""
+        # (the demo id the refusal must name, the server fields)
+        sources = [(i, {'imageRef': i}) for i in self.images]
+        sources.append((self.snapshot_b_id,
+                        {'imageRef': self.alt_mapping_image['id']}))
+        for volume_id in self.volumes:
+            sources.append((volume_id, {
+                'imageRef': '', 'block_device_mapping_v2': [{
+                    'source_type': 'volume', 'destination_type': 'volume',
+                    'boot_index': 0, 'uuid': volume_id}]}))
+            # A data volume beside an image of alt's own.
+            sources.append((volume_id, {
+                'imageRef': self.alt_image['id'],
+                'block_device_mapping_v2': [{
+                    'source_type': 'volume', 'destination_type': 'volume',
+                    'uuid': volume_id}]}))
+        for snapshot_id in self.snapshots:
+            sources.append((snapshot_id, {
+                'imageRef': '', 'block_device_mapping_v2': [{
+                    'source_type': 'snapshot', 'destination_type': 'volume',
+                    'boot_index': 0, 'volume_size': 1,
+                    'uuid': snapshot_id}]}))
+        for image_id in self.images:
+            sources.append((image_id, {
+                'imageRef': '', 'block_device_mapping_v2': [{
+                    'source_type': 'image', 'destination_type': 'volume',
+                    'boot_index': 0, 'volume_size': 1, 'uuid': image_id}]}))
+        for version in VERSIONS:
+            for foreign_id, source in sources:
+                self.probe(who, ctx, 'POST', '/servers (boot)',
+                           '/v2.1/servers', FOREIGN_BOOT, version=version,
+                           headers=headers, names=foreign_id,
+                           json_body=_server_body(version, **source))
+
+    def _lists(self, who, ctx, headers):
+        demo = self.demo.project_id
+        for version in VERSIONS:
+            for path in ('/servers', '/servers/detail'):
+                for query in ('', '?project_id=%s' % demo,
+                              '?tenant_id=%s' % demo,
+                              '?uuid=%s' % self.server_a['id'],
+                              '?image=%s' % self.base_image['id'],
+                              '?deleted=true&changes-since=2000-01-01',
+                              '?name=xp-'):
+                    self.probe(who, ctx, 'GET', path, '/v2.1' + path + query,
+                               {200}, version=version, headers=headers,
+                               no_foreign_ids=True)
+                for query in ('?all_tenants=1',
+                              '?all_tenants=1&project_id=%s' % demo):
+                    self.probe(who, ctx, 'GET', path + ' (all_tenants)',
+                               '/v2.1' + path + query, {403},
+                               version=version, headers=headers)
+                # Someone else's server as a marker is no page boundary.
+                self.probe(who, ctx, 'GET', path + ' (marker)',
+                           '/v2.1' + path + '?marker=%s'
+                           % self.server_a['id'], {400}, version=version,
+                           headers=headers)
+        for version in PROXY_VERSIONS:
+            for path in ('/images', '/images/detail'):
+                for query in ('', '?server=%s' % self.server_a['id'],
+                              '?server=%s' % self.server_b['id'],
+                              '?property-owner=%s' % demo):
+                    self.probe(who, ctx, 'GET', path, '/v2.1' + path + query,
+                               {200}, version=version, headers=headers,
+                               no_foreign_ids=True)
+
+    def _other_routes(self, who, ctx, headers):
+        """Routes of alt's own server with demo's ids, the URL form naming
+        demo's project, os-services and a forced host."""
+        own = '/v2.1/servers/%s' % self.alt_server['id']
+        demo = self.demo.project_id
+        for version in VERSIONS:
+            def probe(method, template, path, allowed=FOREIGN, body=None):
+                self.probe(who, ctx, method, template, path, allowed,
+                           version=version, headers=headers, json_body=body)
+            for server_id in self.servers:
+                for _action, request_id in self.before[server_id]['actions']:
+                    probe('GET', '/servers/{server_id}/os-instance-actions/'
+                          '{request_id} (own server)',
+                          own + '/os-instance-actions/%s' % request_id)
+            for volume_id in self.volumes:
+                probe('POST', '/servers/{server_id}/os-volume_attachments '
+                      '(own server)', own + '/os-volume_attachments',
+                      FOREIGN_BOOT,
+                      {'volumeAttachment': {'volumeId': volume_id}})
+                probe('GET', '/servers/{server_id}/os-volume_attachments/'
+                      '{volume_id} (own server)',
+                      own + '/os-volume_attachments/%s' % volume_id)
+                probe('DELETE', '/servers/{server_id}/os-volume_attachments/'
+                      '{volume_id} (own server)',
+                      own + '/os-volume_attachments/%s' % volume_id)
+            for server_id in self.servers:
+                # Nova's 400: the URL's project is not the token's.
+                probe('GET', '/{project_id}/servers/{server_id}',
+                      '/v2.1/%s/servers/%s' % (demo, server_id), {400})
+                probe('GET', '/{project_id}/servers/{server_id}',
+                      '/v2.1/%s/servers/%s' % (self.alt.project_id,
+                                               server_id))
+            probe('GET', '/os-services', '/v2.1/os-services', {403})
+            probe('PUT', '/os-services/{service_id}',
+                  '/v2.1/os-services/disable', {403},
+                  {'host': self.deployment.hosts[0],
+                   'binary': 'nova-snapshot-compute'})
+            probe('DELETE', '/os-services/{service_id}',
+                  '/v2.1/os-services/1', {403})
+            probe('POST', '/servers (forced host)', '/v2.1/servers', {403},
+                  _server_body(version, imageRef=self.alt_image['id'],
+                               availability_zone='nova:%s'
+                               % self.deployment.hosts[0]))
+
+    def _report(self, title):
+        lines = ['%s: %d requests' % (title, sum(
+            sum(c.values()) for c in self.tally.values()))]
+        for route in sorted(self.tally):
+            statuses = ', '.join('%d x%d' % (status, count) for status, count
+                                 in sorted(self.tally[route].items()))
+            lines.append('  %-70s %s' % (route, statuses))
+        print('\n'.join(lines))
+        path = os.path.join(self.deployment.state_dir,
+                            'cross_project_tally.json')
+        tallies = {}
+        if os.path.exists(path):
+            with open(path) as handle:
+                tallies = json.load(handle)
+        tallies[title] = {route: dict(counter)
+                          for route, counter in self.tally.items()}
+        with open(path, 'w') as handle:
+            json.dump(tallies, handle, indent=1, sort_keys=True)
+        if os.environ.get('CROSS_PROJECT_TALLY'):
+            with open(os.environ['CROSS_PROJECT_TALLY'], 'a') as handle:
+                handle.write('\n'.join(lines) + '\n')
+
+    def _check_unchanged(self):
+        # Casts a wrongly accepted request made would land by now.
+        time.sleep(2)
+        self.assertEqual(self.before, self._demo_state())
+        self.assertEqual(self.alt_before, self._alt_state())
+
+    def _probe_everything(self, who, ctx, headers=None):
+        for server_id in self.servers:
+            self._server_routes(who, ctx, server_id, headers)
+        for image_id in self.images:
+            self._image_routes(who, ctx, image_id, headers)
+        self._boots(who, ctx, headers)
+        self._lists(who, ctx, headers)
+        self._other_routes(who, ctx, headers)
+
+    # -- the tests -----------------------------------------------------------
+
+    def test_every_route_covered(self):
+        """The probe knows every route the router serves: a new route
+        fails here until it is probed."""
+        probed = {
+            '/servers', '/servers/detail', '/servers/{server_id}',
+            '/servers/{server_id}/action',
+            '/servers/{server_id}/os-instance-actions',
+            '/servers/{server_id}/os-instance-actions/{request_id}',
+            '/servers/{server_id}/os-volume_attachments',
+            '/servers/{server_id}/os-volume_attachments/{volume_id}',
+            '/images', '/images/detail', '/images/{image_id}',
+            '/images/{image_id}/metadata',
+            '/images/{image_id}/metadata/{key}',
+            '/os-services', '/os-services/{service_id}',
+        }
+        # Not project resources: versions and the flavor catalogue.
+        public = {'/', '/v2.1', '/flavors', '/flavors/detail',
+                  '/flavors/{flavor_id}'}
+        served = {t[len('/v2.1'):] if t.startswith('/v2.1/') else t
+                  for t in router.ROUTES}
+        self.assertEqual(set(), served - probed - public)
+        self.assertEqual(set(ACTION_BODIES), set(server_actions.ACTIONS))
+
+    def test_alt_demo_reaches_nothing_of_demo(self):
+        self._probe_everything('alt_demo', self.alt)
+        self._report('alt_demo')
+        self.assertEqual([], self.violations)
+        self._check_unchanged()
+
+    def test_spoofed_identity_headers_give_no_powers(self):
+        """alt_demo's token with headers claiming admin in demo's project:
+        keystonemiddleware drops them; nothing of demo's is reached, no
+        admin listing, no forced host, no os-services."""
+        headers = dict(SPOOF, **{
+            'X-Project-Id': self.demo.project_id,
+            'X-Tenant-Id': self.demo.project_id,
+            'X-Tenant': 'demo', 'X-Project-Name': 'demo',
+            'X-User-Id': self.demo.user_id, 'X-User': 'demo',
+            'X-Service-Project-Id': self.demo.project_id})
+        self._probe_everything('alt_demo', self.alt, headers)
+        self._report('alt_demo spoofed')
+        self.assertEqual([], self.violations)
+        self._check_unchanged()
+
+    def test_demo_reader_changes_nothing(self):
+        """demo's reader sees demo's resources but every route that
+        changes something is 403, with or without headers claiming
+        admin."""
+        reader = self.reader
+        for headers in (None, dict(SPOOF)):
+            for server_id in self.servers:
+                self._server_routes('demo-reader', reader, server_id,
+                                    headers, reader=True)
+            for image_id in self.images:
+                self._image_routes('demo-reader', reader, image_id, headers,
+                                   reader=True)
+            self.probe('demo-reader', reader, 'POST', '/servers (boot)',
+                       '/v2.1/servers', {403}, headers=headers,
+                       json_body=_server_body(
+                           '2.45', imageRef=self.base_image['id']))
+            self.probe('demo-reader', reader, 'GET', '/servers (all_tenants)',
+                       '/v2.1/servers?all_tenants=1', {403}, headers=headers)
+        self._report('demo-reader')
+        self.assertEqual([], self.violations)
+        # The reader does read: the probe above is not refusing everyone.
+        self.assertEqual(200, self.call(
+            reader, 'GET', '/v2.1/servers/%s' % self.server_a['id'])
+            .status_code)
+        self._check_unchanged()
