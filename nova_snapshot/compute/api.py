@@ -27,6 +27,15 @@ LOG = logging.getLogger(__name__)
 # writes to, so a compute service restarted mid-snapshot can delete it.
 # It is not ``image_``-prefixed, so snapshots never inherit it.
 SNAPSHOT_IMAGE_KEY = 'snapshot_image_id'
+# system_metadata key naming the request whose volume-backed createImage
+# holds the server (task_state image_snapshot) for its cut: only that
+# request's API call or compute side releases it, so a late release can
+# never end someone else's hold.
+VOLUME_SNAPSHOT_HOLD_KEY = 'volume_snapshot_request_id'
+# Images of failed snapshots whose delete failed: kept here (comma
+# separated) until a delete succeeds, so no later snapshot overwrites the
+# only reference to them.
+SNAPSHOT_LEFTOVERS_KEY = 'snapshot_images_to_delete'
 
 # Nova's instance action names (os-instance-actions).
 ACTION_CREATE = 'create'
@@ -88,6 +97,49 @@ def _conflict_from_cas(exc, instance_uuid, method):
         method=method)
 
 
+def in_volume_snapshot_cut(instance):
+    """The server is held by a volume-backed createImage."""
+    return (instance.get('task_state') == task_states.IMAGE_SNAPSHOT and
+            bool((instance.get('system_metadata') or {}).get(
+                VOLUME_SNAPSHOT_HOLD_KEY)))
+
+
+class _NotHeld(Exception):
+    """The hold to release is not (or no longer) the caller's."""
+
+
+def release_volume_snapshot_hold(db, instance_uuid, request_id, **values):
+    """End the hold of request ``request_id``: task_state back to None.
+
+    Both the API (when its call returns or fails) and the compute side
+    (when its work ends) call this; whoever comes second, or finds another
+    request's hold, changes nothing.
+
+    :returns: the updated instance, or None when there was nothing of
+        ours to release.
+    """
+    def ours(instance):
+        if not in_volume_snapshot_cut(instance) or \
+                instance['system_metadata'].get(
+                    VOLUME_SNAPSHOT_HOLD_KEY) != request_id:
+            raise _NotHeld()
+    values['task_state'] = None
+    try:
+        return db.instance_update_checked(
+            instance_uuid, values, check=ours,
+            system_metadata={VOLUME_SNAPSHOT_HOLD_KEY: None})
+    except (_NotHeld, exception.InstanceNotFound):
+        return None
+
+
+def add_leftover(value, image_id):
+    """``SNAPSHOT_LEFTOVERS_KEY``'s new value with ``image_id`` added."""
+    ids = [i for i in (value or '').split(',') if i]
+    if image_id not in ids:
+        ids.append(image_id)
+    return ','.join(ids)
+
+
 def _warn_if_rpc_timeout_too_short(opts):
     """The API must outwait the compute service's own volume snapshot
     deadlines: if it gives up first, the user gets an error while the
@@ -101,6 +153,10 @@ def _warn_if_rpc_timeout_too_short(opts):
                     opts.volume_snapshot_rpc_timeout, needed)
         return True
     return False
+
+
+class _AlreadyDeleting(Exception):
+    """Another delete got there first."""
 
 
 class ComputeAPI(object):
@@ -433,12 +489,24 @@ class ComputeAPI(object):
                 flavor_size=root_size, image_min_disk=min_disk)
 
     def delete(self, context, instance):
+        """Delete in any task state (Nova), except during the cut of a
+        volume-backed createImage: the guest may be frozen, and a delete
+        would pull its volumes from under the snapshots (409 then)."""
         if instance['task_state'] == task_states.DELETING:
             return  # already on its way out; deleting is idempotent
+
+        def deletable(current):
+            if current['task_state'] == task_states.DELETING:
+                raise _AlreadyDeleting()
+            if in_volume_snapshot_cut(current):
+                raise exception.InstanceInvalidState(
+                    attr='task_state', instance_uuid=current['uuid'],
+                    state=current['task_state'], method=ACTION_DELETE)
         try:
-            instance = self.db.instance_update(
-                instance['uuid'], {'task_state': task_states.DELETING})
-        except exception.InstanceNotFound:
+            instance = self.db.instance_update_checked(
+                instance['uuid'], {'task_state': task_states.DELETING},
+                check=deletable)
+        except (exception.InstanceNotFound, _AlreadyDeleting):
             return
         self.db.action_start(context, instance['uuid'], ACTION_DELETE)
         if not instance.get('host') or not self._host_is_up(
@@ -511,14 +579,12 @@ class ComputeAPI(object):
             self.conf, context, instance, name, extra_properties)
         image = self.image_api.create(context, image_meta)
 
-        sysmeta = dict(instance.get('system_metadata') or {})
-        sysmeta[SNAPSHOT_IMAGE_KEY] = image['id']
         try:
-            instance = self.db.instance_update(
+            instance = self.db.instance_update_checked(
                 instance['uuid'],
-                {'task_state': task_states.IMAGE_SNAPSHOT_PENDING,
-                 'system_metadata': sysmeta},
-                expected_task_state=None)
+                {'task_state': task_states.IMAGE_SNAPSHOT_PENDING},
+                expected_task_state=None,
+                system_metadata={SNAPSHOT_IMAGE_KEY: image['id']})
         except (exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError) as exc:
             # Someone else won (a second snapshot, a delete): the image we
@@ -535,7 +601,7 @@ class ComputeAPI(object):
             with excutils.save_and_reraise_exception():
                 # The cast never left: nothing will clean up but us.
                 self._delete_image_quietly(context, image['id'])
-                self._revert_snapshot_task_state(instance)
+                self._revert_snapshot_task_state(instance, image['id'])
         return image
 
     def snapshot_volume_backed(self, context, instance, name,
@@ -543,9 +609,12 @@ class ComputeAPI(object):
         """createImage of a volume-backed server; returns the active
         zero-byte image once every volume snapshot is available.
 
-        As in Nova no task_state is set (a volume snapshot does not lock
-        the server). The compute host holds the guest still only while
-        Cinder fixes the snapshots' point in time.
+        Unlike Nova, the server is held for the call: task_state
+        ``image_snapshot`` (compare-and-swap from None, the request named
+        in system_metadata), so suspend, pause, stop and delete get a 409
+        while the guest may be frozen. The hold is released when the call
+        returns or fails, whatever happens (and by the compute side when
+        its work ends, or at its start-up if it died).
         """
         check_instance_state(instance, ACTION_CREATE_IMAGE,
                              vm_state=vm_states.SNAPSHOT_ALLOWED)
@@ -559,10 +628,38 @@ class ComputeAPI(object):
                        if block_device.is_volume(bdm)]
         # Before anything is frozen: a full snapshot quota is a 403.
         self._check_snapshot_quota(context, len(volume_bdms))
-        self.db.action_start(context, instance['uuid'], ACTION_CREATE_IMAGE)
-        return self.rpcapi.snapshot_volume_backed(
-            context, instance, image_meta,
-            timeout=self.conf.compute.volume_snapshot_rpc_timeout)
+
+        def allowed(current):
+            check_instance_state(current, ACTION_CREATE_IMAGE,
+                                 vm_state=vm_states.SNAPSHOT_ALLOWED)
+        try:
+            instance = self.db.instance_update_checked(
+                instance['uuid'], {'task_state': task_states.IMAGE_SNAPSHOT},
+                expected_task_state=None, check=allowed,
+                system_metadata={VOLUME_SNAPSHOT_HOLD_KEY:
+                                 context.request_id})
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError) as exc:
+            raise _conflict_from_cas(exc, instance['uuid'],
+                                     ACTION_CREATE_IMAGE)
+        try:
+            self.db.action_start(context, instance['uuid'],
+                                 ACTION_CREATE_IMAGE)
+            return self.rpcapi.snapshot_volume_backed(
+                context, instance, image_meta,
+                timeout=self.conf.compute.volume_snapshot_rpc_timeout)
+        finally:
+            self._release_hold(instance['uuid'], context.request_id)
+
+    def _release_hold(self, instance_uuid, request_id):
+        try:
+            release_volume_snapshot_hold(self.db, instance_uuid, request_id)
+        except Exception:
+            # Not the caller's problem: the compute side releases it too,
+            # and its reconciler repairs a hold nobody works under.
+            LOG.warning('Could not release the volume snapshot hold of %s '
+                        '(request %s)', instance_uuid, request_id,
+                        exc_info=True)
 
     def _check_snapshot_quota(self, context, count):
         """Nova's best-effort check of Cinder's snapshot quota."""
@@ -660,15 +757,17 @@ class ComputeAPI(object):
         except Exception:
             LOG.warning('Could not delete image %s', image_id, exc_info=True)
 
-    def _revert_snapshot_task_state(self, instance):
-        sysmeta = dict(instance.get('system_metadata') or {})
-        sysmeta.pop(SNAPSHOT_IMAGE_KEY, None)
+    def _revert_snapshot_task_state(self, instance, image_id):
+        def ours(current):
+            if current['system_metadata'].get(SNAPSHOT_IMAGE_KEY) != \
+                    image_id:
+                raise _NotHeld()
         try:
-            self.db.instance_update(
-                instance['uuid'], {'task_state': None,
-                                   'system_metadata': sysmeta},
-                expected_task_state=task_states.IMAGE_SNAPSHOT_PENDING)
-        except (exception.InstanceNotFound,
+            self.db.instance_update_checked(
+                instance['uuid'], {'task_state': None},
+                expected_task_state=task_states.IMAGE_SNAPSHOT_PENDING,
+                check=ours, system_metadata={SNAPSHOT_IMAGE_KEY: None})
+        except (_NotHeld, exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError):
             pass
 

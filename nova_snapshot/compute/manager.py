@@ -10,16 +10,19 @@ import functools
 import logging
 import threading
 import time
-import traceback
 
+from oslo_db import exception as db_exc
 import oslo_messaging as messaging
 from oslo_utils import timeutils
+from sqlalchemy import exc as sa_exc
 
+from nova_snapshot.compute import action_record
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import notifications
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute.rpcapi import RPC_API_VERSION
 from nova_snapshot.compute import snapshot_metadata
+from nova_snapshot.compute import snapshot_work
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot.compute import volume_snapshot
@@ -32,19 +35,41 @@ LOG = logging.getLogger(__name__)
 SNAPSHOT_EVENT = 'compute_snapshot_instance'
 # A snapshot is finished or gone for good when Glance says so.
 _IMAGE_DONE = 'active'
+# Snapshot outcomes beyond the defaults (see action_record).
+#: The instance vanished under the snapshot (row or guest): record why,
+#: give the task state back, keep a finished image.
+_VANISHED = action_record.Outcome('vanished', notify=False,
+                                  level=logging.INFO, traceback=False)
+#: The user deleted the image mid-flight: not the server's fault.
+_IMAGE_GONE = action_record.Outcome('image deleted', fault=False,
+                                    level=logging.WARNING, traceback=False)
+# Database errors a final write is retried on (a locked SQLite file, a
+# PostgreSQL restart or a terminated backend).
+_DB_ERRORS = (db_exc.DBError, sa_exc.OperationalError, sa_exc.InterfaceError)
 # Business errors: logged without a traceback on the server side and
 # re-raised as the same class on the caller's side.
 _EXPECTED = (exception.InstanceNotFound, exception.InstanceNotRunning,
              exception.InstanceInvalidState,
              exception.UnexpectedTaskStateError)
-# ... and those of a volume-backed snapshot (quiesce 409/400, Cinder).
+# ... and those of a volume-backed snapshot (quiesce 409/400, Cinder; a
+# wait for the server's lock or a host slot that ran out is a Conflict).
 _EXPECTED_VOLUME_SNAPSHOT = _EXPECTED + (
     exception.InstanceQuiesceFailed, exception.InstanceQuiesceNotSupported,
     exception.VolumeBackedSnapshotNotSupported, exception.OverQuota,
     exception.VolumeNotFound, exception.VolumeSnapshotFailed,
     exception.VolumeError, exception.ImageNotAuthorized,
-    exception.ImageBadRequest)
+    exception.ImageBadRequest, exception.Conflict)
 VOLUME_SNAPSHOT_EVENT = 'compute_snapshot_volume_backed'
+# A failed snapshot's image delete is tried this often (backoff in s x n)
+# before the reference moves to the instance's leftovers.
+IMAGE_DELETE_ATTEMPTS = 3
+IMAGE_DELETE_BACKOFF = 0.5
+# Backoff of a retried database write (doubling up to the maximum).
+DB_RETRY_FIRST_DELAY = 0.2
+DB_RETRY_MAX_DELAY = 5.0
+# Seconds kept back from a volume-backed call's budget for the image
+# create and the reply.
+VOLUME_SNAPSHOT_MARGIN = 5.0
 
 
 def _expected_exceptions(*exceptions):
@@ -95,6 +120,11 @@ def _fault_values(exc):
     return code, message, '%s: %s' % (type(exc).__name__, message)
 
 
+class _NotCastImage(Exception):
+    """The cast names an image the instance no longer snapshots to (a
+    restart cleared the pending state, a later snapshot replaced it)."""
+
+
 class ComputeManager(object):
     """RPC endpoint of ``nova-snapshot-compute`` on one host."""
 
@@ -113,10 +143,8 @@ class ComputeManager(object):
                                                        volume_api)
         self.volume_snapshotter = volume_snapshot.VolumeSnapshotter(
             conf, db, driver, volume_api, image_api)
-        self._snapshot_semaphore = threading.BoundedSemaphore(
-            conf.compute.max_concurrent_snapshots)
-        self._tasks = set()
-        self._tasks_lock = threading.Lock()
+        self._work = snapshot_work.SnapshotWork(
+            host, conf.compute.max_concurrent_snapshots)
 
     # Helpers (not reachable over RPC: DefaultRPCAccessPolicy hides '_')
 
@@ -153,53 +181,88 @@ class ComputeManager(object):
         notifications.notify_about_instance_action(
             self.notifier, context, instance, action, phase, exc=exc, **extra)
 
+    def _record(self, context, instance_uuid, event, action=None, **kwargs):
+        """The :class:`~action_record.ActionRecord` of one action; with
+        ``action``, its notifications are ``instance.<action>.*``."""
+        def notify(instance, phase, exc=None, **extra):
+            self._notify(context, instance, action, phase, exc=exc, **extra)
+        return action_record.ActionRecord(
+            self, context, instance_uuid, event,
+            notify=notify if action is not None else None, **kwargs)
+
+    def _snapshot_record(self, context, instance_uuid, event, image_id=None,
+                         **kwargs):
+        def notify(instance, phase, exc=None, image_id=None):
+            notifications.notify_about_instance_snapshot(
+                self.notifier, context, instance, image_id, phase, exc=exc)
+        record = action_record.ActionRecord(self, context, instance_uuid,
+                                            event, notify=notify, **kwargs)
+        record.extra['image_id'] = image_id
+        return record
+
     def _delete_image(self, context, image_id, only_unfinished=False):
         """Delete a snapshot's image; gone already is fine.
 
         :param only_unfinished: keep it when Glance says it is active (the
             "instance disappeared" path: the upload may have completed).
+        :returns: True when nothing is left to clean up (deleted, gone, or
+            a finished image kept); False when the delete failed, after
+            ``IMAGE_DELETE_ATTEMPTS`` tries.
         """
-        try:
-            if only_unfinished:
-                image = self.image_api.get(context, image_id)
-                if image.get('status') == _IMAGE_DONE:
-                    return
-            self.image_api.delete(context, image_id)
-        except exception.ImageNotFound:
-            pass
-        except Exception:
-            LOG.warning('Could not delete image %s', image_id, exc_info=True)
+        for attempt in range(IMAGE_DELETE_ATTEMPTS):
+            if attempt:
+                time.sleep(IMAGE_DELETE_BACKOFF * attempt)
+            try:
+                if only_unfinished:
+                    image = self.image_api.get(context, image_id)
+                    if image.get('status') == _IMAGE_DONE:
+                        return True
+                self.image_api.delete(context, image_id)
+                return True
+            except exception.ImageNotFound:
+                return True
+            except Exception:
+                LOG.warning('Could not delete image %s (attempt %d of %d)',
+                            image_id, attempt + 1, IMAGE_DELETE_ATTEMPTS,
+                            exc_info=True)
+        return False
+
+    def _retry_db_write(self, write, what):
+        """``write()`` again on database errors (a locked SQLite file, a
+        PostgreSQL restart or terminated backend) with backoff, for at
+        most ``[compute] db_write_retry_timeout`` seconds; then the last
+        error is raised."""
+        deadline = time.monotonic() + self.conf.compute.db_write_retry_timeout
+        delay = DB_RETRY_FIRST_DELAY
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return write()
+            except _DB_ERRORS as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                LOG.warning('%s failed (attempt %d): %s; retrying in %.1f s',
+                            what, attempt, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, DB_RETRY_MAX_DELAY)
+
+    # Background work
 
     def _spawn(self, name, func, *args):
-        """Run ``func`` in its own thread so the RPC worker is free."""
-        def run():
-            try:
-                func(*args)
-            except Exception:
-                LOG.exception('Background task %s failed', name)
-            finally:
-                with self._tasks_lock:
-                    self._tasks.discard(thread)
-        thread = threading.Thread(target=run, name=name, daemon=True)
-        with self._tasks_lock:
-            self._tasks.add(thread)
-        thread.start()
-        return thread
+        """Run ``func`` on the bounded executor so the RPC worker is free."""
+        return self._work.submit(name, func, *args)
 
     def wait_for_tasks(self, timeout=None):
         """Wait for background tasks; True if none is left (tests, stop)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            with self._tasks_lock:
-                tasks = list(self._tasks)
-            if not tasks:
-                return True
-            for thread in tasks:
-                left = (None if deadline is None
-                        else deadline - time.monotonic())
-                if left is not None and left <= 0:
-                    return False
-                thread.join(left)
+        return self._work.wait(timeout)
+
+    def busy_instances(self):
+        """UUIDs of the instances with snapshot work (image-backed, or a
+        volume-backed cut with its freeze) in this process right now,
+        queued or running. The reconciler leaves their task states and
+        freezes alone."""
+        return self._work.busy_instances()
 
     # Start-up
 
@@ -217,8 +280,11 @@ class ComputeManager(object):
     def _init_instance(self, context, instance):
         self._thaw_if_frozen(instance)
         self._finish_interrupted_volume_snapshots(instance)
+        self._delete_leftover_images(context, instance)
         task_state = instance['task_state']
-        if task_state in task_states.IMAGE_SNAPSHOT_STATES:
+        if compute_api.in_volume_snapshot_cut(instance):
+            instance = self._release_interrupted_cut(instance)
+        elif task_state in task_states.IMAGE_SNAPSHOT_STATES:
             instance = self._repair_interrupted_snapshot(context, instance)
         elif task_state == task_states.DELETING:
             self._do_terminate(context, instance)
@@ -238,10 +304,9 @@ class ComputeManager(object):
         self._sync_power_state(instance)
 
     def _thaw_if_frozen(self, instance):
-        """A volume snapshot has no task_state to find it by: ask the
-        driver about every guest that may have been frozen or paused by a
-        service that died mid-cut (the driver knows by its watchdog
-        marker)."""
+        """Ask the driver about every guest that may have been frozen or
+        paused by a service that died mid-cut (the driver knows by its
+        watchdog marker)."""
         if instance.get('vm_state') != vm_states.ACTIVE:
             return
         thaw = getattr(self.driver, 'thaw_if_frozen', None)
@@ -254,6 +319,28 @@ class ComputeManager(object):
                             instance['uuid'])
         except Exception:
             LOG.exception('Could not thaw %s at start-up', instance['uuid'])
+
+    def _release_interrupted_cut(self, instance):
+        """A volume-backed createImage held the server when this service
+        stopped. No image of it is named in system_metadata, so nothing is
+        deleted from Glance here; its Cinder snapshots and half-made image
+        are cleaned by request tag (_finish_interrupted_volume_snapshots).
+        The guest was thawed above."""
+        uuid = instance['uuid']
+        request_id = instance['system_metadata'].get(
+            compute_api.VOLUME_SNAPSHOT_HOLD_KEY)
+        LOG.warning('Instance %s was held by the volume snapshot of request '
+                    '%s at start-up; releasing it', uuid, request_id)
+        released = compute_api.release_volume_snapshot_hold(
+            self.db, uuid, request_id)
+        if released is None:
+            return self.db.instance_get(uuid)
+        message = ('Volume snapshot interrupted by a restart of the compute '
+                   'service (request %s); the server was released' %
+                   request_id)
+        self._fault(uuid, exception.VolumeSnapshotFailed(
+            instance_uuid=uuid, reason=message))
+        return released
 
     def _finish_interrupted_volume_snapshots(self, instance):
         """Volume snapshots this host started and never finished: delete
@@ -271,6 +358,7 @@ class ComputeManager(object):
                 user_id=event['user_id'], project_id=event['project_id'],
                 request_id=event['request_id'], roles=['member', 'reader'],
                 overwrite=False)
+            self._work.mark_busy(instance['uuid'])
             self._spawn('clean-volume-snapshot-%s' % instance['uuid'],
                         self._clean_interrupted_volume_snapshot, context,
                         instance)
@@ -297,11 +385,36 @@ class ComputeManager(object):
                             uuid)
             message += '; deleted %d leftover Cinder snapshot(s)' % len(
                 deleted)
+        finally:
+            self._work.unmark_busy(uuid)
         exc = exception.VolumeSnapshotFailed(instance_uuid=uuid,
                                              reason=message)
         self._fault(uuid, exc)
         self._event_finish(context, uuid, VOLUME_SNAPSHOT_EVENT, exc=exc,
                            details=message)
+
+    def _delete_leftover_images(self, context, instance):
+        """Images of failed snapshots whose delete failed before: try
+        again; each reference is dropped only once its delete worked."""
+        leftovers = (instance.get('system_metadata') or {}).get(
+            compute_api.SNAPSHOT_LEFTOVERS_KEY)
+        if not leftovers:
+            return
+        for image_id in [i for i in leftovers.split(',') if i]:
+            if self._delete_image(context, image_id, only_unfinished=True):
+                self._drop_leftover(instance['uuid'], image_id)
+
+    def _drop_leftover(self, instance_uuid, image_id):
+        def without(value):
+            ids = [i for i in (value or '').split(',')
+                   if i and i != image_id]
+            return ','.join(ids) or None
+        try:
+            self.db.instance_update_checked(
+                instance_uuid, {}, system_metadata={
+                    compute_api.SNAPSHOT_LEFTOVERS_KEY: without})
+        except exception.InstanceNotFound:
+            pass
 
     def _fail_interrupted(self, instance, message, **values):
         values.update(task_state=None)
@@ -322,19 +435,20 @@ class ComputeManager(object):
             self.driver.repair_after_crash(instance)
         except Exception:
             LOG.exception('Driver repair of %s failed', instance['uuid'])
-        sysmeta = dict(instance.get('system_metadata') or {})
-        image_id = sysmeta.pop(compute_api.SNAPSHOT_IMAGE_KEY, None)
+        image_id = (instance.get('system_metadata') or {}).get(
+            compute_api.SNAPSHOT_IMAGE_KEY)
+        gone = True
         if image_id:
-            self._delete_image(context, image_id, only_unfinished=True)
+            gone = self._delete_image(context, image_id, only_unfinished=True)
         message = ('Snapshot interrupted by a restart of the compute service '
                    '(task_state was %s)' % instance['task_state'])
         self.db.fault_create(instance['uuid'], 500, message, message,
                              host=self.host)
         try:
-            instance = self.db.instance_update(
-                instance['uuid'], {'task_state': None, 'progress': 0,
-                                   'system_metadata': sysmeta},
-                expected_task_state=instance['task_state'])
+            instance = self.db.instance_update_checked(
+                instance['uuid'], {'task_state': None, 'progress': 0},
+                expected_task_state=instance['task_state'],
+                system_metadata=_image_reference_updates(image_id, gone))
         except exception.UnexpectedTaskStateError:
             return self.db.instance_get(instance['uuid'])
         notifications.notify_about_instance_snapshot(
@@ -357,19 +471,17 @@ class ComputeManager(object):
     # Build
 
     def build_instance(self, context, instance_uuid, image_ref):
-        event = 'compute_build_and_run_instance'
-        self._event_start(context, instance_uuid, event)
-        try:
+        record = self._record(context, instance_uuid,
+                              'compute_build_and_run_instance',
+                              action='create')
+        record.on_failure(lambda exc, outcome: self._build_cleanup(
+            context, record.instance, outcome))
+        record.on_release(lambda exc: self._build_failed(record))
+        with record:
             instance = self.db.instance_update(
                 instance_uuid, {'task_state': task_states.SPAWNING},
                 expected_task_state=task_states.SCHEDULING)
-        except (exception.InstanceNotFound,
-                exception.UnexpectedTaskStateError) as exc:
-            LOG.info('Not building %s: %s', instance_uuid, exc)
-            self._event_finish(context, instance_uuid, event, exc=exc)
-            return
-        self._notify(context, instance, 'create', 'start')
-        try:
+            record.start(instance)
             image = self._boot_image(context, instance, image_ref)
             bdms = self.db.bdm_get_by_instance(instance_uuid)
             block_device_info = self.volumes.prepare(context, instance, bdms)
@@ -383,25 +495,11 @@ class ComputeManager(object):
                     context, self.db.bdm_get_by_instance(instance_uuid))
             if state is None:
                 state = self.driver.get_power_state(instance)
-            instance = self.db.instance_update(
+            record.instance = self.db.instance_update(
                 instance_uuid, {'vm_state': vm_states.ACTIVE,
                                 'power_state': state, 'task_state': None,
                                 'launched_at': timeutils.utcnow()},
                 expected_task_state=task_states.SPAWNING)
-        except (exception.InstanceNotFound,
-                exception.UnexpectedDeletingTaskStateError) as exc:
-            # Deleted while building: the delete cleans up the guest.
-            LOG.info('Instance %s went away while building', instance_uuid)
-            self._event_finish(context, instance_uuid, event, exc=exc)
-            return
-        except Exception as exc:
-            LOG.exception('Build of %s failed', instance_uuid)
-            self._event_finish(context, instance_uuid, event, exc=exc,
-                               tb=traceback.format_exc())
-            self._build_failed(context, instance, exc)
-            return
-        self._notify(context, instance, 'create', 'end')
-        self._event_finish(context, instance_uuid, event)
 
     def _boot_image(self, context, instance, image_ref):
         """The image to boot; a server booted from a volume without an
@@ -415,7 +513,11 @@ class ComputeManager(object):
         image.update(id=None, size=0)
         return image
 
-    def _build_failed(self, context, instance, exc):
+    def _build_cleanup(self, context, instance, outcome):
+        """A failed build leaves no guest and none of the volumes it made
+        (a delete that took over cleans up by itself)."""
+        if outcome is not action_record.FAILED or instance is None:
+            return
         try:
             self.driver.destroy(context, instance)
         except Exception:
@@ -428,64 +530,46 @@ class ComputeManager(object):
         except Exception:
             LOG.warning('Could not release the volumes of failed build %s',
                         instance['uuid'], exc_info=True)
-        self._fault(instance['uuid'], exc)
+
+    def _build_failed(self, record):
         try:
             instance = self.db.instance_update(
-                instance['uuid'], {'vm_state': vm_states.ERROR,
-                                   'task_state': None,
-                                   'power_state': power_state.NOSTATE},
+                record.instance_uuid, {'vm_state': vm_states.ERROR,
+                                       'task_state': None,
+                                       'power_state': power_state.NOSTATE},
                 expected_task_state=task_states.SPAWNING)
             # As Nova: a failed build gives its host's resources back now,
             # not when the server is deleted.
             self.db.instance_release_claim(instance['uuid'])
+            record.instance = instance
         except (exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError):
             pass
-        self._notify(context, instance, 'create', 'error', exc=exc)
 
     # Power actions
 
     def _power_action(self, context, instance_uuid, method):
         event, action, task_state, driver_method, new_vm_state = \
             _POWER_ACTIONS[method]
-        self._event_start(context, instance_uuid, event)
-        try:
+        record = self._record(context, instance_uuid, event, action=action,
+                              revert_task_state=task_state)
+        with record:
             instance = self.db.instance_get(instance_uuid)
             if instance['task_state'] != task_state:
                 raise exception.UnexpectedTaskStateError(
                     instance_uuid=instance_uuid, expected=task_state,
                     actual=instance['task_state'])
-            self._notify(context, instance, action, 'start')
+            record.start(instance)
             call = getattr(self.driver, driver_method)
             if driver_method in _DRIVER_WANTS_CONTEXT:
                 call(context, instance)
             else:
                 call(instance)
             state = self.driver.get_power_state(instance)
-            instance = self.db.instance_update(
+            record.instance = self.db.instance_update(
                 instance_uuid, {'vm_state': new_vm_state,
                                 'power_state': state, 'task_state': None},
                 expected_task_state=task_state)
-        except (exception.InstanceNotFound,
-                exception.UnexpectedDeletingTaskStateError) as exc:
-            LOG.info('Instance %s went away during %s', instance_uuid, method)
-            self._event_finish(context, instance_uuid, event, exc=exc)
-            return
-        except exception.UnexpectedTaskStateError as exc:
-            # Someone else owns the instance now; leave its state alone.
-            LOG.warning('%s of %s preempted: %s', method, instance_uuid, exc)
-            self._event_finish(context, instance_uuid, event, exc=exc)
-            return
-        except Exception as exc:
-            LOG.exception('%s of %s failed', method, instance_uuid)
-            self._fault(instance_uuid, exc)
-            self._event_finish(context, instance_uuid, event, exc=exc,
-                               tb=traceback.format_exc())
-            self._revert_task_state(instance_uuid, task_state)
-            self._notify(context, instance, action, 'error', exc=exc)
-            return
-        self._notify(context, instance, action, 'end')
-        self._event_finish(context, instance_uuid, event)
 
     def _revert_task_state(self, instance_uuid, expected, **values):
         """task_state back to None, unless someone (a delete) took over."""
@@ -518,28 +602,26 @@ class ComputeManager(object):
     # Delete
 
     def terminate_instance(self, context, instance_uuid):
-        event = 'compute_terminate_instance'
-        self._event_start(context, instance_uuid, event)
-        try:
+        record = self._record(context, instance_uuid,
+                              'compute_terminate_instance', action='delete')
+        record.on_release(lambda exc: self._terminate_failed(record))
+        with record:
             instance = self.db.instance_get(instance_uuid)
-        except exception.InstanceNotFound:
-            return
-        try:
-            self._do_terminate(context, instance)
-        except Exception as exc:
-            LOG.exception('Delete of %s failed', instance_uuid)
-            self._fault(instance_uuid, exc)
-            self.db.instance_update(instance_uuid,
-                                    {'vm_state': vm_states.ERROR,
-                                     'task_state': None})
-            self._notify(context, instance, 'delete', 'error', exc=exc)
-            self._event_finish(context, instance_uuid, event, exc=exc,
-                               tb=traceback.format_exc())
-            return
-        self._event_finish(context, instance_uuid, event)
+            self._do_terminate(context, instance, record)
 
-    def _do_terminate(self, context, instance):
-        self._notify(context, instance, 'delete', 'start')
+    def _terminate_failed(self, record):
+        try:
+            record.instance = self.db.instance_update(
+                record.instance_uuid, {'vm_state': vm_states.ERROR,
+                                       'task_state': None})
+        except exception.InstanceNotFound:
+            pass
+
+    def _do_terminate(self, context, instance, record=None):
+        if record is not None:
+            record.start(instance)
+        else:
+            self._notify(context, instance, 'delete', 'start')
         self.driver.destroy(context, instance)
         self.volumes.cleanup(context,
                              self.db.bdm_get_by_instance(instance['uuid']))
@@ -551,7 +633,10 @@ class ComputeManager(object):
             self.db.instance_destroy(instance['uuid'])
         except exception.InstanceNotFound:
             pass
-        self._notify(context, instance, 'delete', 'end')
+        if record is not None:
+            record.instance = instance
+        else:
+            self._notify(context, instance, 'delete', 'end')
 
     # Volumes (os-volume_attachments)
 
@@ -565,63 +650,43 @@ class ComputeManager(object):
 
     def attach_volume(self, context, instance_uuid, volume_id, device=None):
         """Plug the volume the API reserved (BDM + attachment exist)."""
-        event = 'compute_attach_volume'
-        self._event_start(context, instance_uuid, event)
-        try:
+        record = self._record(context, instance_uuid,
+                              'compute_attach_volume', action='volume_attach',
+                              outcomes=((exception.InstanceNotFound,
+                                         action_record.GONE),))
+        record.extra['volume_id'] = volume_id
+        record.on_failure(lambda exc, outcome: self._attach_rollback(
+            context, record, volume_id, outcome))
+        with record:
             instance = self.db.instance_get(instance_uuid)
             bdm = self._volume_bdm(instance_uuid, volume_id)
-            self._notify(context, instance, 'volume_attach', 'start',
-                         volume_id=volume_id)
+            record.start(instance)
             self.volumes.attach(context, instance, bdm)
-        except exception.InstanceNotFound as exc:
-            self._event_finish(context, instance_uuid, event, exc=exc)
+
+    def _attach_rollback(self, context, record, volume_id, outcome):
+        # Nova: a failed attach forgets the BDM and the attachment.
+        if outcome is not action_record.FAILED or record.instance is None:
             return
-        except Exception as exc:
-            LOG.exception('Attaching volume %s to %s failed', volume_id,
-                          instance_uuid)
-            self._fault(instance_uuid, exc)
-            self._event_finish(context, instance_uuid, event, exc=exc,
-                               tb=traceback.format_exc())
-            try:
-                # Nova: a failed attach forgets the BDM and the attachment.
-                self.volumes.detach(context, instance,
-                                    self._volume_bdm(instance_uuid,
-                                                     volume_id))
-            except Exception:
-                LOG.warning('Could not roll back the attach of %s',
-                            volume_id, exc_info=True)
-            self._notify(context, instance, 'volume_attach', 'error',
-                         exc=exc, volume_id=volume_id)
-            return
-        self._notify(context, instance, 'volume_attach', 'end',
-                     volume_id=volume_id)
-        self._event_finish(context, instance_uuid, event)
+        try:
+            self.volumes.detach(context, record.instance,
+                                self._volume_bdm(record.instance_uuid,
+                                                 volume_id))
+        except Exception:
+            LOG.warning('Could not roll back the attach of %s', volume_id,
+                        exc_info=True)
 
     def detach_volume(self, context, instance_uuid, volume_id):
-        event = 'compute_detach_volume'
-        self._event_start(context, instance_uuid, event)
-        try:
+        record = self._record(context, instance_uuid,
+                              'compute_detach_volume', action='volume_detach',
+                              outcomes=(((exception.InstanceNotFound,
+                                          exception.VolumeAttachmentNotFound),
+                                         action_record.GONE),))
+        record.extra['volume_id'] = volume_id
+        with record:
             instance = self.db.instance_get(instance_uuid)
             bdm = self._volume_bdm(instance_uuid, volume_id)
-            self._notify(context, instance, 'volume_detach', 'start',
-                         volume_id=volume_id)
+            record.start(instance)
             self.volumes.detach(context, instance, bdm)
-        except (exception.InstanceNotFound,
-                exception.VolumeAttachmentNotFound) as exc:
-            self._event_finish(context, instance_uuid, event, exc=exc)
-            return
-        except Exception as exc:
-            LOG.exception('Detaching volume %s from %s failed', volume_id,
-                          instance_uuid)
-            self._fault(instance_uuid, exc)
-            self._event_finish(context, instance_uuid, event, exc=exc,
-                               tb=traceback.format_exc())
-            self._notify(context, instance, 'volume_detach', 'error',
-                         exc=exc, volume_id=volume_id)
-            return
-        self._notify(context, instance, 'volume_detach', 'end',
-                     volume_id=volume_id)
-        self._event_finish(context, instance_uuid, event)
 
     # Console
 
@@ -642,160 +707,239 @@ class ComputeManager(object):
     def snapshot_instance(self, context, instance_uuid, image_id):
         """Take the snapshot the API accepted; returns at once.
 
-        The capture and upload run in a worker thread under
-        ``[compute] max_concurrent_snapshots``; the RPC worker is free for
-        the next message meanwhile.
+        The work is queued on the host's bounded executor; it waits for
+        the server's lock, then for one of the host's slots, at most
+        ``[compute] snapshot_wait_timeout`` seconds from now (queue time
+        included). The RPC worker is free for the next message meanwhile.
         """
-        self._event_start(context, instance_uuid, SNAPSHOT_EVENT)
+        deadline = time.monotonic() + self.conf.compute.snapshot_wait_timeout
+        record = self._snapshot_record(
+            context, instance_uuid, SNAPSHOT_EVENT, image_id=image_id,
+            outcomes=_SNAPSHOT_START_OUTCOMES)
+        state = {'image_gone': False}
+        record.on_failure(lambda exc, outcome: self._snapshot_undo(
+            context, image_id, state, exc, outcome))
+        record.on_release(lambda exc: self._end_snapshot_task(
+            record, image_id, state['image_gone']))
+        record.finally_(lambda: self._work.unmark_busy(instance_uuid))
+        record.begin()
+        self._work.mark_busy(instance_uuid)
         try:
-            # Re-set even though the API set the pending state: a restart
-            # of this service in between cleared it, and then we must not
-            # go on (Nova's NOTE on the same step).
-            instance = self.db.instance_update(
-                instance_uuid, {'task_state': task_states.IMAGE_SNAPSHOT,
-                                'progress': 0},
-                expected_task_state=task_states.IMAGE_SNAPSHOT_PENDING)
-        except (exception.InstanceNotFound,
-                exception.UnexpectedDeletingTaskStateError) as exc:
-            LOG.info('Instance %s disappeared before its snapshot started',
-                     instance_uuid)
-            self._delete_image(context, image_id, only_unfinished=True)
-            self._event_finish(context, instance_uuid, SNAPSHOT_EVENT,
-                               exc=exc)
-            return
-        except exception.UnexpectedTaskStateError as exc:
-            LOG.warning('Not snapshotting %s: %s', instance_uuid, exc)
-            self._delete_image(context, image_id)
-            self._fault(instance_uuid, exc)
-            self._event_finish(context, instance_uuid, SNAPSHOT_EVENT,
-                               exc=exc)
-            return
-        self._spawn('snapshot-%s' % instance_uuid, self._snapshot_guarded,
-                    context, instance, image_id)
-
-    @_expected_exceptions(*_EXPECTED_VOLUME_SNAPSHOT)
-    def snapshot_volume_backed(self, context, instance_uuid, image_meta):
-        """createImage of a volume-backed server (an RPC call): Cinder
-        snapshots of every volume and the zero-byte image, which is
-        returned. Nothing is left behind on failure."""
-        self._event_start(context, instance_uuid, VOLUME_SNAPSHOT_EVENT)
-        try:
-            instance = self.db.instance_get(instance_uuid)
-        except exception.InstanceNotFound as exc:
-            self._event_finish(context, instance_uuid, VOLUME_SNAPSHOT_EVENT,
-                               exc=exc)
-            raise
-        notifications.notify_about_instance_snapshot(
-            self.notifier, context, instance, None, 'start')
-        try:
-            with self._snapshot_semaphore:
-                image, facts = self.volume_snapshotter.snapshot(
-                    context, instance, image_meta)
+            self._spawn('snapshot-%s' % instance_uuid, self._snapshot_job,
+                        context, record, image_id, deadline)
         except Exception as exc:
-            LOG.warning('Volume-backed snapshot of %s failed: %s',
-                        instance_uuid, exc, exc_info=not isinstance(
-                            exc, _EXPECTED_VOLUME_SNAPSHOT))
-            self._fault(instance_uuid, exc)
-            self._event_finish(context, instance_uuid, VOLUME_SNAPSHOT_EVENT,
-                               exc=exc, tb=traceback.format_exc())
-            notifications.notify_about_instance_snapshot(
-                self.notifier, context, instance, None, 'error', exc=exc)
-            raise
-        notifications.notify_about_instance_snapshot(
-            self.notifier, context, instance, image['id'], 'end')
-        self._event_finish(context, instance_uuid, VOLUME_SNAPSHOT_EVENT,
-                           details=_facts_text(facts))
-        return image
+            # The executor refused (shutting down): nothing will run it.
+            record.finish_unstarted(exc)
 
-    def _snapshot_guarded(self, context, instance, image_id):
-        with self._snapshot_semaphore:
-            self._snapshot(context, instance, image_id)
+    def _snapshot_job(self, context, record, image_id, deadline):
+        uuid = record.instance_uuid
+        with record:
+            with self._work.held(uuid, deadline):
+                instance = self._start_snapshot(uuid, image_id)
+                # From here the task state is ours: a conflict is a
+                # failure to clean up after, not someone else's action.
+                record.outcomes = _SNAPSHOT_RUNNING_OUTCOMES
+                record.instance = instance
+                self._snapshot(context, record, instance, image_id)
 
-    def _snapshot(self, context, instance, image_id):
+    def _start_snapshot(self, instance_uuid, image_id):
+        """pending -> image_snapshot, only for the image it was cast for.
+
+        Re-set even though the API set the pending state: a restart of
+        this service in between cleared it, and then we must not go on
+        (Nova's NOTE on the same step).
+        """
+        def cast_for_this_image(instance):
+            sysmeta = instance.get('system_metadata') or {}
+            if sysmeta.get(compute_api.SNAPSHOT_IMAGE_KEY) != image_id:
+                raise _NotCastImage(
+                    'instance %s does not snapshot to image %s (it names '
+                    '%s, task_state %s)' % (
+                        instance_uuid, image_id,
+                        sysmeta.get(compute_api.SNAPSHOT_IMAGE_KEY),
+                        instance['task_state']))
+            if instance['task_state'] != task_states.IMAGE_SNAPSHOT_PENDING:
+                # A duplicate cast (its twin runs), or a delete.
+                error = exception.UnexpectedTaskStateError
+                if instance['task_state'] == task_states.DELETING:
+                    error = exception.UnexpectedDeletingTaskStateError
+                raise error(instance_uuid=instance_uuid,
+                            expected=task_states.IMAGE_SNAPSHOT_PENDING,
+                            actual=instance['task_state'])
+        return self.db.instance_update_checked(
+            instance_uuid, {'task_state': task_states.IMAGE_SNAPSHOT,
+                            'progress': 0},
+            check=cast_for_this_image)
+
+    def _snapshot_undo(self, context, image_id, state, exc, outcome):
+        """The image of a failed snapshot goes; a finished one stays when
+        the instance vanished; a stale or duplicate cast touches only an
+        unfinished image of its own, and never the instance."""
+        if outcome is action_record.PREEMPTED or outcome is _IMAGE_GONE:
+            state['image_gone'] = outcome is _IMAGE_GONE
+            return
+        only_unfinished = outcome is not action_record.FAILED
+        state['image_gone'] = self._delete_image(
+            context, image_id, only_unfinished=only_unfinished)
+
+    def _snapshot(self, context, record, instance, image_id):
         uuid = instance['uuid']
-        state = {'instance': instance}
         progress = _ProgressReporter(self.db, uuid,
                                      self.conf.compute.progress_interval)
 
         def update_task_state(task_state,
                               expected_state=task_states.IMAGE_SNAPSHOT):
-            state['instance'] = self.db.instance_update(
+            record.instance = self.db.instance_update(
                 uuid, {'task_state': task_state},
                 expected_task_state=expected_state)
 
-        try:
-            current = self.driver.get_power_state(instance)
-            if current != instance['power_state']:
-                state['instance'] = self.db.instance_update(
-                    uuid, {'power_state': current})
-            if current != power_state.RUNNING:
-                LOG.info('Snapshotting %s while not running (power state '
-                         '%s)', uuid, current)
-            notifications.notify_about_instance_snapshot(
-                self.notifier, context, state['instance'], image_id, 'start')
-            started = time.monotonic()
-            facts = self.driver.snapshot(context, state['instance'], image_id,
-                                         update_task_state, progress)
-            progress.finish()
-            sysmeta = dict(state['instance'].get('system_metadata') or {})
-            sysmeta.pop(compute_api.SNAPSHOT_IMAGE_KEY, None)
-            state['instance'] = self.db.instance_update(
-                uuid, {'task_state': None, 'progress': 0,
-                       'system_metadata': sysmeta},
-                expected_task_state=task_states.IMAGE_UPLOADING)
-        except (exception.InstanceNotFound, exception.InstanceNotRunning,
-                exception.UnexpectedDeletingTaskStateError) as exc:
-            # Nova: "instance disappeared during snapshot". Keep an image
-            # that made it to active. When only the guest vanished (the
-            # row is still here, e.g. its domain was undefined behind our
-            # back), the server must not stay stuck in an image_* state:
-            # record why and release the task state as for any failure.
-            LOG.info('Instance %s disappeared during snapshot: %s', uuid, exc)
-            self._delete_image(context, image_id, only_unfinished=True)
-            if not isinstance(exc, exception.UnexpectedDeletingTaskStateError):
-                self._fault(uuid, exc)
-            self._event_finish(context, uuid, SNAPSHOT_EVENT, exc=exc)
-            self._end_snapshot_task(state['instance'])
-            return
-        except exception.ImageNotFound as exc:
-            # The user deleted the image mid-flight: not a fault of the
-            # server, nothing to delete.
-            LOG.warning('Image %s was deleted during the snapshot of %s',
-                        image_id, uuid)
-            self._event_finish(context, uuid, SNAPSHOT_EVENT, exc=exc)
-            self._end_snapshot_task(state['instance'])
-            notifications.notify_about_instance_snapshot(
-                self.notifier, context, state['instance'], image_id, 'error',
-                exc=exc)
-            return
-        except Exception as exc:
-            LOG.exception('Snapshot of %s to image %s failed', uuid, image_id)
-            # Record first, release last: whoever sees task_state None
-            # also finds the fault and the failed action event.
-            self._delete_image(context, image_id)
-            self._fault(uuid, exc)
-            self._event_finish(context, uuid, SNAPSHOT_EVENT, exc=exc,
-                               tb=traceback.format_exc())
-            reverted = self._end_snapshot_task(state['instance'])
-            notifications.notify_about_instance_snapshot(
-                self.notifier, context, reverted or state['instance'],
-                image_id, 'error', exc=exc)
-            return
+        current = self.driver.get_power_state(instance)
+        if current != instance['power_state']:
+            record.instance = self.db.instance_update(
+                uuid, {'power_state': current})
+        if current != power_state.RUNNING:
+            LOG.info('Snapshotting %s while not running (power state %s)',
+                     uuid, current)
+        record.start(record.instance)
+        started = time.monotonic()
+        facts = self.driver.snapshot(context, record.instance, image_id,
+                                     update_task_state, progress)
+        progress.finish()
+        # The image is complete and active from here on: nothing that
+        # fails below may delete it.
         LOG.info('Snapshot of %s to image %s took %.1f s (%s)', uuid,
                  image_id, time.monotonic() - started, facts)
-        notifications.notify_about_instance_snapshot(
-            self.notifier, context, state['instance'], image_id, 'end')
-        self._event_finish(context, uuid, SNAPSHOT_EVENT,
-                           details=_facts_text(facts))
+        record.details = _facts_text(facts)
+        self._finish_snapshot(record, image_id)
 
-    def _end_snapshot_task(self, instance):
+    def _finish_snapshot(self, record, image_id):
+        """Release the task state after a finished upload, retrying on
+        database errors. If that still fails (or a delete took over),
+        the image is kept and the state is left for the delete or the
+        reconciler; the event says so."""
+        uuid = record.instance_uuid
+
+        def ours(instance):
+            if instance['system_metadata'].get(
+                    compute_api.SNAPSHOT_IMAGE_KEY) != image_id:
+                raise exception.UnexpectedTaskStateError(
+                    instance_uuid=uuid, expected={'image': image_id},
+                    actual={'image': instance['system_metadata'].get(
+                        compute_api.SNAPSHOT_IMAGE_KEY)})
+
+        def write():
+            return self.db.instance_update_checked(
+                uuid, {'task_state': None, 'progress': 0}, check=ours,
+                expected_task_state=task_states.IMAGE_UPLOADING,
+                system_metadata={compute_api.SNAPSHOT_IMAGE_KEY: None})
+        try:
+            record.instance = self._retry_db_write(
+                write, 'Releasing %s after its snapshot' % uuid)
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError) as exc:
+            LOG.info('Instance %s changed hands as its snapshot %s finished '
+                     '(%s); the image is kept', uuid, image_id, exc)
+            record.details = '%s; image kept, instance: %s' % (
+                record.details, exc)
+        except Exception as exc:
+            LOG.error('Snapshot image %s of instance %s is complete and '
+                      'kept, but its task_state could not be released: '
+                      '%s. The reconciler releases it.', image_id, uuid, exc)
+            record.details = ('%s; image complete and kept; task_state not '
+                              'released (database: %s), left for the '
+                              'reconciler' % (record.details, exc))
+
+    def _end_snapshot_task(self, record, image_id, image_gone):
         """Back to task_state None after a failed snapshot; vm_state is
-        never touched. A delete that took over keeps its task_state."""
-        sysmeta = dict(instance.get('system_metadata') or {})
-        sysmeta.pop(compute_api.SNAPSHOT_IMAGE_KEY, None)
-        return self._revert_task_state(
-            instance['uuid'], task_states.IMAGE_SNAPSHOT_STATES, progress=0,
-            system_metadata=sysmeta)
+        never touched. A delete that took over keeps its task_state, and
+        only the snapshot of ``image_id`` is ended. The image reference
+        moves to the leftovers unless the image is gone."""
+        def ours(instance):
+            if instance['system_metadata'].get(
+                    compute_api.SNAPSHOT_IMAGE_KEY) != image_id:
+                raise _NotCastImage()
+        try:
+            reverted = self.db.instance_update_checked(
+                record.instance_uuid, {'task_state': None, 'progress': 0},
+                check=ours,
+                expected_task_state=task_states.IMAGE_SNAPSHOT_STATES,
+                system_metadata=_image_reference_updates(image_id,
+                                                         image_gone))
+        except (_NotCastImage, exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError):
+            return
+        record.instance = reverted
+
+    @_expected_exceptions(*_EXPECTED_VOLUME_SNAPSHOT)
+    def snapshot_volume_backed(self, context, instance_uuid, image_meta):
+        """createImage of a volume-backed server (an RPC call): Cinder
+        snapshots of every volume and the zero-byte image, which is
+        returned. Nothing is left behind on failure.
+
+        The API holds the server (task_state image_snapshot, this request
+        named in system_metadata) for the call; the work runs only under
+        that hold, and releases it when done. The server's lock and a
+        host slot are waited for at most until the caller would give up,
+        less what the cut and Cinder may take.
+        """
+        deadline = time.monotonic() + self._volume_snapshot_wait_budget()
+        record = self._snapshot_record(
+            context, instance_uuid, VOLUME_SNAPSHOT_EVENT, reraise=True,
+            outcomes=((exception.InstanceNotFound, action_record.GONE),))
+        record.finally_(lambda: compute_api.release_volume_snapshot_hold(
+            self.db, instance_uuid, context.request_id))
+        with self._work.busy(instance_uuid), record:
+            with self._work.held(instance_uuid, deadline):
+                instance = self.db.instance_get(instance_uuid)
+                if instance['system_metadata'].get(
+                        compute_api.VOLUME_SNAPSHOT_HOLD_KEY) != \
+                        context.request_id or \
+                        instance['task_state'] != task_states.IMAGE_SNAPSHOT:
+                    raise exception.InstanceInvalidState(
+                        attr='task_state', instance_uuid=instance_uuid,
+                        state=instance['task_state'],
+                        method=compute_api.ACTION_CREATE_IMAGE)
+                record.start(instance)
+                image, facts = self.volume_snapshotter.snapshot(
+                    context, instance, image_meta)
+            record.extra['image_id'] = image['id']
+            record.details = _facts_text(facts)
+        return image
+
+    def _volume_snapshot_wait_budget(self):
+        """Seconds a volume-backed call may wait for the lock and a slot:
+        the caller's RPC timeout less the cut's and Cinder's own bounds
+        (at least one second)."""
+        opts = self.conf.compute
+        return max(1.0, opts.volume_snapshot_rpc_timeout -
+                   opts.quiesce_deadline - opts.volume_snapshot_timeout -
+                   VOLUME_SNAPSHOT_MARGIN)
+
+
+def _image_reference_updates(image_id, image_gone):
+    """system_metadata changes that end a snapshot of ``image_id``: the
+    reference goes; an image whose delete failed joins the leftovers."""
+    updates = {compute_api.SNAPSHOT_IMAGE_KEY: None}
+    if image_id and not image_gone:
+        updates[compute_api.SNAPSHOT_LEFTOVERS_KEY] = (
+            lambda value: compute_api.add_leftover(value, image_id))
+    return updates
+
+
+_SNAPSHOT_START_OUTCOMES = (
+    (_NotCastImage, action_record.Outcome(
+        'stale cast', fault=False, notify=False, release=False,
+        level=logging.WARNING, traceback=False)),
+    (exception.UnexpectedDeletingTaskStateError, action_record.GONE),
+    ((exception.InstanceNotFound, exception.InstanceNotRunning), _VANISHED),
+    (exception.UnexpectedTaskStateError, action_record.PREEMPTED),
+    (exception.ImageNotFound, _IMAGE_GONE),
+)
+_SNAPSHOT_RUNNING_OUTCOMES = (
+    (exception.UnexpectedDeletingTaskStateError, action_record.GONE),
+    ((exception.InstanceNotFound, exception.InstanceNotRunning), _VANISHED),
+    (exception.ImageNotFound, _IMAGE_GONE),
+)
 
 
 def _facts_text(facts):

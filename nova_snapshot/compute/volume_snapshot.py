@@ -82,22 +82,18 @@ class VolumeSnapshotter(object):
         self.driver = driver
         self.volume_api = volume_api
         self.image_api = image_api
-        self._locks = {}
-        self._locks_lock = threading.Lock()
-
-    def _instance_lock(self, uuid):
-        # Two freezes of one guest must not nest: the second thaw would
-        # end the first one's window.
-        with self._locks_lock:
-            return self._locks.setdefault(uuid, threading.Lock())
 
     def snapshot(self, context, instance, image_meta):
-        """Take the snapshot; returns ``(image, facts)``."""
+        """Take the snapshot; returns ``(image, facts)``.
+
+        The caller holds the server's lock (the compute manager's
+        per-server lock): two freezes of one guest must not nest, the
+        second thaw would end the first one's window.
+        """
         if self.volume_api is None:
             raise exception.VolumeBackedSnapshotNotSupported(
                 instance_uuid=instance['uuid'])
-        with self._instance_lock(instance['uuid']):
-            return self._snapshot(context, instance, image_meta)
+        return self._snapshot(context, instance, image_meta)
 
     def _snapshot(self, context, instance, image_meta):
         uuid = instance['uuid']
@@ -335,18 +331,35 @@ class VolumeSnapshotter(object):
                             [snapshot_id for _v, snapshot_id in ours])
                 return []
         orphans = [item for item in ours if item[1] not in kept]
-        self._delete_snapshots(context, orphans)
+        left = self._delete_snapshots(context, orphans)
+        if left:
+            # Still tagged in Cinder: the next start-up or the reconciler
+            # finds them by the same tags.
+            raise exception.VolumeError(
+                reason='could not delete Cinder snapshots %s' % left)
         return [snapshot_id for _volume_id, snapshot_id in orphans]
 
     def _delete_snapshots(self, context, created):
         """Delete what we made; a snapshot still 'creating' cannot be
-        deleted, so wait for it to settle first."""
+        deleted, so wait for it to settle first.
+
+        :returns: the ids of the snapshots that could not be deleted
+            (they keep their request tags, by which the reconciler and the
+            next start-up find them).
+        """
         def delete(item):
             _volume_id, snapshot_id = item
-            compute_volumes.delete_patiently(
+            return compute_volumes.delete_patiently(
                 lambda: self.volume_api.delete_snapshot(context, snapshot_id),
                 exception.SnapshotNotFound, 'snapshot', snapshot_id)
         try:
-            compute_volumes.run_parallel(delete, created)
+            done = compute_volumes.run_parallel(delete, created)
         except Exception:
             LOG.exception('Cleanup of snapshots %s failed', created)
+            return [snapshot_id for _volume_id, snapshot_id in created]
+        left = [snapshot_id for (_volume_id, snapshot_id), gone
+                in zip(created, done) if not gone]
+        if left:
+            LOG.warning('Cinder snapshots %s are left behind, tagged %s=%s',
+                        left, REQUEST_TAG, context.request_id)
+        return left

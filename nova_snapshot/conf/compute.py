@@ -69,6 +69,20 @@ COMPUTE_OPTS = [
                     'entry-point namespace.'),
     cfg.IntOpt('max_concurrent_snapshots', default=5, min=1,
                help='Snapshots one compute service runs at once; more wait.'),
+    cfg.IntOpt('snapshot_wait_timeout', default=300, min=1,
+               help='Longest time a createImage of an image-backed server '
+                    'waits on its compute host (queued, for the server\'s '
+                    'lock, then for one of the max_concurrent_snapshots '
+                    'slots) before it fails with a fault, its image deleted '
+                    'and the server released. A volume-backed createImage '
+                    'waits at most volume_snapshot_rpc_timeout less '
+                    'quiesce_deadline and volume_snapshot_timeout.'),
+    cfg.IntOpt('db_write_retry_timeout', default=60, min=0,
+               help='Seconds the write that releases a server after a '
+                    'finished snapshot upload is retried on database errors '
+                    '(a locked SQLite file, a PostgreSQL restart). If it '
+                    'still fails the image is kept and the periodic '
+                    'reconciler releases the server.'),
     cfg.FloatOpt('progress_interval', default=2.0, min=0.1,
                  help='Seconds between progress updates written to the '
                       'instance while a snapshot runs.'),

@@ -76,6 +76,9 @@ NODE_USAGE_COLUMNS = tuple(_CAPACITY)
 # A release whose compare-and-swap keeps losing gives up after this many
 # reads (only concurrent releases of the same instance can make it lose).
 RELEASE_ATTEMPTS = 5
+# A checked update whose row keeps changing between read and write gives
+# up after this many reads (it only loses to other writers of the row).
+CHECKED_UPDATE_ATTEMPTS = 10
 
 
 def _decrement(column, amount):
@@ -472,6 +475,75 @@ class Database:
             if result.rowcount == 1:
                 return self._instance_get(conn, uuid)
         self._raise_update_conflict(uuid, expected)
+
+    def instance_update_checked(self, uuid, values, check=None,
+                                expected_task_state=UNSET,
+                                system_metadata=None,
+                                attempts=CHECKED_UPDATE_ATTEMPTS):
+        """Read, check in Python, write: one compare-and-swap.
+
+        For conditions a ``WHERE`` on states cannot say (a key of
+        ``system_metadata`` names who holds the task state). The write
+        happens only if ``task_state``, ``vm_state`` and the stored
+        ``system_metadata`` text are still what the check saw; otherwise
+        the row is read and checked again.
+
+        :param check: ``check(instance)`` raises to refuse (any exception,
+            passed on as is).
+        :param expected_task_state: as for :meth:`instance_update`, checked
+            on the row read (same exceptions).
+        :param system_metadata: ``{key: value}`` merged into the row's
+            current system_metadata; a value None removes the key.
+        :returns: the updated instance dict.
+        """
+        row = _encode_instance(values, forbidden=(
+            'id', 'uuid', 'deleted', 'system_metadata'))
+        cols = _instances.c
+        for _attempt in range(attempts):
+            with self.engine.connect() as conn:
+                current = conn.execute(sa.select(_instances).where(
+                    cols.uuid == uuid, cols.deleted == 0)).first()
+            if current is None:
+                raise exception.InstanceNotFound(instance_id=uuid)
+            instance = _instance_dict(current)
+            if expected_task_state is not UNSET:
+                allowed = _as_tuple(expected_task_state)
+                if instance['task_state'] not in allowed:
+                    self._raise_conflict(uuid, instance,
+                                         {'task_state': allowed})
+            if check is not None:
+                check(instance)
+            update = dict(row, updated_at=timeutils.utcnow())
+            if system_metadata:
+                merged = dict(instance['system_metadata'])
+                for key, value in system_metadata.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                update['system_metadata'] = json.dumps(merged)
+            raw = current._mapping['system_metadata']
+            where = [cols.uuid == uuid, cols.deleted == 0,
+                     _one_of(cols.task_state, (instance['task_state'],)),
+                     _one_of(cols.vm_state, (instance['vm_state'],)),
+                     cols.system_metadata.is_(None) if raw is None
+                     else cols.system_metadata == raw]
+            with self.engine.begin() as conn:
+                result = conn.execute(_instances.update().where(*where)
+                                      .values(update))
+                if result.rowcount == 1:
+                    return self._instance_get(conn, uuid)
+        raise exception.UnexpectedTaskStateError(
+            instance_uuid=uuid, expected='an unchanged row',
+            actual='changed %d times while being checked' % attempts)
+
+    def _raise_conflict(self, uuid, actual, expected):
+        props = {'instance_uuid': uuid,
+                 'expected': {f: list(v) for f, v in expected.items()},
+                 'actual': {f: actual[f] for f in expected}}
+        if actual['task_state'] == task_states.DELETING:
+            raise exception.UnexpectedDeletingTaskStateError(**props)
+        raise exception.UnexpectedTaskStateError(**props)
 
     def _raise_update_conflict(self, uuid, expected):
         # Only explains a lost compare-and-swap; nothing is retried.

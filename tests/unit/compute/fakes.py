@@ -140,6 +140,14 @@ class RecordingDatabase(db_api.Database):
                 self.task_state_log.append((uuid, result['task_state']))
         return result
 
+    def instance_update_checked(self, uuid, values, *args, **kwargs):
+        result = super().instance_update_checked(uuid, values, *args,
+                                                 **kwargs)
+        if 'task_state' in values:
+            with self._log_lock:
+                self.task_state_log.append((uuid, result['task_state']))
+        return result
+
     def task_states_of(self, uuid):
         with self._log_lock:
             return [state for u, state in self.task_state_log if u == uuid]

@@ -343,6 +343,13 @@ class RepairAtStartTest(fakes.ComputeTestCase):
         self.db.action_start(self.ctx, instance['uuid'], 'createImage')
         self.manager.snapshot_instance(self.ctx, instance['uuid'],
                                        image['id'])
+        # The check runs with the queued work.
+        self.assertTrue(self.manager.wait_for_tasks(10))
         self.assertNotIn(image['id'], self.image_api.images)
         self.assertIsNone(self.db.instance_get(instance['uuid'])
                           ['task_state'])
+        # Not the instance's doing: the event says it, no fault.
+        self.assertIsNone(self.api.get(self.ctx, instance['uuid'])['fault'])
+        event = self.wait_for_event(instance['uuid'],
+                                    compute_manager.SNAPSHOT_EVENT)
+        self.assertEqual('Error', event['result'])

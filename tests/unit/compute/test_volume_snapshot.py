@@ -82,15 +82,20 @@ class VolumeSnapshotHappyPathTest(VolumeSnapshotTestBase):
             self.assertEqual('available', self.cinder.get_snapshot(
                 self.ctx, snap['id'])['status'])
 
-        # Records: action, event with facts, notifications; no task_state.
+        # Records: action, event with facts, notifications; the server
+        # was held (image_snapshot) for the call and is released.
         event = self.wait_for_event(instance['uuid'],
                                     'compute_snapshot_volume_backed')
         self.assertEqual('Success', event['result'])
         self.assertIn('consistency=quiesced', event['details'])
         self.assertEqual('createImage', self.api.get_instance_actions(
             self.ctx, instance)[0]['action'])
-        self.assertNotIn('image_snapshot',
-                         self.db.task_states_of(instance['uuid']))
+        self.assertEqual(['image_snapshot', None],
+                         self.db.task_states_of(instance['uuid'])[-2:])
+        after = self.db.instance_get(instance['uuid'])
+        self.assertIsNone(after['task_state'])
+        self.assertNotIn(compute_api.VOLUME_SNAPSHOT_HOLD_KEY,
+                         after['system_metadata'])
         end = fakes.wait_for(
             lambda: self.notifications.of_type('instance.snapshot.end'),
             message='snapshot end')
