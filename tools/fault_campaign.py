@@ -532,6 +532,8 @@ class Trial:
         self.started = time.monotonic()
         self.boot_checked = False
         self.servers = []
+        # True: the fault hit a running request (None: not measured).
+        self.in_flight = None
 
     def outage(self, start, end=None):
         self.outages.append([start, end])
@@ -545,7 +547,8 @@ class Trial:
                 'point': self.point, 'violations': [
                     {'invariant': i, 'detail': d} for i, d in self.violations],
                 'recover_s': self.recover_s, '5xx': self.count_5xx,
-                'notes': self.notes, 'boot_checked': self.boot_checked}
+                'notes': self.notes, 'boot_checked': self.boot_checked,
+                'in_flight': self.in_flight}
 
 
 # -- the campaign ----------------------------------------------------------
@@ -865,6 +868,7 @@ class Campaign:
         future = self.create_image_async(trial, server)
         died = wait_until(lambda: not self.compute_alive(self.victim),
                           self.args.point_timeout, 0.1)
+        trial.in_flight = bool(died)
         if not died:
             trial.notes.append('point %s not reached' % trial.point)
         self.settle(future, 120 if died else 300)
@@ -879,10 +883,23 @@ class Campaign:
         future = self.create_image_async(trial, server)
         time.sleep(delay)
         outage = trial.outage(time.monotonic())
+        self._in_flight(trial, server, future)
         self.kill_compute(self.victim)
         self.settle(future, 120)
         self.ensure_compute(self.victim, trial.path)
         outage[1] = time.monotonic()
+
+    def _in_flight(self, trial, server, future):
+        """Whether the fault lands while the request is still running
+        (its answer pending or the server in an image_* task state); a
+        fault after the snapshot finished tests only the recovery."""
+        try:
+            trial.in_flight = (not future.done() or
+                               self.task_state(server.id) in IMAGE_STATES)
+        except Exception:
+            trial.in_flight = not future.done()
+        if not trial.in_flight:
+            trial.notes.append('fault after the request finished')
 
     def _at_random_phase(self, trial, server):
         """Wait for a random image_* state of ``server`` (or a random
@@ -900,6 +917,7 @@ class Campaign:
         future = self.create_image_async(trial, server)
         self._at_random_phase(trial, server)
         outage = trial.outage(time.monotonic())
+        self._in_flight(trial, server, future)
         self.rabbit.restart()
         outage[1] = time.monotonic()
         self.settle(future)
@@ -910,6 +928,7 @@ class Campaign:
         future = self.create_image_async(trial, server)
         self._at_random_phase(trial, server)
         outage = trial.outage(time.monotonic())
+        self._in_flight(trial, server, future)
         self.pg.restart()
         outage[1] = time.monotonic()
         self.settle(future)
@@ -920,6 +939,7 @@ class Campaign:
         future = self.create_image_async(trial, server)
         self._at_random_phase(trial, server)
         start = time.monotonic()
+        self._in_flight(trial, server, future)
         count = self.pg.terminate_backends()
         trial.notes.append('%d backends terminated' % count)
         # The connections die at once; a request that was using one
@@ -934,6 +954,7 @@ class Campaign:
         if not self.wait_task(server.id, ('image_uploading',), 30, 0.02):
             trial.notes.append('image_uploading not seen')
         outage = trial.outage(time.monotonic())
+        self._in_flight(trial, server, future)
         self.glance.kill()
         time.sleep(self.rng.uniform(0.5, 3))
         self.glance.start()
@@ -955,6 +976,7 @@ class Campaign:
             'mid-upload' if mid_upload else 'before the request'))
         if not mid_upload:
             future = self.create_image_async(trial, server)
+        self._in_flight(trial, server, future)
         answered = wait_until(future.done, self.args.blackhole_seconds, 0.2)
         if not mid_upload and not answered:
             trial.violate('bounded-wait', 'createImage had no answer after '
@@ -971,6 +993,7 @@ class Campaign:
         if not frozen:
             trial.notes.append('freeze not seen')
         outage = trial.outage(time.monotonic())
+        self._in_flight(trial, server, future)
         self.cinder.kill()
         time.sleep(self.rng.uniform(0.5, 3))
         self.cinder.start()
@@ -982,6 +1005,7 @@ class Campaign:
         if not wait_until(when, 30, 0.02):
             trial.notes.append('phase not seen')
         outage = trial.outage(time.monotonic())
+        self._in_flight(trial, server, future)
         restart_libvirtd(self.uri)
         outage[1] = time.monotonic()
         self.settle(future)
@@ -1495,14 +1519,16 @@ def summarise(trials):
 
 
 def print_table(trials, out=sys.stdout):
-    header = '%-28s %6s %10s %12s %12s %5s' % (
-        'fault kind', 'trials', 'violations', 'recover p50', 'recover max',
-        '5xx')
+    header = '%-28s %6s %9s %10s %12s %12s %5s' % (
+        'fault kind', 'trials', 'in flight', 'violations', 'recover p50',
+        'recover max', '5xx')
     out.write('\n' + header + '\n' + '-' * len(header) + '\n')
     for key, group in summarise(trials).items():
         times = [t.recover_s for t in group if t.recover_s is not None]
-        out.write('%-28s %6d %10d %12s %12s %5d\n' % (
-            key, len(group), sum(1 for t in group if t.violations),
+        measured = [t.in_flight for t in group if t.in_flight is not None]
+        out.write('%-28s %6d %9s %10d %12s %12s %5d\n' % (
+            key, len(group), '%d' % sum(measured) if measured else '-',
+            sum(1 for t in group if t.violations),
             '%.1fs' % statistics.median(times) if times else '-',
             '%.1fs' % max(times) if times else '-',
             sum(t.count_5xx for t in group)))
@@ -1557,7 +1583,7 @@ def parse_args(argv=None):
                         help='share of finished images booted and checked '
                              '(the first of each path always is)')
     parser.add_argument('--point-timeout', type=float, default=60.0)
-    parser.add_argument('--random-kill-window', type=float, default=4.0,
+    parser.add_argument('--random-kill-window', type=float, default=2.5,
                         help='random kills fall in [0, this] seconds after '
                              'the createImage request')
     parser.add_argument('--blackhole-seconds', type=float, default=90.0)
