@@ -104,7 +104,10 @@ def _safety_check(inspector, image_id):
 
 
 def _check_qemu_img_info(path, disk_format, virtual_size, image_id):
-    """qemu-img's own reading must agree with the inspector's."""
+    """qemu-img's own reading must agree with the inspector's.
+
+    :returns: the larger of the two virtual sizes.
+    """
     try:
         info = qemu_img.info(path, disk_format)
     except exception.QemuImgFailed as exc:
@@ -121,10 +124,13 @@ def _check_qemu_img_info(path, disk_format, virtual_size, image_id):
         _refuse(image_id, 'it has an external data file')
     if info.get('encrypted') or specific.get('encrypt'):
         _refuse(image_id, 'encrypted images are not supported')
-    if info.get('virtual-size') != virtual_size:
+    qemu_size = info.get('virtual-size')
+    # QEMU counts whole 512-byte sectors: a raw file of 1000 bytes is a
+    # 1024-byte disk to it, a qcow2 header's odd size is rounded down.
+    if not isinstance(qemu_size, int) or abs(qemu_size - virtual_size) >= 512:
         _refuse(image_id, 'its virtual size is inconsistent (%s bytes in the '
-                'header, %s bytes per qemu-img)' % (
-                    virtual_size, info.get('virtual-size')))
+                'header, %s bytes per qemu-img)' % (virtual_size, qemu_size))
+    return max(qemu_size, virtual_size)
 
 
 def inspect(path, disk_format, image_id,
@@ -157,7 +163,8 @@ def inspect(path, disk_format, image_id,
     if virtual_size > max_virtual_size:
         _refuse(image_id, 'its virtual size %d bytes is above the limit of '
                 '%d bytes' % (virtual_size, max_virtual_size))
-    _check_qemu_img_info(path, disk_format, virtual_size, image_id)
+    virtual_size = _check_qemu_img_info(path, disk_format, virtual_size,
+                                        image_id)
     return InspectedImage(disk_format=disk_format, detected_format=detected,
                           virtual_size=virtual_size, file_size=file_size)
 

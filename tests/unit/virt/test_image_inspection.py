@@ -124,6 +124,12 @@ class AcceptedImagesTest(InspectionTestBase):
                          (image.disk_format, image.detected_format,
                           image.virtual_size, image.file_size))
 
+    def test_raw_of_odd_size(self):
+        # QEMU rounds the disk up to whole sectors; that is not a mismatch.
+        path = self.write('odd.raw', b'\x01' * 1000)
+        image = image_inspection.inspect(path, 'raw', 'img')
+        self.assertEqual((1024, 1000), (image.virtual_size, image.file_size))
+
     def test_raw_with_a_partition_table_is_raw(self):
         # A whole-disk image: an MBR with one Linux partition.
         data = bytearray(MiB)
