@@ -1,17 +1,28 @@
-"""Block device mappings: the API's v2 list, the stored rows, the image form.
+"""Block device mappings: the one normaliser, shared by the API and the
+compute side.
 
-Three shapes of one thing, converted here so they cannot drift apart:
+Three shapes of one thing, converted and checked here so they cannot
+drift apart:
 
 * ``block_device_mapping_v2`` as a client sends it (``uuid`` names the
-  source; schema-checked by the HTTP layer);
+  source; schema-checked by the HTTP layer, then :func:`normalise_request`
+  applies the rules that tie keys together, with Nova's messages);
 * a BDM row (``db.bdm_create`` values: ``volume_id``/``snapshot_id``/
-  ``image_id`` instead of ``uuid``, device names with ``/dev/``);
+  ``image_id`` instead of ``uuid``, device names with ``/dev/``), from
+  :func:`from_api` or, for a restore, :func:`from_image_mapping`;
 * Nova's *image mapping* (``BlockDeviceDict.get_image_mapping()``), the JSON
   list a volume-backed snapshot image carries in ``block_device_mapping``
   and that a restore turns back into rows.
+
+Whatever the shape, a disk bus, device type or device name the libvirt
+driver cannot build is refused here (:func:`check_device`), so the API
+answers 400 instead of a 202 and a server in ERROR at spawn. Every rule
+raises :class:`exception.InvalidBDM` ("Block Device Mapping is Invalid:
+..."), which the API turns into a 400.
 """
 
 import json
+import re
 
 from oslo_utils import strutils
 
@@ -22,6 +33,21 @@ SOURCE_TYPES = ('image', 'volume', 'snapshot', 'blank')
 DESTINATION_TYPES = ('volume', 'local')
 _SOURCE_ID_FIELD = {'image': 'image_id', 'volume': 'volume_id',
                     'snapshot': 'snapshot_id'}
+
+# What the libvirt driver can build (virt/libvirt/volume.py BUSES and
+# DEVICE_RE; virt/libvirt/config.py renders every volume as a
+# device="disk"): Nova's list also has fdc, xen, uml, lxc and cdrom,
+# floppy, lun, which this driver refuses or ignores at spawn.
+DISK_BUSES = ('virtio', 'scsi', 'sata', 'ide', 'usb')
+DEVICE_TYPES = ('disk',)
+DEVICE_NAME_RE = re.compile(r'^/dev/(vd|sd|hd|xvd)([a-z]{1,2})$')
+# The bus a device name implies when no disk_bus is given (the driver's
+# BUS_BY_PREFIX; xvd disks are virtio under KVM).
+BUS_BY_PREFIX = {'vd': 'virtio', 'sd': 'scsi', 'hd': 'ide', 'xvd': 'virtio'}
+# Two IDE channels of two units each on the i440fx machine: hda..hdd.
+IDE_UNITS = 4
+# Buses a running guest can take a new disk on (attach).
+HOTPLUG_BUSES = ('virtio', 'scsi', 'usb')
 
 # Nova's bdm_new_fields as they appear in an image mapping (the exact key
 # set of ``snapshot_from_bdm(...).get_image_mapping()`` for this service).
@@ -35,6 +61,11 @@ _SNAPSHOT_COPIED = ('disk_bus', 'device_type', 'boot_index',
                     'delete_on_termination', 'volume_size', 'device_name')
 # Row columns a client may set through block_device_mapping_v2.
 _ROW_FIELDS = IMAGE_MAPPING_KEYS
+# Every key of the normalised v2 form (normalise_request).
+V2_KEYS = ('source_type', 'destination_type', 'uuid', 'boot_index',
+           'volume_size', 'delete_on_termination', 'device_name', 'disk_bus',
+           'device_type', 'guest_format', 'volume_type', 'tag', 'no_device')
+_V2_SOURCE_ID_KEYS = _SOURCE_ID_FIELD
 
 
 def normalize_device_name(name):
@@ -77,6 +108,179 @@ def _bool(value, default=False):
         return default
     return strutils.bool_from_string(value, strict=False, default=default)
 
+
+def _invalid(reason):
+    return exception.InvalidBDM(reason=reason)
+
+
+def _device_index(letters):
+    """'a' -> 0, 'z' -> 25, 'aa' -> 26: the unit a device name asks for."""
+    index = 0
+    for letter in letters:
+        index = index * 26 + ord(letter) - ord('a') + 1
+    return index - 1
+
+
+def check_device(disk_bus=None, device_type=None, device_name=None):
+    """Refuse what the libvirt driver cannot build.
+
+    :param device_name: with or without ``/dev/``; None when the name will
+        be assigned (:func:`next_device_name` names are always usable).
+    :returns: the bus the disk will be on (given, or implied by the name).
+    :raises: InvalidBDM
+    """
+    for key, value, allowed in (('disk_bus', disk_bus, DISK_BUSES),
+                                ('device_type', device_type, DEVICE_TYPES)):
+        if value is not None and value not in allowed:
+            raise _invalid('%s %s is not supported (one of: %s).'
+                           % (key, value, ', '.join(allowed)))
+    if device_name is None:
+        return disk_bus or 'virtio'
+    match = DEVICE_NAME_RE.match(normalize_device_name(device_name) or '')
+    if match is None:
+        raise _invalid('device name %s is not supported (/dev/vdX, sdX, '
+                       'hdX or xvdX).' % device_name)
+    bus = disk_bus or BUS_BY_PREFIX[match.group(1)]
+    if bus == 'ide' and _device_index(match.group(2)) >= IDE_UNITS:
+        raise _invalid('device name %s is not on the IDE bus (hda to hdd, '
+                       'or another disk_bus).' % device_name)
+    return bus
+
+
+def attach_device_name(device):
+    """The ``device`` of an attach request, checked as :func:`check_device`
+    does and on a bus that takes a disk while the guest runs.
+
+    :returns: the name with ``/dev/``, or None (the next free name).
+    :raises: InvalidDevicePath (Nova's 400 for a name it cannot use)
+    """
+    if not device:
+        return None
+    try:
+        bus = check_device(device_name=device)
+    except exception.InvalidBDM:
+        raise exception.InvalidDevicePath(path=device)
+    if bus not in HOTPLUG_BUSES:
+        raise exception.InvalidDevicePath(
+            path='%s: the %s bus takes no disk while the guest runs'
+            % (device, bus))
+    return normalize_device_name(device)
+
+
+# -- block_device_mapping_v2 of a create request (the API's side) --------
+
+def _v2_boot_index(value):
+    if value is None:
+        return None
+    index = int(value)  # the schema allows ints and "-?[0-9]+" strings
+    return index if index >= 0 else None  # negative: not bootable
+
+
+def _normalise_v2(entry, image_uuid_specified):
+    bdm = dict.fromkeys(V2_KEYS)
+    bdm['no_device'] = bool(entry.get('no_device'))
+    bdm['device_name'] = entry.get('device_name')
+    if bdm['no_device']:
+        # Only says "drop the image's mapping on this device".
+        bdm['delete_on_termination'] = False
+        return bdm
+
+    source = entry.get('source_type')
+    if source is None:
+        raise _invalid('Some required fields are missing')
+    bdm['source_type'] = source
+    # Nova's defaults: volumes and snapshots land on volumes, images and
+    # blanks on the local disk.
+    bdm['destination_type'] = entry.get('destination_type') or (
+        'volume' if source in ('volume', 'snapshot') else 'local')
+    uuid = entry.get('uuid')
+    if source == 'blank' and uuid:
+        raise _invalid('Invalid device UUID.')
+    if source != 'blank':
+        if not uuid:
+            raise _invalid('Missing device UUID.')
+        bdm['uuid'] = uuid
+    bdm['boot_index'] = _v2_boot_index(entry.get('boot_index'))
+
+    if source == 'image' and bdm['destination_type'] == 'local':
+        if not (image_uuid_specified and bdm['boot_index'] == 0):
+            raise _invalid('Mapping image to local is not supported.')
+    elif bdm['destination_type'] == 'local':
+        raise _invalid('Only volumes and the image root disk are supported '
+                       'as block devices.')
+    if bdm['destination_type'] == 'local' and entry.get('volume_type'):
+        raise _invalid('Specifying a volume_type with destination_type='
+                       'local is not supported.')
+    if source == 'volume' and entry.get('volume_type'):
+        raise _invalid('Specifying volume type to existing volume is not '
+                       'supported.')
+    if bdm['device_name'] is not None and ' ' in bdm['device_name']:
+        raise _invalid('Device name contains spaces.')
+
+    if entry.get('volume_size') is not None:
+        bdm['volume_size'] = int(entry['volume_size'])
+    if (source in ('image', 'blank') and bdm['destination_type'] == 'volume'
+            and not bdm['volume_size']):
+        if source == 'image':
+            raise _invalid("Images with destination_type 'volume' need to "
+                           "have a non-zero size specified")
+        raise _invalid("Blank volumes (source: 'blank', dest: 'volume') "
+                       "need to have non-zero size")
+    bdm['delete_on_termination'] = strutils.bool_from_string(
+        entry.get('delete_on_termination', False), strict=True)
+    bdm['disk_bus'] = entry.get('disk_bus')
+    bdm['device_type'] = entry.get('device_type')
+    if bdm['destination_type'] == 'volume':
+        # The image root disk is the driver's own; what it cannot build
+        # for a volume is refused before anything exists.
+        check_device(bdm['disk_bus'], bdm['device_type'],
+                     bdm['device_name'])
+    else:
+        check_device(bdm['disk_bus'], bdm['device_type'])
+    for key in ('guest_format', 'volume_type', 'tag'):
+        bdm[key] = entry.get(key)
+    return bdm
+
+
+def _check_v2_boot_sequence(bdms, image_ref):
+    """Boot indexes 0, 1, 2... without gaps or repeats; without an image
+    the root must be a mapping."""
+    indexes = sorted(b['boot_index'] for b in bdms
+                     if not b['no_device'] and b['boot_index'] is not None)
+    if indexes != list(range(len(indexes))) or (
+            not image_ref and not indexes):
+        raise _invalid('Boot sequence for the instance and image/block '
+                       'device mapping combination is not valid.')
+
+
+def normalise_request(bdm_v2, image_ref, image_uuid_specified):
+    """Nova's API rules for ``block_device_mapping_v2`` (``nova/
+    block_device.py`` ``BlockDeviceDict.from_api``/``_validate`` and
+    ``compute/api.py`` ``_validate_bdm``) over a schema-checked list.
+
+    Returns the list ``ComputeAPI.create`` takes: every entry carries every
+    key of :data:`V2_KEYS`, with ``boot_index`` and ``volume_size`` as ints
+    (or None), ``delete_on_termination`` and ``no_device`` as bools and the
+    source id in ``uuid``. Whether the sources exist is for the compute API
+    to find out (Cinder and Glance, as the caller).
+
+    :param image_uuid_specified: "imageRef" was in the request, even "":
+        Nova's bug 1433609 decides on that whether novaclient's image ->
+        local root mapping is acceptable.
+    :raises: InvalidBDM
+    """
+    bdms = [_normalise_v2(entry, image_uuid_specified) for entry in bdm_v2]
+    for bdm, entry in zip(bdms, bdm_v2):
+        if bdm['source_type'] and not bdm['no_device']:
+            # The legacy id keys of the v2 item name the same thing as uuid.
+            key = _V2_SOURCE_ID_KEYS.get(bdm['source_type'])
+            if key and entry.get(key) and entry[key] != bdm['uuid']:
+                raise _invalid('%s and uuid name different sources.' % key)
+    _check_v2_boot_sequence(bdms, image_ref)
+    return bdms
+
+
+# -- BDM rows (the compute side) ---------------------------------------------
 
 def from_api(bdm_v2):
     """Validate ``block_device_mapping_v2`` and return BDM row values.
@@ -135,6 +339,9 @@ def from_api(bdm_v2):
         if source == 'volume' and row['volume_type']:
             raise exception.InvalidBDM(
                 reason='volume_type cannot be given for an existing volume')
+        if dest == 'volume':
+            check_device(row['disk_bus'], row['device_type'],
+                         row['device_name'])
         rows.append(row)
     check_boot_sequence(rows)
     return rows
@@ -197,6 +404,11 @@ def assign_device_names(rows, root_device_name=ROOT_DEVICE_NAME):
         if not row.get('device_name'):
             row['device_name'] = next_device_name(used)
             used.add(row['device_name'])
+        # The bus given with no name meets its name only now (an IDE disk
+        # named /dev/vde would be a fifth IDE unit).
+        if is_volume(row):
+            check_device(row.get('disk_bus'), row.get('device_type'),
+                         row['device_name'])
     return rows
 
 
@@ -278,6 +490,10 @@ def from_image_mapping(value):
         row['device_type'] = row['device_type'] or 'disk'
         row['destination_type'] = row['destination_type'] or 'volume'
         if row['destination_type'] == 'volume':
+            # An image's properties are anybody's to write: a mapping the
+            # driver cannot build is refused as a request's would be.
+            check_device(row['disk_bus'], row['device_type'],
+                         row['device_name'])
             # A restore makes new volumes; the ids of the source's volumes
             # must not be reused.
             if source == 'snapshot':

@@ -13,6 +13,7 @@ from nova_snapshot.api.handlers import servers
 from nova_snapshot.api.schemas import volume_attachments as schema
 from nova_snapshot.api import util
 from nova_snapshot.api import validation
+from nova_snapshot.compute import block_device
 from nova_snapshot import exception
 from nova_snapshot.policies import volumes_attachments as policies
 
@@ -73,7 +74,10 @@ def create(req, server_id):
     validation.validate(body, schema.CREATE)
     context, instance = _load(req, server_id, policies.CREATE)
     volume_id = body['volumeAttachment']['volumeId']
-    device = body['volumeAttachment'].get('device')
+    # A name the driver cannot hot-plug on is a 400 now, not a failed
+    # attach later (the shared normaliser's rule).
+    device = block_device.attach_device_name(
+        body['volumeAttachment'].get('device'))
     try:
         device = util.compute_api(req).attach_volume(
             context, instance, volume_id, device=device)

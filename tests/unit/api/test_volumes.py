@@ -106,6 +106,14 @@ class TestCreateWithBDM(base.APITestCase):
                'disk_bus': 'floppybus'}], '', 'disk_bus floppybus'),
             ([{'source_type': 'volume', 'uuid': VOL, 'boot_index': 0,
                'device_type': 'tape'}], '', 'device_type tape'),
+            # Nova's libvirt list has these; this driver builds neither
+            # (a 202 and an ERROR at spawn before the shared normaliser).
+            ([{'source_type': 'volume', 'uuid': VOL, 'boot_index': 0,
+               'disk_bus': 'fdc'}], '', 'disk_bus fdc is not supported'),
+            ([{'source_type': 'volume', 'uuid': VOL, 'boot_index': 0,
+               'device_type': 'cdrom'}], '', 'device_type cdrom'),
+            ([{'source_type': 'volume', 'uuid': VOL, 'boot_index': 0,
+               'device_name': 'fd0'}], '', 'device name fd0'),
             ([{'source_type': 'snapshot', 'uuid': SNAP, 'boot_index': 0,
                'snapshot_id': VOL}], '', 'name different sources'),
             ([{'source_type': 'volume', 'uuid': VOL, 'boot_index': 0}],
@@ -205,6 +213,18 @@ class TestVolumeAttachments(base.APITestCase):
             with self.subTest(body=body):
                 response = self.request('POST', self.url, body)
                 self.assertEqual(status, response.status_int, response.text)
+
+    def test_attach_on_a_device_the_driver_cannot_hotplug(self):
+        for device in ('/dev/hdb', '/dev/sdb1', '/dev/fd'):
+            with self.subTest(device=device):
+                response = self.request('POST', self.url, {
+                    'volumeAttachment': {'volumeId': VOL,
+                                         'device': device}})
+                self.assertEqual(400, response.status_int, response.text)
+                self.assertIn('The supplied device path (%s' % device,
+                              response.json['badRequest']['message'])
+        self.assertNotIn('attach_volume',
+                         [call[0] for call in self.compute.calls])
 
     def test_attach_wrong_state_is_409(self):
         self.compute.instances[self.server['uuid']]['task_state'] = 'pausing'
