@@ -584,6 +584,7 @@ class Campaign:
         self.trials = []
         self.libvirt = None
         self.snap_mount = None
+        self.durations = {}
 
     # -- set-up ----------------------------------------------------------
     def start(self):
@@ -875,10 +876,38 @@ class Campaign:
         self.ensure_compute(self.victim, trial.path)
         outage[1] = time.monotonic()
 
+    def duration(self, path):
+        """How long an undisturbed createImage of ``path`` takes here
+        (measured once, on the path's server): random faults fall within
+        it. The tiny guest's snapshot takes well under a second on the
+        live paths, so a fixed window would mostly miss."""
+        if path not in self.durations:
+            server = self._path_server(path)
+            self.ensure_compute(self.victim, path)
+            trial = Trial('calibrate', len(self.durations) + 1, path)
+            started = time.monotonic()
+            resp = self.settle(self.create_image_async(trial, server))
+            if server.volume_backed:
+                ended = time.monotonic()
+            else:
+                wait_until(lambda: self.task_state(server.id) is None, 120,
+                           0.02)
+                ended = time.monotonic()
+            self.durations[path] = max(ended - started, 0.2)
+            log('calibration: an undisturbed createImage (%s) took %.2fs '
+                '(answer %s)', path, self.durations[path],
+                getattr(resp, 'status_code', resp))
+            for image in self._trial_images(trial):
+                for snap in self._image_snapshot_ids(image):
+                    self.volumes.delete_snapshot(self.ctx, snap)
+                self.images.delete(self.ctx, image['id'])
+        return self.durations[path]
+
     def trial_kill_random(self, trial):
         server = self._path_server(trial.path)
         self.ensure_compute(self.victim, trial.path)
-        delay = self.rng.uniform(0, self.args.random_kill_window)
+        window = self.args.random_kill_window or self.duration(trial.path)
+        delay = self.rng.uniform(0, window)
         trial.notes.append('kill after %.2fs' % delay)
         future = self.create_image_async(trial, server)
         time.sleep(delay)
@@ -902,14 +931,11 @@ class Campaign:
             trial.notes.append('fault after the request finished')
 
     def _at_random_phase(self, trial, server):
-        """Wait for a random image_* state of ``server`` (or a random
-        short delay when the request is faster than the poll)."""
-        if server.volume_backed:
-            time.sleep(self.rng.uniform(0, 1.0))
-            return
-        state = self.rng.choice(IMAGE_STATES)
-        if not self.wait_task(server.id, (state,), 15, 0.02):
-            trial.notes.append('%s not seen' % state)
+        """A random moment of the request: uniform over the time an
+        undisturbed createImage of the path takes."""
+        delay = self.rng.uniform(0, self.duration(trial.path))
+        trial.notes.append('fault after %.2fs' % delay)
+        time.sleep(delay)
 
     def trial_rabbit_restart(self, trial):
         server = self._path_server(trial.path)
@@ -1469,6 +1495,9 @@ class Campaign:
                 if self.compute_state.get(self.victim, (None,))[0] != path \
                         and path in IMAGE_PATHS:
                     self.ensure_compute(self.victim, path)
+                if kind in ('kill-random', 'rabbit-restart', 'pg-restart',
+                            'pg-terminate'):
+                    self.duration(path)
                 trial.started = time.monotonic()
                 getattr(self, 'trial_' + kind.replace('-', '_'))(trial)
             except Exception as exc:
@@ -1583,9 +1612,11 @@ def parse_args(argv=None):
                         help='share of finished images booted and checked '
                              '(the first of each path always is)')
     parser.add_argument('--point-timeout', type=float, default=60.0)
-    parser.add_argument('--random-kill-window', type=float, default=2.5,
+    parser.add_argument('--random-kill-window', type=float, default=None,
                         help='random kills fall in [0, this] seconds after '
-                             'the createImage request')
+                             'the createImage request (default: the time '
+                             'an undisturbed createImage of the path takes, '
+                             'measured at the first trial)')
     parser.add_argument('--blackhole-seconds', type=float, default=90.0)
     parser.add_argument('--max-minutes', type=float, default=None,
                         help='stop starting trials after this long')
