@@ -65,6 +65,10 @@ class PassTimeout(Exception):
     """The pass ran out of time; the rest waits for the next one."""
 
 
+class _Changed(Exception):
+    """The row is not the one the repair was decided on any more."""
+
+
 def _parse_time(value):
     """A naive UTC datetime from a datetime or an ISO 8601 string."""
     if value is None or isinstance(value, datetime.datetime):
@@ -126,6 +130,8 @@ class Reconciler(object):
                     counts['thawed'] += 1
                 counts['volume_snapshots'] += self._guarded(
                     self.finish_stale_events, instance, busy) or 0
+                counts['images'] += self._guarded(
+                    self.retry_leftovers, instance, busy) or 0
             counts['running_deleted'] = self._guarded(
                 self.handle_running_deleted,
                 {i['uuid'] for i in instances}, busy) or 0
@@ -276,10 +282,15 @@ class Reconciler(object):
 
         Only after the instance has not changed for ``task_state_grace``
         (the API sets ``image_snapshot_pending`` before its cast arrives;
-        a running snapshot writes progress). The release is a
-        compare-and-swap on the state read, so a cast that arrives
-        meanwhile wins. The unfinished image goes; an active one stays.
-        Returns True when it released the instance.
+        a running snapshot writes progress), and with busy_instances()
+        read again under the server's snapshot lock. The release is a
+        compare-and-swap on the row read, so a cast that arrives
+        meanwhile wins. A volume-backed cut's hold is released as its
+        request's (Cinder leftovers: :meth:`finish_stale_events`). An
+        image-backed snapshot's image moves to the instance's leftovers in
+        the same write and its reference is dropped only once the delete
+        worked (an active image is kept). Returns True when it released
+        the instance.
         """
         state = instance.get('task_state')
         if state not in task_states.IMAGE_SNAPSHOT_STATES or busy is None:
@@ -291,49 +302,109 @@ class Reconciler(object):
                                 instance.get('created_at'),
                                 self.opts.task_state_grace):
             return False
-        sysmeta = dict(instance.get('system_metadata') or {})
-        image_id = sysmeta.pop(compute_api.SNAPSHOT_IMAGE_KEY, None)
+        sysmeta = instance.get('system_metadata') or {}
+        hold = sysmeta.get(compute_api.VOLUME_SNAPSHOT_HOLD_KEY)
+        image_id = sysmeta.get(compute_api.SNAPSHOT_IMAGE_KEY)
         with self._server_lock(uuid) as free:
             busy_now = self.busy_instances()
             if not free or busy_now is None or uuid in busy_now:
                 return False
-            try:
-                self.db.instance_update(
-                    uuid, {'task_state': None, 'progress': 0,
-                           'system_metadata': sysmeta},
-                    expected_task_state=state)
-            except (exception.InstanceNotFound,
-                    exception.UnexpectedTaskStateError):
-                # A late cast or a delete moved it on: theirs now.
-                return False
-            # Whatever an interrupted capture left on the host (a guest
-            # paused by it, scratch files): nothing of it runs here.
-            try:
-                self.driver.repair_after_crash(instance)
-            except Exception:
-                LOG.warning('Driver repair of %s failed', uuid,
-                            exc_info=True)
+            if compute_api.in_volume_snapshot_cut(instance):
+                if compute_api.release_volume_snapshot_hold(
+                        self.db, uuid, hold) is None:
+                    return False
+                request_id = hold
+            else:
+                if not self._release_image_snapshot(uuid, state, image_id):
+                    return False
+                action = self._newest_action(uuid,
+                                             compute_api.ACTION_CREATE_IMAGE)
+                request_id = action and action['request_id']
+                # Whatever an interrupted capture left on the host (a
+                # guest paused by it, scratch files): none of it runs.
+                try:
+                    self.driver.repair_after_crash(instance)
+                except Exception:
+                    LOG.warning('Driver repair of %s failed', uuid,
+                                exc_info=True)
         reason = ('task_state %s was left with no snapshot running on host '
                   '%s for over %d s (a lost cast or an interrupted '
                   'snapshot); released by the reconciler' % (
                       state, self.host, self.opts.task_state_grace))
-        LOG.warning('Instance %s: %s; image %s', uuid, reason, image_id)
-        action = self._newest_action(uuid, compute_api.ACTION_CREATE_IMAGE)
+        LOG.warning('Instance %s: %s (image %s, request %s)', uuid, reason,
+                    image_id, request_id)
         self.record(uuid, exception.SnapshotCaptureFailed(
-            instance_uuid=uuid, reason=reason),
-            request_id=action and action['request_id'])
+            instance_uuid=uuid, reason=reason), request_id=request_id)
         if image_id:
-            # The reference is gone with the task state; a failed delete
-            # is found again by clean_orphan_images after orphan_grace.
-            try:
-                if self._delete_image(self.service_context(), image_id):
-                    LOG.warning('Deleted image %s of the snapshot of %s '
-                                'released above', image_id, uuid)
-            except Exception as exc:
-                LOG.warning('Could not delete image %s of %s (%s); the '
-                            'orphan image clean-up retries', image_id, uuid,
-                            exc)
+            self.delete_leftover(uuid, image_id)
         return True
+
+    def _release_image_snapshot(self, uuid, state, image_id):
+        """task_state None and the image from the snapshot's reference to
+        the leftovers, if the row still is the one read."""
+        updates = {compute_api.SNAPSHOT_IMAGE_KEY: None}
+
+        def same_snapshot(current):
+            current_sysmeta = current['system_metadata'] or {}
+            if current_sysmeta.get(compute_api.SNAPSHOT_IMAGE_KEY) != \
+                    image_id:
+                raise _Changed()
+            if image_id:
+                # Computed from the row the write is checked against.
+                updates[compute_api.SNAPSHOT_LEFTOVERS_KEY] = \
+                    compute_api.add_leftover(current_sysmeta.get(
+                        compute_api.SNAPSHOT_LEFTOVERS_KEY), image_id)
+        try:
+            self.db.instance_update_checked(
+                uuid, {'task_state': None, 'progress': 0},
+                check=same_snapshot, expected_task_state=state,
+                system_metadata=updates)
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError, _Changed):
+            # A late cast, a new snapshot or a delete: theirs now.
+            return False
+        return True
+
+    def delete_leftover(self, uuid, image_id):
+        """Delete one image of the instance's leftovers (kept if active)
+        and drop its reference once that worked. True when it is gone."""
+        try:
+            deleted = self._delete_image(self.service_context(), image_id)
+        except Exception as exc:
+            LOG.warning('Could not delete image %s of %s (%s); retried at '
+                        'the next pass', image_id, uuid, exc)
+            return False
+        if deleted:
+            LOG.warning('Reconciler: deleted image %s of a failed snapshot '
+                        'of %s', image_id, uuid)
+        updates = {}
+
+        def without(current):
+            ids = [i for i in ((current['system_metadata'] or {}).get(
+                compute_api.SNAPSHOT_LEFTOVERS_KEY) or '').split(',')
+                if i and i != image_id]
+            updates[compute_api.SNAPSHOT_LEFTOVERS_KEY] = ','.join(ids) or None
+        try:
+            self.db.instance_update_checked(uuid, {}, check=without,
+                                            system_metadata=updates)
+        except exception.InstanceNotFound:
+            pass
+        return True
+
+    def retry_leftovers(self, instance, busy):
+        """The images of failed snapshots whose delete failed before (the
+        instance's leftovers): deleted again at every pass until it
+        works. Returns how many went."""
+        leftovers = (instance.get('system_metadata') or {}).get(
+            compute_api.SNAPSHOT_LEFTOVERS_KEY)
+        if not leftovers or (busy and instance['uuid'] in busy):
+            return 0
+        gone = 0
+        for image_id in [i for i in leftovers.split(',') if i]:
+            self._check_time()
+            if self.delete_leftover(instance['uuid'], image_id):
+                gone += 1
+        return gone
 
     def finish_stale_events(self, instance, busy):
         """Close the snapshot events this host started and no snapshot

@@ -252,11 +252,53 @@ class TaskStateTest(ReconcilerTestCase):
 
         def down(context, image_id):
             raise exception.GlanceConnectionFailed(reason='down')
+        real_get = self.image_api.get
         self.image_api.get = down
         self.assertTrue(self.reconciler.repair_task_state(instance, set()))
-        self.assertIsNone(
-            self.db.instance_get(instance['uuid'])['task_state'])
+        after = self.db.instance_get(instance['uuid'])
+        self.assertIsNone(after['task_state'])
         self.assertIn(image['id'], self.image_api.images)
+        # The reference moved to the leftovers; the next pass deletes it
+        # and only then drops it.
+        self.assertEqual(image['id'], after['system_metadata'][
+            compute_api.SNAPSHOT_LEFTOVERS_KEY])
+        self.assertEqual(0, self.reconciler.retry_leftovers(after, set()))
+        self.image_api.get = real_get
+        self.assertEqual(1, self.reconciler.retry_leftovers(after, set()))
+        self.assertEqual([image['id']], self.image_api.deleted)
+        self.assertNotIn(compute_api.SNAPSHOT_LEFTOVERS_KEY,
+                         self.db.instance_get(
+                             instance['uuid'])['system_metadata'])
+
+    def test_leftovers_of_other_failures_are_retried_in_the_pass(self):
+        first = self.image_api.add_image(status='queued')
+        active = self.image_api.add_image(status='active')
+        leftovers = '%s,%s' % (first['id'], active['id'])
+        instance = self.instance(system_metadata={
+            compute_api.SNAPSHOT_LEFTOVERS_KEY: leftovers})
+        self.assertEqual(2, self.reconciler.run_pass()['images'])
+        self.assertEqual([first['id']], self.image_api.deleted)
+        self.assertIn(active['id'], self.image_api.images)
+        self.assertNotIn(compute_api.SNAPSHOT_LEFTOVERS_KEY,
+                         self.db.instance_get(
+                             instance['uuid'])['system_metadata'])
+
+    def test_a_volume_cut_hold_is_released_as_its_request(self):
+        instance = self.instance(task_state=task_states.IMAGE_SNAPSHOT)
+        ctx = self.start_action(instance)
+        self.db.instance_update(instance['uuid'], {'system_metadata': {
+            compute_api.VOLUME_SNAPSHOT_HOLD_KEY: ctx.request_id}})
+        instance = self.db.instance_get(instance['uuid'])
+        self.assertTrue(compute_api.in_volume_snapshot_cut(instance))
+        self.now = datetime.datetime.utcnow() + datetime.timedelta(
+            seconds=121)
+        self.assertTrue(self.reconciler.repair_task_state(instance, set()))
+        after = self.db.instance_get(instance['uuid'])
+        self.assertIsNone(after['task_state'])
+        self.assertNotIn(compute_api.VOLUME_SNAPSHOT_HOLD_KEY,
+                         after['system_metadata'])
+        [event] = self.events(instance, ctx)
+        self.assertEqual(reconciler.EVENT, event['event'])
 
     def test_other_task_states_are_not_touched(self):
         instance = self.instance(task_state=task_states.POWERING_OFF)
