@@ -43,9 +43,9 @@ class BodySizeLimit:
     """oslo.middleware's RequestBodySizeLimiter, answering in Nova's format.
 
     The limiter refuses a Content-Length over the limit before reading
-    anything, and wraps a body without one (chunked) in a reader that
-    raises once the limit is passed; the handler reading it turns that
-    into the same 413. Nova's pipeline lets the limiter answer with
+    anything, and wraps a body without one (chunked, from a server that
+    de-chunks) in a reader that raises once the limit is passed; the
+    handler reading it turns that into the same 413. Nova's pipeline lets the limiter answer with
     webob's own error page; here the 413 is the ``overLimit`` fault body
     every other error has (novaclient and openstacksdk read both forms).
     """
@@ -58,10 +58,12 @@ class BodySizeLimit:
     def __call__(self, req):
         if req.content_length is None and not req.is_body_readable:
             # No length, and a server that does not say it ends the input
-            # (wsgi.input_terminated: it de-chunks and signals EOF, as
-            # uWSGI does): HTTP says there is no body, and reading one
-            # would wait for the client to close. Without this the
-            # limiter would mark any such input readable.
+            # (wsgi.input_terminated: it de-chunks and signals EOF): HTTP
+            # says there is no body, and reading the raw input would wait
+            # for the client to close (wsgiref hands over the socket).
+            # Without this the limiter would mark any such input readable.
+            # uWSGI's http-socket and wsgiref both leave chunked bodies
+            # undecoded, so a chunked body is an empty one under either.
             req.content_length = 0
         response = req.get_response(self.limiter)
         if (response.status_int == 413
