@@ -1252,7 +1252,8 @@ class Campaign:
             except Exception as exc:
                 problems.append(('checker', 'check failed: %r' % exc))
             if not problems:
-                trial.recover_s = round(time.monotonic() - recovered_at, 2)
+                trial.recover_s = round(max(time.monotonic() - recovered_at,
+                                            0.0), 2)
                 break
             if time.monotonic() > deadline:
                 break
