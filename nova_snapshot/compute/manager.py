@@ -734,6 +734,10 @@ class ComputeManager(object):
     def _snapshot_job(self, context, record, image_id, deadline):
         uuid = record.instance_uuid
         with record:
+            # A stale or duplicate cast is answered at once, not after
+            # waiting for the lock its twin holds; the start below checks
+            # again under the lock.
+            self._check_cast(self.db.instance_get(uuid), image_id)
             with self._work.held(uuid, deadline):
                 instance = self._start_snapshot(uuid, image_id)
                 # From here the task state is ours: a conflict is a
@@ -749,27 +753,30 @@ class ComputeManager(object):
         this service in between cleared it, and then we must not go on
         (Nova's NOTE on the same step).
         """
-        def cast_for_this_image(instance):
-            sysmeta = instance.get('system_metadata') or {}
-            if sysmeta.get(compute_api.SNAPSHOT_IMAGE_KEY) != image_id:
-                raise _NotCastImage(
-                    'instance %s does not snapshot to image %s (it names '
-                    '%s, task_state %s)' % (
-                        instance_uuid, image_id,
-                        sysmeta.get(compute_api.SNAPSHOT_IMAGE_KEY),
-                        instance['task_state']))
-            if instance['task_state'] != task_states.IMAGE_SNAPSHOT_PENDING:
-                # A duplicate cast (its twin runs), or a delete.
-                error = exception.UnexpectedTaskStateError
-                if instance['task_state'] == task_states.DELETING:
-                    error = exception.UnexpectedDeletingTaskStateError
-                raise error(instance_uuid=instance_uuid,
-                            expected=task_states.IMAGE_SNAPSHOT_PENDING,
-                            actual=instance['task_state'])
         return self.db.instance_update_checked(
             instance_uuid, {'task_state': task_states.IMAGE_SNAPSHOT,
                             'progress': 0},
-            check=cast_for_this_image)
+            check=lambda instance: self._check_cast(instance, image_id))
+
+    @staticmethod
+    def _check_cast(instance, image_id):
+        """The instance waits for a snapshot to ``image_id`` to start."""
+        sysmeta = instance.get('system_metadata') or {}
+        if sysmeta.get(compute_api.SNAPSHOT_IMAGE_KEY) != image_id:
+            raise _NotCastImage(
+                'instance %s does not snapshot to image %s (it names %s, '
+                'task_state %s)' % (
+                    instance['uuid'], image_id,
+                    sysmeta.get(compute_api.SNAPSHOT_IMAGE_KEY),
+                    instance['task_state']))
+        if instance['task_state'] != task_states.IMAGE_SNAPSHOT_PENDING:
+            # A duplicate cast (its twin runs), or a delete.
+            error = exception.UnexpectedTaskStateError
+            if instance['task_state'] == task_states.DELETING:
+                error = exception.UnexpectedDeletingTaskStateError
+            raise error(instance_uuid=instance['uuid'],
+                        expected=task_states.IMAGE_SNAPSHOT_PENDING,
+                        actual=instance['task_state'])
 
     def _snapshot_undo(self, context, image_id, state, exc, outcome):
         """The image of a failed snapshot goes; a finished one stays when

@@ -1,7 +1,7 @@
 """Where snapshot work runs on one compute host.
 
-* a bounded executor (``[compute] max_concurrent_snapshots`` workers)
-  instead of a thread per snapshot;
+* a bounded executor (twice ``[compute] max_concurrent_snapshots``
+  workers) instead of a thread per snapshot;
 * per-server locks (oslo.concurrency internal locks keyed by instance
   UUID): two snapshots, or two freezes, of one guest never overlap;
 * the host's snapshot slots (the same number), shared by image-backed
@@ -40,8 +40,10 @@ class SnapshotWork(object):
         self.host = host
         self.slots = slots
         self._slots = threading.BoundedSemaphore(slots)
+        # Twice the slots by default: a worker may wait for its server's
+        # lock without a slot, and must not keep runnable work queued.
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers or slots,
+            max_workers=workers or 2 * slots,
             thread_name_prefix='snapshot-%s' % host)
         # Our own container: the locks are this host's, not the process's
         # (several compute services share a process in tests).

@@ -493,7 +493,8 @@ class Database:
         :param expected_task_state: as for :meth:`instance_update`, checked
             on the row read (same exceptions).
         :param system_metadata: ``{key: value}`` merged into the row's
-            current system_metadata; a value None removes the key.
+            current system_metadata; a value None removes the key; a
+            callable value is called with the current one (or None).
         :returns: the updated instance dict.
         """
         row = _encode_instance(values, forbidden=(
@@ -517,6 +518,8 @@ class Database:
             if system_metadata:
                 merged = dict(instance['system_metadata'])
                 for key, value in system_metadata.items():
+                    if callable(value):
+                        value = value(merged.get(key))
                     if value is None:
                         merged.pop(key, None)
                     else:
