@@ -1271,6 +1271,13 @@ class Campaign:
                         o[1] or ended) + 1 for o in trial.outages):
                     trial.violate('no-5xx', '%s %s answered %s outside an '
                                   'injected outage' % (method, path, status))
+        actions = ['%s in %.1fs' % (status, ended - started)
+                   for started, ended, method, path, status, _ in list(
+                       self.client.answers)
+                   if started >= trial.started and method == 'POST'
+                   and path.endswith('/action')]
+        if actions:
+            trial.notes.append('actions answered %s' % ', '.join(actions))
         images = [i for i in self._trial_images(trial)
                   if i['status'] == 'active']
         trial.notes.append('image %s' % ('active' if images else 'none'))
