@@ -63,6 +63,20 @@ def _check_name(value):
     return True
 
 
+@FORMAT_CHECKER.checks('regex', raises=ValueError)
+def _check_regex(value):
+    """A pattern Python compiles; jsonschema's own check lets the
+    RecursionError of a pattern nested thousands deep through (a 500)."""
+    if not isinstance(value, str):
+        return True
+    try:
+        re.compile(value)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise ValueError(str(exc) if not isinstance(exc, RecursionError)
+                         else 'the pattern is nested too deep')
+    return True
+
+
 def _string_number(text):
     """The integer a numeric string names (capped at +-_BEYOND), or None
     when it is not an integer string (its pattern reports that)."""

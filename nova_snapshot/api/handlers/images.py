@@ -75,7 +75,7 @@ def _page_params(req):
         if key not in req.params:
             continue
         value = req.params.get(key)
-        if not value.isdigit() or not value.isascii():
+        if not value.isdigit() or not value.isascii() or len(value) > 20:
             raise faults.APIFault(
                 400, "Invalid input for query parameters %s. Value: %s. "
                      "'%s' does not match '^[0-9]*$'" % (key, value, value))

@@ -17,8 +17,10 @@ _STRING = _many({'type': 'string'})
 # A filter the database matches as a regular expression; one that Python
 # cannot compile is a 400, not a database error.
 _REGEX = _many({'type': 'string', 'format': 'regex'})
+# Nova's non_negative_integer; ours has at most 20 digits (any limit is
+# capped at [api] max_limit anyway), so int() never sees 5,000 of them.
 _NON_NEGATIVE = _many({'type': ['integer', 'string'], 'pattern': '^[0-9]*$',
-                       'minimum': 0, 'minLength': 1})
+                       'minimum': 0, 'minLength': 1, 'maxLength': 20})
 
 # Nova's VALID_SORT_KEYS: anything else is a 400.
 VALID_SORT_KEYS = (

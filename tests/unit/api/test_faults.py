@@ -26,14 +26,27 @@ class TestFaults(base.APITestCase):
         self.assertIn('OpenStack-API-Version', response.headers)
 
     def test_internal_error_with_500_code_is_generic(self):
+        # (Glance, Cinder or a compute service not answering is a 503
+        # since the bounded waits: test_dependency_down_is_503.)
         with mock.patch.object(
                 self.compute, 'get_all',
-                side_effect=exception.GlanceConnectionFailed(reason='x')):
+                side_effect=exception.NovaSnapshotException('secret x')):
             with self.assertLogs('nova_snapshot.api.faults', 'ERROR'):
                 response = self.request('GET', '/v2.1/servers')
         self.assertEqual(500, response.status_int)
         self.assertIn('Unexpected API Error',
                       response.json['computeFault']['message'])
+
+    def test_dependency_down_is_503(self):
+        with mock.patch.object(
+                self.compute, 'get_all',
+                side_effect=exception.GlanceConnectionFailed(reason='x')):
+            with self.assertLogs('nova_snapshot.api.faults', 'ERROR'):
+                response = self.request('GET', '/v2.1/servers')
+        self.assertEqual(503, response.status_int)
+        self.assertEqual(
+            'The image service is unavailable; try again later.',
+            response.json['serviceUnavailable']['message'])
 
     def test_middleware_failure_is_caught_by_the_wrapper(self):
         with mock.patch('nova_snapshot.api.microversion.extract_version',

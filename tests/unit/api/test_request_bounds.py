@@ -306,3 +306,27 @@ class TestMetadataItems(FaultAssertions, base.APITestCase):
 def _version(pair):
     from nova_snapshot.api import microversion
     return microversion.APIVersion(*pair)
+
+
+class TestQueryBounds(FaultAssertions, base.APITestCase):
+    """Query strings reach int() and re.compile() too."""
+
+    def test_huge_limits_are_400(self):
+        for path in ('/v2.1/servers?limit=%s', '/v2.1/servers/detail?limit=%s',
+                     '/v2.1/images?limit=%s', '/v2.1/images/detail?limit=%s',
+                     '/v2.1/images?page_size=%s'):
+            for value in ('9' * 21, '9' * 5000):
+                with self.subTest(path=path, digits=len(value)):
+                    response = self.request('GET', path % value)
+                    self.assertFault(response, 400, 'badRequest')
+
+    def test_twenty_digit_server_limit_is_capped(self):
+        response = self.request('GET', '/v2.1/servers?limit=' + '9' * 20)
+        self.assertEqual(200, response.status_int, response.text)
+
+    def test_regex_filters_nested_too_deep_are_400(self):
+        for pattern in ('(' * 3000 + ')' * 3000, '(' * 3000, '[', '*'):
+            with self.subTest(pattern=pattern[:10]):
+                response = self.request(
+                    'GET', '/v2.1/servers/detail?name=' + pattern)
+                self.assertFault(response, 400, 'badRequest')
