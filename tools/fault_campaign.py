@@ -1028,7 +1028,7 @@ class Campaign:
 
     def _libvirtd_trial(self, trial, server, when):
         future = self.create_image_async(trial, server)
-        if not wait_until(when, 30, 0.02):
+        if not wait_until(when, 30, 0.01):
             trial.notes.append('phase not seen')
         outage = trial.outage(time.monotonic())
         self._in_flight(trial, server, future)
@@ -1041,7 +1041,10 @@ class Campaign:
         self.ensure_compute(self.victim, trial.path)
 
         def backup_running():
-            return self.domain(server.id).jobInfo()[0] != 0
+            # The push job of the tiny disk lasts milliseconds: the task
+            # state set just before it starts is the earliest sign.
+            return (self.task_state(server.id) == 'image_pending_upload'
+                    or self.domain(server.id).jobInfo()[0] != 0)
         self._libvirtd_trial(trial, server, backup_running)
 
     def trial_libvirtd_managedsave(self, trial):
@@ -1468,7 +1471,7 @@ class Campaign:
         if kind in ('glance-kill', 'glance-blackhole'):
             return IMAGE_PATHS[n % 3]
         if kind == 'libvirtd-backup':
-            return ('live-push', 'live-stream')[n % 2]
+            return ('live-stream', 'live-push')[n % 2]
         if kind == 'libvirtd-managedsave':
             return 'suspend'
         if kind == 'snapshots-full':
