@@ -314,3 +314,17 @@ class CraftedImagesTest(e2e_base.EndToEndTestCase):
         # The victim was never touched: still running.
         self.assertEqual('ACTIVE', self.client.get_server(
             self.victim['id'])['status'])
+
+        # Control: the same checks do see a read. qemu-img, with nothing
+        # inspecting first, copies the host file through the data-file
+        # image into a file under instances/.
+        leaky = [c for c in self.images
+                 if c.name == 'qcow2-data-file-host-file'][0]
+        out = os.path.join(self.deployment.state_dir, 'instances',
+                           'control-%s.raw' % uuid.uuid4().hex)
+        self.addCleanup(os.unlink, out)
+        subprocess.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw',
+                        leaky.path, out], check=True)
+        self.assertIn(('host', out), self.scan_for_markers())
+        self.assertNotEqual(self.host_atime,
+                            os.stat(self.host_file).st_atime)
