@@ -33,6 +33,7 @@ import requests
 from nova_snapshot.api.handlers import server_actions
 from nova_snapshot.api import router
 from nova_snapshot.db import api as db_api
+from nova_snapshot import exception
 from nova_snapshot.image import glance
 from nova_snapshot.volume import cinder
 from tests.functional import base
@@ -196,7 +197,8 @@ class CrossProjectProbeTest(base.StackTestCase):
     @classmethod
     def _image(cls, ctx, name, data=b'\0' * 1024 * 1024, **props):
         meta = dict(name=name, disk_format='raw', container_format='bare',
-                    visibility='private', **props)
+                    visibility='private')
+        meta.update(props)
         if not data:
             image = cls.image_api.create_active_empty(ctx, meta)
         else:
@@ -269,6 +271,15 @@ class CrossProjectProbeTest(base.StackTestCase):
         cls.volumes = [cls.data_volume['id'], cls.free_volume['id'],
                        cls.root_volume_id]
         cls.snapshots = [cls.volume_snapshot['id'], cls.snapshot_b_id]
+        # Shared with alt_demo, as a cloud's users share snapshots: alt
+        # may see and boot them, never change them, and the volume-backed
+        # one names a Cinder snapshot alt cannot read.
+        cls.shared_image = cls._image(demo, _name('xp-shared'),
+                                      visibility='shared')
+        for image_id in (cls.shared_image['id'], cls.image_b['id']):
+            cls._share(demo, image_id, cls.alt.project_id)
+        cls.shared = [cls.shared_image['id'], cls.image_b['id']]
+        cls.images.append(cls.shared_image['id'])
         cls.before = cls._demo_state()
 
     @classmethod
@@ -282,6 +293,21 @@ class CrossProjectProbeTest(base.StackTestCase):
         body = cls._ok(cls.call(ctx, 'GET', '/v2.1/servers/%s/'
                                 'os-volume_attachments' % server_id))
         return [a['volumeId'] for a in body['volumeAttachments']]
+
+    @classmethod
+    def _share(cls, ctx, image_id, project_id):
+        url = '%s/v2/images/%s' % (cls.stack['KEYSTONE_GLANCE_URL'],
+                                   image_id)
+        headers = {'X-Auth-Token': ctx.auth_token}
+        if cls.image_api.get(ctx, image_id)['visibility'] != 'shared':
+            patch = [{'op': 'replace', 'path': '/visibility',
+                      'value': 'shared'}]
+            cls._ok(requests.patch(url, timeout=TIMEOUT, json=patch,
+                                   headers=dict(headers, **{
+                                       'Content-Type': 'application/'
+                                       'openstack-images-v2.1-json-patch'})))
+        cls._ok(requests.post(url + '/members', headers=headers,
+                              timeout=TIMEOUT, json={'member': project_id}))
 
     @classmethod
     def _set_up_alt(cls):
@@ -347,6 +373,8 @@ class CrossProjectProbeTest(base.StackTestCase):
                                 cls.volume_api.list_snapshots(cls.alt)),
             'volume': cls.volume_api.get(cls.alt, cls.alt_volume['id'])[
                 'status'],
+            'image': {key: cls.image_api.get(cls.alt, cls.alt_image['id'])[
+                key] for key in ('owner', 'visibility', 'updated_at')},
         }
 
     # -- the probe ---------------------------------------------------------
@@ -383,7 +411,7 @@ class CrossProjectProbeTest(base.StackTestCase):
                     who, method, path, response.text[:300]))
         if no_foreign_ids and status == 200:
             leaked = [i for i in self.servers + self.images + self.volumes
-                      if i in response.text]
+                      if i in response.text and i not in self.shared]
             if leaked:
                 self.violations.append('%s %s %s: lists demo\'s %s' % (
                     who, method, path, leaked))
@@ -428,15 +456,22 @@ class CrossProjectProbeTest(base.StackTestCase):
     def _image_routes(self, who, ctx, image_id, headers, reader=False):
         item = '/v2.1/images/%s' % image_id
         meta = item + '/metadata'
+        # An image shared with alt_demo: it may read it (Glance shows it
+        # to members), and changing it stays a 403.
+        shared = who.startswith('alt') and image_id in self.shared
         for version in PROXY_VERSIONS:
-            def probe(method, template, path, body=None):
-                self.probe(who, ctx, method, template, path, FOREIGN,
+            def probe(method, template, path, body=None, allowed=FOREIGN):
+                if shared:
+                    template += ' (shared)'
+                self.probe(who, ctx, method, template, path, allowed,
                            version=version, headers=headers, json_body=body)
             if not reader:
-                probe('GET', '/images/{image_id}', item)
-                probe('GET', '/images/{image_id}/metadata', meta)
+                readable = {200} if shared else FOREIGN
+                probe('GET', '/images/{image_id}', item, allowed=readable)
+                probe('GET', '/images/{image_id}/metadata', meta,
+                      allowed=readable)
                 probe('GET', '/images/{image_id}/metadata/{key}',
-                      meta + '/image_type')
+                      meta + '/image_type', allowed=FOREIGN | readable)
             probe('DELETE', '/images/{image_id}', item)
             probe('POST', '/images/{image_id}/metadata', meta,
                   {'metadata': {'stolen': 'yes'}})
@@ -449,10 +484,13 @@ class CrossProjectProbeTest(base.StackTestCase):
 
     def _boots(self, who, ctx, headers):
         """Boots from demo's images, volumes and snapshots."""
-        # (the demo id the refusal must name, the server fields)
-        sources = [(i, {'imageRef': i}) for i in self.images]
-        sources.append((self.snapshot_b_id,
-                        {'imageRef': self.alt_mapping_image['id']}))
+        # (the demo id the refusal must name, the server fields). Booting
+        # the plain shared image is alt's right; the shared volume-backed
+        # snapshot image is refused for its Cinder snapshot.
+        private = [i for i in self.images if i not in self.shared]
+        sources = [(i, {'imageRef': i}) for i in private]
+        for image_id in (self.alt_mapping_image['id'], self.image_b['id']):
+            sources.append((self.snapshot_b_id, {'imageRef': image_id}))
         for volume_id in self.volumes:
             sources.append((volume_id, {
                 'imageRef': '', 'block_device_mapping_v2': [{
@@ -470,7 +508,7 @@ class CrossProjectProbeTest(base.StackTestCase):
                     'source_type': 'snapshot', 'destination_type': 'volume',
                     'boot_index': 0, 'volume_size': 1,
                     'uuid': snapshot_id}]}))
-        for image_id in self.images:
+        for image_id in private:
             sources.append((image_id, {
                 'imageRef': '', 'block_device_mapping_v2': [{
                     'source_type': 'image', 'destination_type': 'volume',
@@ -665,4 +703,53 @@ class CrossProjectProbeTest(base.StackTestCase):
         self.assertEqual(200, self.call(
             reader, 'GET', '/v2.1/servers/%s' % self.server_a['id'])
             .status_code)
+        self._check_unchanged()
+
+    def test_alt_demo_cannot_give_its_images_away(self):
+        """Metadata that names Glance's owner or visibility, through the
+        images proxy or createImage of alt's own server, never makes an
+        image demo's or public."""
+        alt, demo = self.alt, self.demo.project_id
+        meta = '/v2.1/images/%s/metadata' % self.alt_image['id']
+        refused = {400, 403}
+        for version in PROXY_VERSIONS:
+            for body in ({'owner': demo}, {'visibility': 'public'},
+                         {'visibility': 'community'}):
+                self.probe('alt_demo', alt, 'POST',
+                           '/images/{image_id}/metadata (own image)', meta,
+                           refused, version=version,
+                           json_body={'metadata': body})
+                key = next(iter(body))
+                self.probe('alt_demo', alt, 'PUT',
+                           '/images/{image_id}/metadata/{key} (own image)',
+                           '%s/%s' % (meta, key), refused, version=version,
+                           json_body={'meta': body})
+        image = self.image_api.get(alt, self.alt_image['id'])
+        self.assertEqual((alt.project_id, 'private'),
+                         (image['owner'], image['visibility']))
+        made = []
+        for version in VERSIONS:
+            response = self.probe(
+                'alt_demo', alt, 'POST',
+                '/servers/{server_id}/action (createImage, own server)',
+                '/v2.1/servers/%s/action' % self.alt_server['id'],
+                {202, 400, 403}, version=version, json_body={'createImage': {
+                    'name': _name('xp-give'), 'metadata': {
+                        'owner': demo, 'visibility': 'public',
+                        'instance_owner': demo,
+                        'instance_uuid': self.server_a['id']}}})
+            if response.status_code == 202:
+                made.append(response.json()['image_id'] if response.content
+                            else response.headers['Location'].rsplit('/')[-1])
+                self._wait_server(alt, self.alt_server['id'])
+        self._report('alt_demo own images')
+        for image_id in made:
+            image = guest.wait_for_image(self.image_api, alt, image_id,
+                                         timeout=120)
+            self.image_api.delete(alt, image_id)
+            self.assertEqual((alt.project_id, 'private'),
+                             (image['owner'], image['visibility']))
+            self.assertRaises(exception.ImageNotFound, self.image_api.get,
+                              self.demo, image_id)
+        self.assertEqual([], self.violations)
         self._check_unchanged()

@@ -23,6 +23,12 @@ from nova_snapshot.policies import images as policies
 # Nova's image-metadata API went with 2.39.
 METADATA_MAX_VERSION = (2, 38)
 METADATA_ITEMS_LIMIT = create_image.METADATA_ITEMS_LIMIT
+# Glance attributes that decide who owns and who sees an image. Nova
+# passes any key on to Glance, so its proxy can make an image community
+# or hidden; metadata here is the custom properties the reads show, and
+# sharing stays with Glance's own API (and its policies).
+ACCESS_ATTRIBUTES = frozenset(['owner', 'visibility', 'os_hidden',
+                               'protected'])
 
 
 def _start(req, policy, body_schema=None):
@@ -47,6 +53,15 @@ def _get_image(req, context, image_id):
         raise faults.APIFault(403, exc.format_message())
     except exception.ImageNotFound:
         raise faults.APIFault(404, 'Image not found.')
+
+
+def _check_keys(metadata):
+    named = sorted(ACCESS_ATTRIBUTES.intersection(metadata))
+    if named:
+        raise faults.APIFault(
+            400, 'Invalid metadata: %s is an attribute of the image, not '
+                 'metadata (change it in the Image service).'
+                 % ', '.join(named))
 
 
 def _check_limit(metadata):
@@ -95,8 +110,9 @@ def create(req, image_id):
     """POST: merge the given items into the image's metadata."""
     context, body = _start(req, policies.METADATA_CREATE,
                            schema.CREATE_METADATA)
-    image = _get_image(req, context, image_id)
     new = body['metadata']
+    _check_keys(new)
+    image = _get_image(req, context, image_id)
     _check_limit(dict(views.image_metadata(image), **new))
     image = _update(req, context, image_id, new)
     return _metadata_response(req, views.image_metadata(image))
@@ -106,8 +122,9 @@ def update_all(req, image_id):
     """PUT: the given items become the image's whole metadata."""
     context, body = _start(req, policies.METADATA_UPDATE_ALL,
                            schema.UPDATE_ALL_METADATA)
-    image = _get_image(req, context, image_id)
     new = body['metadata']
+    _check_keys(new)
+    image = _get_image(req, context, image_id)
     _check_limit(new)
     old = views.image_metadata(image)
     _update(req, context, image_id, new,
@@ -122,6 +139,7 @@ def update(req, image_id, key):
     meta = body['meta']
     if key not in meta:
         raise faults.APIFault(400, 'Request body and URI mismatch')
+    _check_keys(meta)
     image = _get_image(req, context, image_id)
     _check_limit(dict(views.image_metadata(image), **meta))
     _update(req, context, image_id, meta)

@@ -311,6 +311,24 @@ class TestImageMetadata(ImagesTestCase):
                 response = self.request('PUT', self.url('c'), body)
                 self.assertEqual(400, response.status_int)
 
+    def test_access_attributes_are_not_metadata(self):
+        # Who owns and who sees the image is not changed through metadata
+        # (Nova would pass these to Glance: a member could make its image
+        # community or hide it through the compute API).
+        image = dict(self.glance.images[self.image['id']])
+        for key, value in (('visibility', 'community'), ('owner', 'other'),
+                           ('os_hidden', 'true'), ('protected', 'true')):
+            for method, url, body in (
+                    ('POST', self.url(), {'metadata': {key: value}}),
+                    ('PUT', self.url(), {'metadata': {key: value}}),
+                    ('PUT', self.url(key), {'meta': {key: value}})):
+                with self.subTest(key=key, method=method, url=url):
+                    response = self.request(method, url, body)
+                    self.assertEqual(400, response.status_int)
+                    self.assertIn('%s is an attribute of the image' % key,
+                                  response.json['badRequest']['message'])
+        self.assertEqual(image, self.glance.images[self.image['id']])
+
     def test_delete_item(self):
         response = self.request('DELETE', self.url('image_type'))
         self.assertEqual(204, response.status_int, response.text)
