@@ -359,7 +359,21 @@ class CrossProjectProbeTest(base.StackTestCase):
         for snapshot_id in cls.snapshots:
             snap = cls.volume_api.get_snapshot(cls.demo, snapshot_id)
             state[snapshot_id] = (snap['status'], snap['volume_id'])
+        state['volumes'] = cls._cinder_ids(cls.demo, 'volumes')
+        state['snapshots'] = cls._cinder_ids(cls.demo, 'snapshots')
+        state['images'] = sorted(
+            i['id'] for i in cls.image_api.list(cls.demo)
+            if i.get('owner') == cls.demo.project_id)
         return state
+
+    @classmethod
+    def _cinder_ids(cls, ctx, collection):
+        """Every volume or snapshot of ``ctx``'s project, by id."""
+        url = '%s/%s/%s?all_tenants=0' % (cls.stack['KEYSTONE_CINDER_URL'],
+                                          ctx.project_id, collection)
+        body = cls._ok(requests.get(url, timeout=TIMEOUT, headers={
+            'X-Auth-Token': ctx.auth_token}))
+        return sorted(item['id'] for item in body[collection])
 
     @classmethod
     def _alt_state(cls):
@@ -369,8 +383,8 @@ class CrossProjectProbeTest(base.StackTestCase):
             'servers': sorted(s['uuid'] for s in servers),
             'images': sorted(i['id'] for i in cls.image_api.list(cls.alt)
                              if i.get('owner') == cls.alt.project_id),
-            'snapshots': sorted(s['id'] for s in
-                                cls.volume_api.list_snapshots(cls.alt)),
+            'snapshots': cls._cinder_ids(cls.alt, 'snapshots'),
+            'volumes': cls._cinder_ids(cls.alt, 'volumes'),
             'volume': cls.volume_api.get(cls.alt, cls.alt_volume['id'])[
                 'status'],
             'image': {key: cls.image_api.get(cls.alt, cls.alt_image['id'])[
@@ -440,6 +454,18 @@ class CrossProjectProbeTest(base.StackTestCase):
                           '{volume_id}',
                           item + '/os-volume_attachments/%s' % volume_id)
             probe('DELETE', '/servers/{server_id}', item)
+            # Not served here (no rename, no server metadata routes): the
+            # answer names no server, whoever owns it.
+            self.probe(who, ctx, 'PUT', '/servers/{server_id} (not served)',
+                       item, {405}, version=version, headers=headers,
+                       json_body={'server': {'name': 'stolen'}})
+            for method in ('GET', 'POST', 'PUT'):
+                self.probe(who, ctx, method,
+                           '/servers/{server_id}/metadata (not served)',
+                           item + '/metadata', {404}, version=version,
+                           headers=headers,
+                           json_body=None if method == 'GET' else {
+                               'metadata': {'stolen': 'yes'}})
             for action, body in ACTION_BODIES.items():
                 # The reader too: console output is a member's.
                 probe('POST', '/servers/{server_id}/action (%s)' % action,
