@@ -9,6 +9,7 @@ import unittest
 from nova_snapshot.compute import block_device
 from nova_snapshot import exception
 from nova_snapshot.virt.libvirt import volume as libvirt_volume
+from tests.unit.compute import volume_fakes
 
 VOL = '5f0c6e43-77ab-4e31-8a0b-3c2d1e0f9a88'
 SNAP = '7a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d'
@@ -162,3 +163,55 @@ class TestOneNormaliser(_Base):
                             block_device.assign_device_names, rows)
         self.assertIn('/dev/vde', error.format_message())
         block_device.assign_device_names(rows[:4])
+
+
+class TestComputeAPIRefusesBeforeAnythingExists(
+        volume_fakes.VolumeComputeTestCase):
+    """ComputeAPI.create over the fakes: a request's mapping, or the
+    mapping of an image anyone could have written, that the driver cannot
+    build is a 400 with no server, volume or attachment made."""
+
+    def _mapping_image(self, **overrides):
+        snapshot = self.cinder.create_snapshot_force(
+            self.ctx, self.cinder.add_volume(size=1)['id'], 'a')
+        mapping = dict(dict.fromkeys(block_device.IMAGE_MAPPING_KEYS),
+                       source_type='snapshot', destination_type='volume',
+                       snapshot_id=snapshot['id'], boot_index=0,
+                       device_name='/dev/vda', volume_size=1,
+                       device_type='disk', disk_bus='virtio')
+        mapping.update(overrides)
+        return self.image_api.add_image(
+            name='crafted', size=0, disk_format='raw',
+            block_device_mapping=json.dumps([mapping]), bdm_v2='True',
+            root_device_name='/dev/vda')
+
+    def test_crafted_image_mapping_is_400(self):
+        for overrides in ({'disk_bus': 'fdc'}, {'device_type': 'floppy'},
+                          {'device_name': '/dev/fd0'}):
+            image = self._mapping_image(**overrides)
+            with self.subTest(**overrides):
+                error = self.raises(exception.Invalid, self.api.create,
+                                    self.ctx, 'x', image['id'], '1')
+                self.assertEqual(400, error.code)
+                self.assertIn('is not supported', error.format_message())
+        self.assertEqual([], self.db.instance_get_all())
+        self.assertEqual([], self.cinder.calls('create'))
+
+    def test_request_mapping_is_400(self):
+        error = self.raises(
+            exception.Invalid, self.api.create, self.ctx, 'x', None, '1',
+            block_device_mapping=[{
+                'source_type': 'blank', 'destination_type': 'volume',
+                'volume_size': 1, 'boot_index': 0, 'disk_bus': 'fdc'}])
+        self.assertIn('disk_bus fdc is not supported',
+                      error.format_message())
+        self.assertEqual([], self.db.instance_get_all())
+        self.assertEqual([], self.cinder.calls('create'))
+
+    def test_a_good_image_mapping_still_restores(self):
+        image = self._mapping_image(disk_bus='scsi', device_name='/dev/sda')
+        instance = self.boot_from_volume(None, image_ref=image['id'])
+        self.assertTrue(self.api.is_volume_backed(self.ctx, instance))
+        rows = self.db.bdm_get_by_instance(instance['uuid'])
+        self.assertEqual([('scsi', '/dev/sda')],
+                         [(r['disk_bus'], r['device_name']) for r in rows])
