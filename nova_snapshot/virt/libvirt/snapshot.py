@@ -225,8 +225,29 @@ class _Snapshot(object):
         # QEMU may run as another user; it needs to traverse, not to list.
         os.chmod(self.scratch, 0o701)
 
+    def check_root_header(self):
+        """Refuse a root disk whose header names a data or backing file.
+
+        The disk began as a user's image. Spawn inspects images before
+        using them; a server created before that check (or a disk changed
+        behind the service's back) is caught here, before a backup job or
+        ``qemu-img convert`` copies the file the header names into the
+        user's image. Only the header is read.
+        """
+        if not self.root.path or not os.path.isabs(self.root.path):
+            return
+        try:
+            image_inspection.check_local_disk(
+                self.root.path, self.root.format,
+                image_id=self.instance.get('image_ref') or '-')
+        except exception.ImageUnacceptable as exc:
+            raise exception.SnapshotCaptureFailed(
+                instance_uuid=self.instance['uuid'],
+                reason=exc.format_message())
+
     def capture(self):
         """Return the path of a standalone copy of the root disk."""
+        self.check_root_header()
         live_ok = self.conf.libvirt.live_snapshot and \
             self.original in (RUNNING, PAUSED)
         if live_ok:
@@ -295,16 +316,6 @@ class _Snapshot(object):
             raise exception.SnapshotCaptureFailed(
                 instance_uuid=self.instance['uuid'],
                 reason='root disk %s is not a local file' % self.root.target)
-        # The disk began as a user's image; its header is read again before
-        # qemu-img follows anything it names (a data or backing file).
-        try:
-            image_inspection.check_local_disk(
-                self.root.path, self.root.format,
-                image_id=self.instance.get('image_ref') or '-')
-        except exception.ImageUnacceptable as exc:
-            raise exception.SnapshotCaptureFailed(
-                instance_uuid=self.instance['uuid'],
-                reason=exc.format_message())
         out = os.path.join(self.scratch, 'disk.' + self.image_format)
         self._qemu_img_convert(self.root.path, self.root.format, out)
         return out

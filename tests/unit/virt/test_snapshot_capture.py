@@ -330,17 +330,24 @@ class TestPathSelection(SnapshotTestBase):
         self.assertEqual(libvirt.VIR_DOMAIN_SHUTOFF, dom._state)
         self.assert_clean()
 
-    def test_cold_refuses_a_disk_with_a_data_file(self):
+    def test_refuses_a_disk_with_a_data_file(self):
         # The disk's header names an external data file (feature bit 2):
-        # qemu-img convert would copy that file into the user's image.
+        # a backup or qemu-img convert would copy that file into the
+        # user's image. Refused before any path starts (no backup job, no
+        # managed save, no convert).
         with open(self.disk, 'wb') as f:
             f.write(qcow2_header(incompatible_features=1 << 2))
-        dom = self.domain(state=libvirt.VIR_DOMAIN_SHUTOFF)
-        with self.assertRaises(exception.SnapshotCaptureFailed) as cm:
-            self.snap(dom)
-        self.assertIn('data_file', str(cm.exception))
-        self.assertNotIn('convert', self.names())
-        self.assert_clean()
+        for state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_RUNNING):
+            with self.subTest(state=state):
+                self.events[:] = []
+                dom = self.domain(state=state)
+                with self.assertRaises(exception.SnapshotCaptureFailed) as cm:
+                    self.snap(dom)
+                self.assertIn('data_file', str(cm.exception))
+                for name in ('convert', 'backupBegin', 'managedSave'):
+                    self.assertNotIn(name, self.names())
+                self.assertEqual(state, dom._state)
+                self.assert_clean()
 
     def test_cold_when_suspended_left_suspended(self):
         dom = self.domain(state=libvirt.VIR_DOMAIN_SHUTOFF,
