@@ -227,30 +227,35 @@ class _BodyFuzz:
 
     # -- state snapshots: what a refused body must not change -------------
 
-    def _rows(self, table, *where):
+    def _rows(self, *queries):
+        """The rows of each (table, where...) query, in one connection."""
+        found = []
         with self.db.engine.connect() as conn:
-            query = sa.select(table)
-            for clause in where:
-                query = query.where(clause)
-            return sorted(tuple(str(v) for v in row)
-                          for row in conn.execute(query))
+            for table, *where in queries:
+                query = sa.select(table)
+                for clause in where:
+                    query = query.where(clause)
+                found.append(sorted(tuple(str(v) for v in row)
+                                    for row in conn.execute(query)))
+        return found
 
     def state_servers(self):
-        return (self._rows(models.instances),
-                self._rows(models.block_device_mappings))
+        return self._rows((models.instances,),
+                          (models.block_device_mappings,))
 
     def state_server(self):
-        return (self._rows(models.instances,
-                           models.instances.c.uuid == self.server['uuid']),
-                self._rows(models.block_device_mappings),
-                sorted(self.image_api.images))
+        return (self._rows(
+            (models.instances,
+             models.instances.c.uuid == self.server['uuid']),
+            (models.block_device_mappings,)),
+            sorted(self.image_api.images))
 
     def state_image(self):
         return json.dumps(self.image_api.images[self.own_image['id']],
                           sort_keys=True, default=str)
 
     def state_services(self):
-        return self._rows(models.services)
+        return self._rows((models.services,))
 
     def reset_server(self):
         """Every action starts from an active server without a task."""
