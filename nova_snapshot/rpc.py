@@ -7,8 +7,6 @@ several in-memory brokers) in one process.
 """
 
 import importlib
-import threading
-import weakref
 
 from oslo_config import cfg
 from oslo_log import log as logging
@@ -54,11 +52,6 @@ class TransportURLRequired(exception.NovaSnapshotException):
                'in-memory broker of their own, and every cast would be '
                'lost. Only nova-snapshot-all, which runs both in one '
                'process, may leave it unset.')
-
-
-class ReplyQueueUnavailable(exception.NovaSnapshotException):
-    msg_fmt = ('The message broker did not take the reply queue within '
-               '%(timeout).0f s')
 
 
 # Options oslo.messaging reads on every client call but registers only on
@@ -185,43 +178,27 @@ def get_client(transport, target, version_cap=None, retry=None):
         serializer=RequestContextSerializer(), retry=retry)
 
 
-_reply_setups = weakref.WeakKeyDictionary()
-_reply_setups_lock = threading.Lock()
-
-
-def _set_up_reply_queue(setup):
-    try:
-        setup()
-    except Exception:  # the next call starts another attempt
-        LOG.warning('Could not set up the RPC reply queue', exc_info=True)
-
-
-def ensure_reply_queue(transport, timeout):
-    """Wait at most ``timeout`` seconds for the transport's reply queue.
+def ensure_reply_queue(transport, retry):
+    """Make sure the transport's reply queue exists before a call is sent,
+    giving up after ``retry`` reconnections.
 
     oslo.messaging's AMQP drivers declare the reply queue on the first call
     of a process, on a connection they retry for ever whatever ``retry``
-    says; the call's own timeout only starts after that. Declaring it
-    here, in a thread of its own, bounds that wait: on timeout nothing has
-    been sent (the message goes out only once the queue exists), the
-    thread keeps trying in the background, and a later call finds the
-    queue ready. Drivers without a reply queue (``fake:``) return at once.
+    says, while holding a lock that ``transport.cleanup()`` also takes; the
+    call's own timeout only starts after that. So first open a connection
+    of our own with the bounded retry: if the broker does not answer, that
+    raises (nothing has been sent); if it does, the reply queue is declared
+    on a broker that just answered. Drivers without a reply queue
+    (``fake:``), or whose queue exists already, return at once.
     """
     driver = getattr(transport, '_driver', None)
     setup = getattr(driver, '_get_reply_q', None)
+    pool = getattr(driver, '_connection_pool', None)
     if setup is None or getattr(driver, '_reply_q', None) is not None:
         return
-    with _reply_setups_lock:
-        thread = _reply_setups.get(driver)
-        if thread is None or not thread.is_alive():
-            thread = threading.Thread(target=_set_up_reply_queue,
-                                      args=(setup,), daemon=True,
-                                      name='rpc-reply-queue')
-            _reply_setups[driver] = thread
-            thread.start()
-    thread.join(timeout)
-    if getattr(driver, '_reply_q', None) is None:
-        raise ReplyQueueUnavailable(timeout=timeout)
+    if pool is not None:
+        pool.create(retry=retry).close()
+    setup()
 
 
 def get_server(transport, target, endpoints):

@@ -45,17 +45,13 @@ class ComputeRPCAPI(object):
     """
 
     transport = None
-    reply_queue_timeout = rpc_conf.DEFAULT_REPLY_QUEUE_TIMEOUT
+    retry = rpc_conf.DEFAULT_RPC_RETRY
 
-    def __init__(self, transport, version_cap=None, retry=None,
-                 reply_queue_timeout=None):
+    def __init__(self, transport, version_cap=None, retry=None):
         self.transport = transport
-        conf = getattr(transport, 'conf', None)
-        if reply_queue_timeout is None:
-            reply_queue_timeout = getattr(
-                conf, 'rpc_reply_queue_timeout',
-                rpc_conf.DEFAULT_REPLY_QUEUE_TIMEOUT)
-        self.reply_queue_timeout = reply_queue_timeout
+        if retry is None:
+            retry = rpc.rpc_retry(getattr(transport, 'conf', None))
+        self.retry = retry
         target = messaging.Target(topic=TOPIC, version=RPC_API_VERSION)
         self.client = rpc.get_client(transport, target,
                                      version_cap=version_cap, retry=retry)
@@ -92,8 +88,7 @@ class ComputeRPCAPI(object):
         cctxt = self._prepare(instance, **prepare)
         try:
             if self.transport is not None:
-                rpc.ensure_reply_queue(self.transport,
-                                       self.reply_queue_timeout)
+                rpc.ensure_reply_queue(self.transport, self.retry)
             return cctxt.call(context, method,
                               instance_uuid=instance['uuid'], **kwargs)
         except messaging.RemoteError:
@@ -106,7 +101,7 @@ class ComputeRPCAPI(object):
                 host=instance.get('host'),
                 reason='no answer to %s within %s s' % (method, timeout)
             ) from exc
-        except (rpc.ReplyQueueUnavailable,) + rpc.DELIVERY_ERRORS as exc:
+        except rpc.DELIVERY_ERRORS as exc:
             raise self._unavailable(instance, method, exc)
 
     def build_instance(self, context, instance, image_ref):

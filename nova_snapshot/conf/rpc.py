@@ -23,24 +23,17 @@ DEFAULT_RPC_RETRY = 3
 # report (a snapshot waits for its own "end" notification): 2 reconnections,
 # ~4 s refused, ~19 s silent, then the notification is dropped and logged.
 DEFAULT_NOTIFICATION_RETRY = 2
-# The first call of a process also declares its reply queue, on a
-# connection oslo.messaging retries for ever whatever ``retry`` says.
-DEFAULT_REPLY_QUEUE_TIMEOUT = 30.0
 
 OPTS = [
     cfg.IntOpt('rpc_retry', default=DEFAULT_RPC_RETRY, min=0,
                help='Times a cast or call to a compute service reconnects '
                     'to an unreachable message broker before it fails '
                     '(the API then answers 503 and reverts the server\'s '
-                    'task state). 0 tries once. oslo.messaging\'s own '
-                    'default retries for ever, which holds the request and '
-                    'the task state while the broker is down.'),
-    cfg.FloatOpt('rpc_reply_queue_timeout',
-                 default=DEFAULT_REPLY_QUEUE_TIMEOUT, min=1.0,
-                 help='Seconds the first RPC call of a process waits for the '
-                      'broker to take its reply queue before it fails with '
-                      '503 (oslo.messaging would wait for ever). Nothing is '
-                      'sent to the compute service before the queue exists.'),
+                    'task state). Also bounds the broker check before the '
+                    'first call of a process declares its reply queue. 0 '
+                    'tries once. oslo.messaging\'s own default retries for '
+                    'ever, which holds the request and the task state while '
+                    'the broker is down.'),
 ]
 
 NOTIFICATIONS_GROUP = 'oslo_messaging_notifications'

@@ -5,8 +5,6 @@ test_bounded_waits.py)."""
 
 import os
 import tempfile
-import threading
-import time
 import unittest
 from unittest import mock
 
@@ -109,14 +107,11 @@ class RetryDefaultsTest(unittest.TestCase):
         api = self._rpcapi(make_conf())
         self.assertEqual(rpc_conf.DEFAULT_RPC_RETRY,
                          api._prepare({'uuid': 'u', 'host': 'h'}).retry)
-        self.assertEqual(rpc_conf.DEFAULT_REPLY_QUEUE_TIMEOUT,
-                         api.reply_queue_timeout)
 
-    def test_retry_and_reply_wait_come_from_the_config(self):
-        api = self._rpcapi(make_conf(rpc_retry=0,
-                                     rpc_reply_queue_timeout=5.0))
+    def test_retry_comes_from_the_config(self):
+        api = self._rpcapi(make_conf(rpc_retry=0))
         self.assertEqual(0, api._prepare({'uuid': 'u', 'host': 'h'}).retry)
-        self.assertEqual(5.0, api.reply_queue_timeout)
+        self.assertEqual(0, api.retry)
 
     def test_notifications_retry_a_bounded_number_of_times(self):
         conf = make_conf()
@@ -140,47 +135,58 @@ class RetryDefaultsTest(unittest.TestCase):
         self.addCleanup(notifier.transport.cleanup)
 
 
-class _Driver(object):
-    """An AMQP driver's reply-queue plumbing, with a broker that answers
-    only once ``broker_up`` is set."""
+class _Connection(object):
+    def __init__(self, up):
+        if not up:
+            raise kombu_exc.OperationalError('[Errno 111] refused')
+        self.closed = False
 
-    def __init__(self):
+    def close(self):
+        self.closed = True
+
+
+class _Driver(object):
+    """An AMQP driver's reply-queue plumbing over a broker that is up or
+    not; declaring the queue with it down would block for ever."""
+
+    def __init__(self, up):
+        self.up = up
         self._reply_q = None
-        self.broker_up = threading.Event()
-        self.attempts = 0
+        self.probes = []
+        self._connection_pool = self
+
+    def create(self, retry=None):
+        self.probes.append(retry)
+        return _Connection(self.up)
 
     def _get_reply_q(self):
-        self.attempts += 1
-        self.broker_up.wait()
+        if not self.up:
+            raise AssertionError('would retry for ever')
         self._reply_q = 'reply_x'
         return self._reply_q
 
 
 class EnsureReplyQueueTest(unittest.TestCase):
 
-    def test_gives_up_after_the_timeout_and_keeps_trying(self):
-        driver = _Driver()
-        self.addCleanup(driver.broker_up.set)
-        transport = mock.Mock(_driver=driver)
-        start = time.monotonic()
-        self.assertRaises(rpc.ReplyQueueUnavailable,
-                          rpc.ensure_reply_queue, transport, 0.3)
-        self.assertLess(time.monotonic() - start, 2.0)
-        # A second call joins the attempt already under way.
-        self.assertRaises(rpc.ReplyQueueUnavailable,
-                          rpc.ensure_reply_queue, transport, 0.1)
-        self.assertEqual(1, driver.attempts)
-        driver.broker_up.set()
-        rpc.ensure_reply_queue(transport, 5)
-        self.assertEqual('reply_x', driver._reply_q)
+    def test_broker_down_fails_with_the_bounded_probe(self):
+        driver = _Driver(up=False)
+        self.assertRaises(kombu_exc.OperationalError, rpc.ensure_reply_queue,
+                          mock.Mock(_driver=driver), 2)
+        self.assertEqual([2], driver.probes)
+        self.assertIsNone(driver._reply_q)
 
-    def test_ready_queue_or_no_reply_queue_returns_at_once(self):
-        driver = _Driver()
-        driver._reply_q = 'reply_y'
-        rpc.ensure_reply_queue(mock.Mock(_driver=driver), 0.01)
+    def test_broker_up_declares_the_queue_once(self):
+        driver = _Driver(up=True)
+        transport = mock.Mock(_driver=driver)
+        rpc.ensure_reply_queue(transport, 3)
+        rpc.ensure_reply_queue(transport, 3)
+        self.assertEqual('reply_x', driver._reply_q)
+        self.assertEqual([3], driver.probes)
+
+    def test_fake_transport_has_no_reply_queue(self):
         transport = rpc.get_transport(make_conf())
         self.addCleanup(transport.cleanup)
-        rpc.ensure_reply_queue(transport, 0.01)  # fake: has none
+        rpc.ensure_reply_queue(transport, 0)
 
 
 class _FailingClient(object):
@@ -239,11 +245,8 @@ class RPCAPIFailuresTest(unittest.TestCase):
                               self.ctx, self.INSTANCE, {'name': 'n'})
 
     def test_no_reply_queue_is_compute_unavailable(self):
-        driver = _Driver()
-        self.addCleanup(driver.broker_up.set)
         api = self._rpcapi(AssertionError('must not be sent'))
-        api.transport = mock.Mock(_driver=driver)
-        api.reply_queue_timeout = 0.2
+        api.transport = mock.Mock(_driver=_Driver(up=False))
         with self.assertRaises(exception.ComputeServiceUnavailable):
             api.get_console_output(self.ctx, self.INSTANCE)
 
