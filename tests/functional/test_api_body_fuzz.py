@@ -102,8 +102,12 @@ class Case:
     bodies, and what a refused body must not have changed."""
 
     def __init__(self, name, method, path, version, schema, examples,
-                 token=USER_TOKEN, realistic=None, state=None):
+                 token=USER_TOKEN, realistic=None, state=None,
+                 target='server'):
         self.name = name
+        # The seeded server the path names: "server" (image-backed) or
+        # "volume_server" (its root disk a volume).
+        self.target = target
         self.method = method
         self.path = path
         self.version = version
@@ -198,6 +202,21 @@ class _BodyFuzz:
                        'swap': 0},
             'root_device_name': '/dev/vda', 'launched_at': now,
             'metadata': {}, 'system_metadata': {}})
+        cls.volume_server = cls.db.instance_create({
+            'name': 'volume-target', 'project_id': 'project-a',
+            'user_id': 'alice', 'host': HOST, 'vm_state': 'active',
+            'task_state': None, 'power_state': 1, 'image_ref': '',
+            'flavor': {'id': '1', 'name': 'm1.nano', 'memory_mb': 64,
+                       'vcpus': 1, 'root_gb': 1, 'ephemeral_gb': 0,
+                       'swap': 0},
+            'root_device_name': '/dev/vda', 'launched_at': now,
+            'metadata': {}, 'system_metadata': {}})
+        root = cls.cinder.add_volume(size=1, status='in-use')
+        cls.db.bdm_create({
+            'instance_uuid': cls.volume_server['uuid'],
+            'source_type': 'volume', 'destination_type': 'volume',
+            'boot_index': 0, 'device_name': '/dev/vda',
+            'delete_on_termination': True, 'volume_id': root['id']})
         cls.other_server = cls.db.instance_create({
             'name': 'other', 'project_id': 'project-b', 'user_id': 'bob',
             'host': HOST, 'vm_state': 'active', 'power_state': 1,
@@ -246,9 +265,10 @@ class _BodyFuzz:
     def state_server(self):
         return (self._rows(
             (models.instances,
-             models.instances.c.uuid == self.server['uuid']),
+             models.instances.c.uuid == self.target['uuid']),
             (models.block_device_mappings,)),
-            sorted(self.image_api.images))
+            sorted(self.image_api.images),
+            sorted(self.cinder.snapshots))
 
     def state_image(self):
         return json.dumps(self.image_api.images[self.own_image['id']],
@@ -258,16 +278,17 @@ class _BodyFuzz:
         return self._rows((models.services,))
 
     def reset_server(self):
-        """Every action starts from an active server without a task."""
+        """Every action starts from active servers without a task."""
         with self.db.engine.begin() as conn:
             conn.execute(models.instances.update().where(
-                models.instances.c.uuid == self.server['uuid']).values(
-                vm_state='active', task_state=None, power_state=1))
+                models.instances.c.uuid.in_(
+                    [self.server['uuid'], self.volume_server['uuid']])
+            ).values(vm_state='active', task_state=None, power_state=1))
 
     # -- the request and the checks ----------------------------------------
 
     def send(self, case, raw):
-        path = case.path.format(server=self.server['uuid'],
+        path = case.path.format(server=self.target['uuid'],
                                 image=self.own_image['id'])
         req = webob.Request.blank(path, method=case.method, headers={
             'X-Auth-Token': case.token,
@@ -290,6 +311,7 @@ class _BodyFuzz:
         self.assertIsInstance(body[name]['message'], str, detail)
 
     def run_case(self, case, raw):
+        self.target = getattr(self, case.target)
         self.reset_server()
         sent_before = len(self.rpc.sent)
         before = getattr(self, case.state)() if case.state else None
@@ -366,6 +388,11 @@ def _build_cases():
         cases.append(Case(
             'createImage@%s' % version, 'POST', action, version,
             server_schemas.CREATE_IMAGE, 250, state='state_server'))
+    for version in ('2.1', '2.45'):
+        cases.append(Case(
+            'createImage(volume-backed)@%s' % version, 'POST', action,
+            version, server_schemas.CREATE_IMAGE, 120, state='state_server',
+            target='volume_server'))
     for key, schema in (('os-stop', server_schemas.STOP),
                         ('os-start', server_schemas.START),
                         ('pause', server_schemas.PAUSE),
