@@ -67,6 +67,9 @@ IMAGE_DELETE_BACKOFF = 0.5
 # Backoff of a retried database write (doubling up to the maximum).
 DB_RETRY_FIRST_DELAY = 0.2
 DB_RETRY_MAX_DELAY = 5.0
+# Bookkeeping writes (events, faults) are retried for at most this long:
+# they must not hold up the action they record for long.
+BOOKKEEPING_RETRY_TIMEOUT = 10.0
 # Seconds kept back from a volume-backed call's budget for the image
 # create and the reply.
 VOLUME_SNAPSHOT_MARGIN = 5.0
@@ -150,29 +153,43 @@ class ComputeManager(object):
 
     def _event_start(self, context, instance_uuid, event):
         try:
-            self.db.action_event_start(context, instance_uuid, event,
-                                       host=self.host)
+            self._retry_db_write(
+                lambda: self.db.action_event_start(
+                    context, instance_uuid, event, host=self.host),
+                'Recording %s of %s' % (event, instance_uuid),
+                BOOKKEEPING_RETRY_TIMEOUT)
         except exception.NotFound:
             # No action for this request (e.g. a cast replayed by hand):
             # the work still runs, it just is not recorded.
             LOG.debug('No action to record %s of %s under', event,
                       instance_uuid)
+        except _DB_ERRORS:
+            # The work matters more than its record (nor is an unfinished
+            # event left behind).
+            LOG.warning('Could not record %s of %s; going on unrecorded',
+                        event, instance_uuid, exc_info=True)
 
     def _event_finish(self, context, instance_uuid, event, exc=None,
                       tb=None, details=None):
         try:
-            self.db.action_event_finish(
-                context, instance_uuid, event,
-                'Error' if exc is not None else 'Success',
-                traceback=tb, details=details)
+            self._retry_db_write(
+                lambda: self.db.action_event_finish(
+                    context, instance_uuid, event,
+                    'Error' if exc is not None else 'Success',
+                    traceback=tb, details=details),
+                'Finishing %s of %s' % (event, instance_uuid),
+                BOOKKEEPING_RETRY_TIMEOUT)
         except exception.NotFound:
             LOG.debug('No event %s of %s to finish', event, instance_uuid)
 
     def _fault(self, instance_uuid, exc):
         code, message, details = _fault_values(exc)
         try:
-            self.db.fault_create(instance_uuid, code, message, details,
-                                 host=self.host)
+            self._retry_db_write(
+                lambda: self.db.fault_create(instance_uuid, code, message,
+                                             details, host=self.host),
+                'Recording a fault of %s' % instance_uuid,
+                BOOKKEEPING_RETRY_TIMEOUT)
         except Exception:
             LOG.warning('Could not record a fault for %s', instance_uuid,
                         exc_info=True)
@@ -227,12 +244,15 @@ class ComputeManager(object):
                             exc_info=True)
         return False
 
-    def _retry_db_write(self, write, what):
+    def _retry_db_write(self, write, what, timeout=None):
         """``write()`` again on database errors (a locked SQLite file, a
         PostgreSQL restart or terminated backend) with backoff, for at
-        most ``[compute] db_write_retry_timeout`` seconds; then the last
-        error is raised."""
-        deadline = time.monotonic() + self.conf.compute.db_write_retry_timeout
+        most ``[compute] db_write_retry_timeout`` seconds (or ``timeout``
+        if shorter); then the last error is raised."""
+        limit = self.conf.compute.db_write_retry_timeout
+        if timeout is not None:
+            limit = min(limit, timeout)
+        deadline = time.monotonic() + limit
         delay = DB_RETRY_FIRST_DELAY
         attempt = 0
         while True:
