@@ -214,12 +214,14 @@ class TestImageList(ImagesTestCase):
         response = self.get('/v2.1/images?marker=%s' % SERVER)
         self.assertEqual(400, response.status_int)
 
-    def test_glance_down_is_500_without_details(self):
+    def test_glance_down_is_503_without_details(self):
+        # Unreachable or silent past [glance] timeout: serviceUnavailable
+        # (faults.unavailable_response), the reason stays in the log.
         with mock.patch.object(
                 self.glance, 'get_all', side_effect=exception.
                 GlanceConnectionFailed(reason='refused')):
             response = self.get('/v2.1/images/detail')
-        self.assertEqual(500, response.status_int)
+        self.assertEqual(503, response.status_int)
         self.assertNotIn('refused', response.text)
 
 
