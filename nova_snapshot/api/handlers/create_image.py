@@ -64,7 +64,9 @@ def create_image(req, server_id, body):
                 context, instance, name, extra_properties=metadata)
     except exception.InstanceInvalidState as exc:
         raise servers.conflict(exc, ACTION, server_id)
-    except exception.InstanceQuiesceFailed as exc:
+    except (exception.InstanceQuiesceFailed, exception.Conflict) as exc:
+        # Conflict: the compute host's wait for the server's lock or a
+        # snapshot slot ran out within the call's deadline.
         raise faults.APIFault(409, exc.format_message())
     except exception.OverQuota as exc:
         # Before Forbidden/Invalid: Nova answers 403 even where the
