@@ -20,6 +20,7 @@ import collections
 import concurrent.futures
 import contextlib
 import logging
+import queue
 import threading
 import time
 
@@ -34,6 +35,53 @@ def seconds_left(deadline):
     return max(0.0, deadline - time.monotonic())
 
 
+class BoundedExecutor(object):
+    """At most ``workers`` daemon threads running submitted calls in
+    order; started as needed.
+
+    Not ``concurrent.futures.ThreadPoolExecutor``: its threads are joined
+    at interpreter exit, so one snapshot stuck on a hung service would
+    keep a stopping compute service alive. A snapshot cut short by the
+    exit is repaired at the next start-up, as before.
+    """
+
+    def __init__(self, workers, name):
+        self.workers = workers
+        self.name = name
+        self._queue = queue.Queue()
+        self._threads = 0
+        self._idle = 0       # threads waiting for work
+        self._pending = 0    # submitted, not yet taken
+        self._lock = threading.Lock()
+
+    def submit(self, func, *args):
+        future = concurrent.futures.Future()
+        with self._lock:
+            self._queue.put((future, func, args))
+            self._pending += 1
+            # A new thread only when the waiting ones cannot take it all.
+            if self._pending > self._idle and self._threads < self.workers:
+                self._threads += 1
+                threading.Thread(target=self._work, daemon=True,
+                                 name='%s-%d' % (self.name, self._threads)
+                                 ).start()
+        return future
+
+    def _work(self):
+        while True:
+            with self._lock:
+                self._idle += 1
+            future, func, args = self._queue.get()
+            with self._lock:
+                self._idle -= 1
+                self._pending -= 1
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(func(*args))
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+
 class SnapshotWork(object):
 
     def __init__(self, host, slots, workers=None):
@@ -42,9 +90,8 @@ class SnapshotWork(object):
         self._slots = threading.BoundedSemaphore(slots)
         # Twice the slots by default: a worker may wait for its server's
         # lock without a slot, and must not keep runnable work queued.
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=workers or 2 * slots,
-            thread_name_prefix='snapshot-%s' % host)
+        self._executor = BoundedExecutor(workers or 2 * slots,
+                                         'snapshot-%s' % host)
         # Our own container: the locks are this host's, not the process's
         # (several compute services share a process in tests).
         self._locks = lockutils.Semaphores()

@@ -95,3 +95,34 @@ class ActionRecordTest(unittest.TestCase):
             with record:
                 raise exception.HypervisorError(reason='boom')
         self.assertIn(('fault', 'HypervisorError'), self.log)
+
+
+class BoundedExecutorTest(unittest.TestCase):
+
+    def test_at_most_workers_threads_and_every_call_runs(self):
+        import threading
+        import time
+
+        from nova_snapshot.compute import snapshot_work
+        pool = snapshot_work.BoundedExecutor(2, 'test')
+        running, peak = [0], [0]
+        lock = threading.Lock()
+
+        def job(n):
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            return n
+        futures = [pool.submit(job, n) for n in range(6)]
+        self.assertEqual(list(range(6)),
+                         [f.result(timeout=10) for f in futures])
+        self.assertEqual(2, peak[0])
+        self.assertEqual(2, pool._threads)
+        self.assertTrue(all(t.daemon for t in threading.enumerate()
+                            if t.name.startswith('test-')))
+        # Exceptions reach the future.
+        self.assertRaises(ZeroDivisionError,
+                          pool.submit(lambda: 1 / 0).result, 10)
