@@ -584,7 +584,10 @@ class ComputeAPI(object):
                 instance['uuid'],
                 {'task_state': task_states.IMAGE_SNAPSHOT_PENDING},
                 expected_task_state=None,
-                system_metadata={SNAPSHOT_IMAGE_KEY: image['id']})
+                # A hold key left by a repair that only reset task_state
+                # would make this snapshot look like a volume cut.
+                system_metadata={SNAPSHOT_IMAGE_KEY: image['id'],
+                                 VOLUME_SNAPSHOT_HOLD_KEY: None})
         except (exception.InstanceNotFound,
                 exception.UnexpectedTaskStateError) as exc:
             # Someone else won (a second snapshot, a delete): the image we

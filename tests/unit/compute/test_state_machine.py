@@ -183,6 +183,16 @@ class VolumeBackedHoldTest(VolumeBackedBase):
         self.assertEqual(set(), self.driver.frozen)
         self.assertIn('interrupted', after['fault']['message'])
 
+    def test_a_stale_hold_key_never_blocks_a_delete(self):
+        instance = self.boot_volume_backed()
+        # A repair reset task_state but left the key.
+        self.db.instance_update_checked(
+            instance['uuid'], {}, system_metadata={HOLD: 'req-old'})
+        self.api.snapshot(self.ctx, self.db.instance_get(instance['uuid']),
+                          'image-backed', {})
+        self.assertNotIn(HOLD, self.db.instance_get(
+            instance['uuid'])['system_metadata'])
+
     def test_delete_during_an_image_backed_snapshot_still_works(self):
         instance = self.boot_volume_backed()
         self.db.instance_update(instance['uuid'],
