@@ -742,13 +742,15 @@ class ComputeManager(object):
         record.on_release(lambda exc: self._end_snapshot_task(
             record, image_id, state['image_gone']))
         record.finally_(lambda: self._work.unmark_busy(instance_uuid))
-        record.begin()
+        # Busy from the cast's arrival: the reconciler must not take the
+        # pending state from a snapshot that is only queued.
         self._work.mark_busy(instance_uuid)
         try:
+            record.begin()
             self._spawn('snapshot-%s' % instance_uuid, self._snapshot_job,
                         context, record, image_id, deadline)
         except Exception as exc:
-            # The executor refused (shutting down): nothing will run it.
+            # Nothing will run it (the executor refused, or worse).
             record.finish_unstarted(exc)
 
     def _snapshot_job(self, context, record, image_id, deadline):
