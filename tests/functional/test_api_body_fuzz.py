@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 from hypothesis import given
 from hypothesis import HealthCheck
@@ -47,6 +48,7 @@ from nova_snapshot.api import deploy
 from nova_snapshot.api import faults
 from nova_snapshot.api import microversion
 from nova_snapshot.api.schemas import images as image_schemas
+from nova_snapshot.api.schemas import server_list as server_list_schemas
 from nova_snapshot.api.schemas import servers as server_schemas
 from nova_snapshot.api.schemas import services as service_schemas
 from nova_snapshot.api.schemas import volume_attachments as va_schemas
@@ -103,8 +105,10 @@ class Case:
 
     def __init__(self, name, method, path, version, schema, examples,
                  token=USER_TOKEN, realistic=None, state=None,
-                 target='server'):
+                 target='server', query=False):
         self.name = name
+        # The schema is the query string's (a dict of lists), sent as one.
+        self.query = query
         # The seeded server the path names: "server" (image-backed) or
         # "volume_server" (its root disk a volume).
         self.target = target
@@ -241,7 +245,7 @@ class _BodyFuzz:
         super().tearDownClass()
         # Only when every case ran (not under -k).
         if len(cls.COUNTS) == len(CASES) and total < cls.MIN_TOTAL:
-            raise AssertionError('only %d bodies sent (at least %d wanted)'
+            raise AssertionError('only %d requests sent (at least %d wanted)'
                                  % (total, cls.MIN_TOTAL))
 
     # -- state snapshots: what a refused body must not change -------------
@@ -290,11 +294,14 @@ class _BodyFuzz:
     def send(self, case, raw):
         path = case.path.format(server=self.target['uuid'],
                                 image=self.own_image['id'])
+        if case.query:
+            path = '%s?%s' % (path, raw.decode('latin-1'))
         req = webob.Request.blank(path, method=case.method, headers={
             'X-Auth-Token': case.token,
             'Content-Type': 'application/json',
             'OpenStack-API-Version': 'compute %s' % case.version})
-        req.body = raw
+        if not case.query:
+            req.body = raw
         return req.get_response(self.app)
 
     def check_fault(self, response):
@@ -334,6 +341,13 @@ class _BodyFuzz:
         kind = data.draw(st.sampled_from(
             ('valid', 'valid', 'mutated', 'mutated', 'mutated', 'mutated',
              'raw', 'raw', 'json')), label='kind')
+        if case.query:
+            if kind == 'raw':
+                return urllib.parse.quote_from_bytes(
+                    data.draw(st.binary(max_size=300), label='raw'),
+                    safe='=&').encode()
+            return body_fuzz.query_string(
+                data.draw(strategies[kind], label='query'))
         if kind == 'raw':
             return data.draw(strategies['raw'], label='raw')
         body = data.draw(strategies[kind], label='body')
@@ -404,6 +418,11 @@ def _build_cases():
     cases.append(Case(
         'os-getConsoleOutput@2.1', 'POST', action, '2.1',
         server_schemas.GET_CONSOLE_OUTPUT, 200, state='state_server'))
+    for version, token in (('2.1', USER_TOKEN), ('2.45', ADMIN_TOKEN)):
+        cases.append(Case(
+            'GET /servers/detail?query@%s' % version, 'GET',
+            '/v2.1/servers/detail', version, server_list_schemas.QUERY, 150,
+            token=token, state='state_servers', query=True))
     for version in ('2.1', '2.45'):
         cases.append(Case(
             'POST os-volume_attachments@%s' % version, 'POST',
