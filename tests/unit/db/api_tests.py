@@ -474,3 +474,48 @@ class DatabaseAPITests:
             self.assertEqual(PENDING, final['task_state'])
             # The row holds the winner's write, not a loser's.
             self.assertEqual(winners[0] + 1, final['progress'])
+
+    def test_checked_update_race_has_exactly_one_winner(self):
+        """instance_update_checked: threads, each with its own engine, each
+        take a hold (task_state and a system_metadata key naming it) from
+        None; one wins, every other one finds the winner's hold."""
+        inst = self._instance(system_metadata={'keep': 'me'})
+        databases = [db_api.Database(self.url) for _ in range(self.THREADS)]
+        for database in databases:
+            self.addCleanup(database.dispose)
+        for _round in range(self.ROUNDS):
+            self.db.instance_update_checked(
+                inst['uuid'], {'task_state': None},
+                system_metadata={'hold': None})
+            barrier = threading.Barrier(self.THREADS)
+            outcomes = [None] * self.THREADS
+
+            def race(index):
+                barrier.wait(timeout=30)
+                try:
+                    databases[index].instance_update_checked(
+                        inst['uuid'], {'task_state': 'image_snapshot'},
+                        expected_task_state=None,
+                        system_metadata={'hold': 'req-%d' % index})
+                    outcomes[index] = 'won'
+                except exception.UnexpectedTaskStateError as exc:
+                    outcomes[index] = exc
+                except Exception as exc:  # reported by the assertions below
+                    outcomes[index] = repr(exc)
+
+            threads = [threading.Thread(target=race, args=(i,))
+                       for i in range(self.THREADS)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            winners = [i for i, o in enumerate(outcomes) if o == 'won']
+            self.assertEqual(1, len(winners), outcomes)
+            for lost in outcomes:
+                if lost != 'won':
+                    self.assertIsInstance(
+                        lost, exception.UnexpectedTaskStateError)
+            final = self.db.instance_get(inst['uuid'])
+            self.assertEqual('image_snapshot', final['task_state'])
+            self.assertEqual({'keep': 'me', 'hold': 'req-%d' % winners[0]},
+                             final['system_metadata'])
