@@ -508,6 +508,9 @@ class ComputeAPI(object):
                 check=deletable)
         except (exception.InstanceNotFound, _AlreadyDeleting):
             return
+        except exception.UnexpectedTaskStateError as exc:
+            # The row kept changing under the check.
+            raise _conflict_from_cas(exc, instance['uuid'], ACTION_DELETE)
         self.db.action_start(context, instance['uuid'], ACTION_DELETE)
         if not instance.get('host') or not self._host_is_up(
                 instance['host']):

@@ -959,10 +959,9 @@ _SNAPSHOT_START_OUTCOMES = (
     (_NotCastImage, action_record.Outcome(
         'stale cast', fault=False, notify=False, release=False,
         level=logging.WARNING, traceback=False)),
-    (exception.UnexpectedDeletingTaskStateError, action_record.GONE),
-    ((exception.InstanceNotFound, exception.InstanceNotRunning), _VANISHED),
+    # Deleted before the snapshot started: quietly, as before.
+    (action_record.GONE_ERRORS, action_record.GONE),
     (exception.UnexpectedTaskStateError, action_record.PREEMPTED),
-    (exception.ImageNotFound, _IMAGE_GONE),
 )
 _SNAPSHOT_RUNNING_OUTCOMES = (
     (exception.UnexpectedDeletingTaskStateError, action_record.GONE),

@@ -536,9 +536,12 @@ class Database:
                                       .values(update))
                 if result.rowcount == 1:
                     return self._instance_get(conn, uuid)
+        # The row changed under every check: a conflict like any other.
         raise exception.UnexpectedTaskStateError(
-            instance_uuid=uuid, expected='an unchanged row',
-            actual='changed %d times while being checked' % attempts)
+            instance_uuid=uuid,
+            expected={'task_state': [instance['task_state']]},
+            actual={'task_state': instance['task_state'],
+                    'changed_while_checked': attempts})
 
     def _raise_conflict(self, uuid, actual, expected):
         props = {'instance_uuid': uuid,
