@@ -177,6 +177,98 @@ def mutated(draw, valid):
     return _replace(body, path, [target])
 
 
+def schema_paths(schema, prefix=()):
+    """Every path the schema names (object keys, item 0 of arrays, the
+    branches of oneOf/anyOf), present in a drawn body or not."""
+    found = []
+    for key, sub in schema.get('properties', {}).items():
+        found.append(prefix + (key,))
+        found.extend(schema_paths(sub, prefix + (key,)))
+    if isinstance(schema.get('items'), dict):
+        found.append(prefix + (0,))
+        found.extend(schema_paths(schema['items'], prefix + (0,)))
+    for branch in schema.get('oneOf', []) + schema.get('anyOf', []):
+        found.extend(schema_paths(branch, prefix))
+    return sorted(set(found), key=lambda p: [str(k) for k in p])
+
+
+def _put(value, path, new):
+    """``value`` with ``new`` at ``path``, making the containers the path
+    needs (a dict for a key, a one-item list for index 0)."""
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if head == 0 and not isinstance(head, bool):
+        items = list(value) if isinstance(value, list) and value else [None]
+        items[0] = _put(items[0], rest, new)
+        return items
+    copy = dict(value) if isinstance(value, dict) else {}
+    copy[head] = _put(copy.get(head), rest, new)
+    return copy
+
+
+@st.composite
+def targeted(draw, valid, paths):
+    """A body of ``valid`` with a hostile value at a path of the schema:
+    every field the schema names gets its turn, drawn or not."""
+    body = draw(valid)
+    path = draw(st.sampled_from(paths))
+    return _put(body, path, draw(st.sampled_from(HOSTILE_VALUES)))
+
+
+# The sweep (every field of a schema, in turn, with each value of its
+# kind): few values per kind, so every field gets all of them.
+NUMERIC_SWEEP = ('9' * 5000, '1' * 4301, '9' * 21, '2147483648',
+                 '-2147483649', 2 ** 31, -2 ** 31 - 1, 2 ** 63, 10 ** 30,
+                 -1, 0, 1.5, '1.5', ' 1', '', None, True)
+STRING_SWEEP = ('x' * 256, 'x' * 65536, '', ' ', 'a\x00b', '\ud800',
+                '\U0001F600', '(' * 3000, '[', '9' * 5000, 7, None,
+                ['x'], {'x': 'y'})
+CONTAINER_SWEEP = (None, 'x', 1, [], {}, [None], {'': ''}, _deep(40))
+
+
+def _kind(schema):
+    types = _type_list(schema)
+    if 'properties' in schema or 'items' in schema or (
+            types and set(types) <= {'object', 'array'}):
+        return CONTAINER_SWEEP
+    if {'integer', 'number'} & set(types) or '0-9' in schema.get(
+            'pattern', ''):
+        return NUMERIC_SWEEP
+    return STRING_SWEEP
+
+
+def sweep(schema, prefix=(), containers=True):
+    """(path, value) for every path of ``schema`` and every value of its
+    kind (numeric, string or container; ``containers=False`` skips the
+    objects and arrays themselves)."""
+    found = []
+
+    def walk(sub, path):
+        values = _kind(sub)
+        if path and (containers or values is not CONTAINER_SWEEP):
+            found.extend((path, value) for value in values)
+        for key, child in sub.get('properties', {}).items():
+            walk(child, path + (key,))
+        for child in sub.get('patternProperties', {}).values():
+            walk(child, path + ('k',))  # a key every pattern here takes
+        if isinstance(sub.get('items'), dict):
+            walk(sub['items'], path + (0,))
+        for branch in sub.get('oneOf', []) + sub.get('anyOf', []):
+            for key, child in branch.get('properties', {}).items():
+                walk(child, path + (key,))
+            if isinstance(branch.get('items'), dict):
+                walk(branch['items'], path + (0,))
+
+    walk(schema, prefix)
+    return found
+
+
+def put(value, path, new):
+    """Public name of ``_put`` for the sweep."""
+    return _put(value, path, new)
+
+
 def encode(body, how):
     """The bytes of ``body``: ``ascii`` (escapes), ``utf8`` (raw, lone
     surrogates passed through as invalid UTF-8) or ``utf16``."""

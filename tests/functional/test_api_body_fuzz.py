@@ -11,6 +11,11 @@ database); Glance and Cinder are the unit tests' in-memory fakes and the
 compute service is faked at the RPC boundary (casts are recorded; calls
 answer).
 
+A sweep then puts, in a body that is otherwise fine, each value of a
+short list (5,000 digits, 2**31, NUL, a lone surrogate, 3,000 open
+parentheses...) into every field the schema names, one at a time, so no
+field depends on luck to meet them.
+
 Every answer must be below 500, every 4xx a Nova fault body
 (``{"<name>": {"code": N, "message": "..."}}`` with Nova's name for N),
 and a refused body must leave nothing behind: no server or BDM row, no
@@ -64,6 +69,7 @@ from tests.unit.compute import volume_fakes
 
 HOST = 'fuzz-host'
 USER_TOKEN = 'alice:project-a'
+SWEEP_SUFFIX = ' (sweep)'
 ADMIN_TOKEN = 'admin:project-admin'
 
 
@@ -105,8 +111,11 @@ class Case:
 
     def __init__(self, name, method, path, version, schema, examples,
                  token=USER_TOKEN, realistic=None, state=None,
-                 target='server', query=False):
+                 target='server', query=False, sweep_base=None):
         self.name = name
+        # callable(fixture class) -> the body the sweep changes one field
+        # of at a time; None: no sweep for this case.
+        self.sweep_base = sweep_base
         # The schema is the query string's (a dict of lists), sent as one.
         self.query = query
         # The seeded server the path names: "server" (image-backed) or
@@ -132,6 +141,8 @@ class Case:
             self._strategies = {
                 'valid': valid,
                 'mutated': body_fuzz.mutated(valid),
+                'targeted': body_fuzz.targeted(
+                    valid, body_fuzz.schema_paths(self.schema)),
                 'raw': body_fuzz.raw_bodies(valid),
                 'json': body_fuzz.json_values,
             }
@@ -142,8 +153,10 @@ class _BodyFuzz:
     """The fixture and the checks; subclasses pick the database and get
     one test per case (``_add_tests``)."""
 
-    # Share of each case's examples this class runs.
+    # Share of each case's examples this class runs, and its sweeps (True:
+    # all, else the names of the cases whose sweep it runs).
     SCALE = 1.0
+    SWEEP = True
     MIN_TOTAL = 0
 
     @classmethod
@@ -244,7 +257,9 @@ class _BodyFuzz:
         cls.drop_database()
         super().tearDownClass()
         # Only when every case ran (not under -k).
-        if len(cls.COUNTS) == len(CASES) and total < cls.MIN_TOTAL:
+        random_cases = [name for name in cls.COUNTS
+                        if not name.endswith(SWEEP_SUFFIX)]
+        if len(random_cases) == len(CASES) and total < cls.MIN_TOTAL:
             raise AssertionError('only %d requests sent (at least %d wanted)'
                                  % (total, cls.MIN_TOTAL))
 
@@ -317,13 +332,13 @@ class _BodyFuzz:
         self.assertEqual(status, body[name]['code'], detail)
         self.assertIsInstance(body[name]['message'], str, detail)
 
-    def run_case(self, case, raw):
+    def run_case(self, case, raw, counted_as=None):
         self.target = getattr(self, case.target)
         self.reset_server()
         sent_before = len(self.rpc.sent)
         before = getattr(self, case.state)() if case.state else None
         response = self.send(case, raw)
-        self.COUNTS[case.name] += 1
+        self.COUNTS[counted_as or case.name] += 1
         self.STATUSES[response.status_int] += 1
         self.check_fault(response)
         sent = self.rpc.sent[sent_before:]
@@ -336,10 +351,24 @@ class _BodyFuzz:
             server_id = json.loads(response.body)['server']['id']
             self.assertIn(('build_instance', server_id), sent)
 
+    def run_sweep(self, case):
+        """Every field of the schema, in turn, with every value of its
+        kind, in a body that is otherwise fine: each field meets the values
+        that broke something once, which random draws may miss."""
+        base = case.sweep_base(type(self))
+        for path, value in body_fuzz.sweep(case.schema,
+                                           containers=not case.query):
+            body = body_fuzz.put(base, path, value)
+            raw = (body_fuzz.query_string(body) if case.query
+                   else body_fuzz.encode(body, 'ascii'))
+            with self.subTest(path='/'.join(map(str, path)),
+                              value=repr(value)[:40]):
+                self.run_case(case, raw, case.name + SWEEP_SUFFIX)
+
     def draw_body(self, data, case):
         strategies = case.strategies(type(self))
         kind = data.draw(st.sampled_from(
-            ('valid', 'valid', 'mutated', 'mutated', 'mutated', 'mutated',
+            ('valid', 'valid', 'mutated', 'mutated', 'targeted', 'targeted',
              'raw', 'raw', 'json')), label='kind')
         if case.query:
             if kind == 'raw':
@@ -390,23 +419,42 @@ def _real_service(test, body):
     return dict(body, host=HOST, binary='nova-snapshot-compute')
 
 
+def _create_base(fixture):
+    return {'server': {
+        'name': 'sweep', 'imageRef': fixture.base_image['id'],
+        'flavorRef': '1', 'networks': 'none', 'metadata': {'k': 'v'},
+        'block_device_mapping_v2': [{
+            'source_type': 'blank', 'destination_type': 'volume',
+            'boot_index': -1, 'volume_size': 1}]}}
+
+
+def _fixed(body):
+    return lambda fixture: body
+
+
 def _build_cases():
     cases = []
     for version in ('2.1', '2.32', '2.37', '2.42', '2.45'):
         cases.append(Case(
             'POST /servers@%s' % version, 'POST', '/v2.1/servers', version,
-            server_schemas.create_schema(_version(version)), 520,
-            realistic=_real_server, state='state_servers'))
+            server_schemas.create_schema(_version(version)), 450,
+            realistic=_real_server, state='state_servers',
+            sweep_base=_create_base if version == '2.45' else None))
     action = '/v2.1/servers/{server}/action'
     for version in ('2.1', '2.38', '2.45'):
         cases.append(Case(
             'createImage@%s' % version, 'POST', action, version,
-            server_schemas.CREATE_IMAGE, 250, state='state_server'))
+            server_schemas.CREATE_IMAGE, 250, state='state_server',
+            sweep_base=_fixed({'createImage': {
+                'name': 'sweep', 'metadata': {'k': 'v'}}})
+            if version == '2.45' else None))
     for version in ('2.1', '2.45'):
         cases.append(Case(
             'createImage(volume-backed)@%s' % version, 'POST', action,
             version, server_schemas.CREATE_IMAGE, 120, state='state_server',
-            target='volume_server'))
+            target='volume_server', sweep_base=_fixed({'createImage': {
+                'name': 'sweep', 'metadata': {'k': 'v'}}})
+            if version == '2.45' else None))
     for key, schema in (('os-stop', server_schemas.STOP),
                         ('os-start', server_schemas.START),
                         ('pause', server_schemas.PAUSE),
@@ -414,31 +462,39 @@ def _build_cases():
                         ('suspend', server_schemas.SUSPEND),
                         ('resume', server_schemas.RESUME)):
         cases.append(Case('%s@2.1' % key, 'POST', action, '2.1', schema,
-                          100, state='state_server'))
+                          100, state='state_server',
+                          sweep_base=_fixed({key: None})))
     cases.append(Case(
         'os-getConsoleOutput@2.1', 'POST', action, '2.1',
-        server_schemas.GET_CONSOLE_OUTPUT, 200, state='state_server'))
+        server_schemas.GET_CONSOLE_OUTPUT, 200, state='state_server',
+        sweep_base=_fixed({'os-getConsoleOutput': {'length': 5}})))
     for version, token in (('2.1', USER_TOKEN), ('2.45', ADMIN_TOKEN)):
         cases.append(Case(
             'GET /servers/detail?query@%s' % version, 'GET',
             '/v2.1/servers/detail', version, server_list_schemas.QUERY, 150,
-            token=token, state='state_servers', query=True))
+            token=token, state='state_servers', query=True,
+            sweep_base=_fixed({'limit': ['5']}) if version == '2.45'
+            else None))
     for version in ('2.1', '2.45'):
         cases.append(Case(
             'POST os-volume_attachments@%s' % version, 'POST',
             '/v2.1/servers/{server}/os-volume_attachments', version,
             va_schemas.CREATE, 200, realistic=_real_attachment,
-            state='state_server'))
-    for name, method, path, schema in (
+            state='state_server',
+            sweep_base=(lambda fixture: {'volumeAttachment': {
+                'volumeId': fixture.volumes[1], 'device': '/dev/vdb'}})
+            if version == '2.45' else None))
+    for name, method, path, schema, base in (
             ('POST images/metadata', 'POST', '/v2.1/images/{image}/metadata',
-             image_schemas.CREATE_METADATA),
+             image_schemas.CREATE_METADATA, {'metadata': {'k': 'v'}}),
             ('PUT images/metadata', 'PUT', '/v2.1/images/{image}/metadata',
-             image_schemas.UPDATE_ALL_METADATA),
+             image_schemas.UPDATE_ALL_METADATA,
+             {'metadata': {'purpose': 'fuzz'}}),
             ('PUT images/metadata/key', 'PUT',
              '/v2.1/images/{image}/metadata/purpose',
-             image_schemas.UPDATE_METADATA_ITEM)):
+             image_schemas.UPDATE_METADATA_ITEM, {'meta': {'purpose': 'x'}})):
         cases.append(Case('%s@2.1' % name, method, path, '2.1', schema, 200,
-                          state='state_image'))
+                          state='state_image', sweep_base=_fixed(base)))
     for action_name, schema, version in (
             ('enable', service_schemas.ENABLE, '2.1'),
             ('disable', service_schemas.DISABLE, '2.1'),
@@ -448,7 +504,11 @@ def _build_cases():
             'PUT os-services/%s@%s' % (action_name, version), 'PUT',
             '/v2.1/os-services/%s' % action_name, version, schema, 100,
             token=ADMIN_TOKEN, realistic=_real_service,
-            state='state_services'))
+            state='state_services', sweep_base=_fixed(dict(
+                {'host': HOST, 'binary': 'nova-snapshot-compute'},
+                **{key: value for key, value in (
+                    ('disabled_reason', 'sweep'), ('forced_down', False))
+                   if key in schema['properties']}))))
     return cases
 
 
@@ -471,10 +531,25 @@ def _make_test(case, scale):
     return test
 
 
+def _make_sweep(case):
+    def test(self):
+        self.run_sweep(case)
+
+    test.__name__ = 'test_%s_sweep' % ''.join(
+        c if c.isalnum() else '_' for c in case.name)
+    test.__doc__ = 'Every field of %s %s at %s' % (
+        case.method, case.path, case.version)
+    return test
+
+
 def _add_tests(cls):
     for case in CASES:
-        test = _make_test(case, cls.SCALE)
-        setattr(cls, test.__name__, test)
+        tests = [_make_test(case, cls.SCALE)]
+        if case.sweep_base is not None and (
+                cls.SWEEP is True or case.name in cls.SWEEP):
+            tests.append(_make_sweep(case))
+        for test in tests:
+            setattr(cls, test.__name__, test)
     return cls
 
 
@@ -502,6 +577,8 @@ class PostgreSQLBodyFuzzTest(_BodyFuzz, unittest.TestCase):
     PostgreSQL tests."""
 
     SCALE = 0.2
+    # The server create sweep: the columns PostgreSQL is strict about.
+    SWEEP = ('POST /servers@2.45',)
 
     @classmethod
     def database_url(cls):
