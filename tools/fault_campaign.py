@@ -1413,9 +1413,13 @@ class Campaign:
             client = self.volumes._client(self.ctx)
             for snap in client.volume_snapshots.list():
                 try:
+                    if snap.status not in ('available', 'error'):
+                        # e.g. 'creating' for ever: the cinder-api that
+                        # took the request died before it cast it.
+                        client.volume_snapshots.reset_state(snap, 'error')
                     snap.delete()
-                except Exception:
-                    pass
+                except Exception as exc:
+                    log('could not delete snapshot %s: %s', snap.id, exc)
         wait_until(self._no_deleting_snapshots, 60, 1)
 
     def _no_deleting_snapshots(self):
