@@ -495,7 +495,10 @@ class ComputeAPI(object):
         if instance['task_state'] == task_states.DELETING:
             return  # already on its way out; deleting is idempotent
 
+        previous = {}
+
         def deletable(current):
+            previous['task_state'] = current['task_state']
             if current['task_state'] == task_states.DELETING:
                 raise _AlreadyDeleting()
             if in_volume_snapshot_cut(current):
@@ -523,7 +526,17 @@ class ComputeAPI(object):
                 'power_state': power_state.NOSTATE})
             self.db.instance_destroy(instance['uuid'])
             return
-        self.rpcapi.terminate_instance(context, instance)
+        try:
+            self.rpcapi.terminate_instance(context, instance)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                # The cast never left: a server left in 'deleting' would
+                # refuse every other action and never be deleted. Give the
+                # task state back (unless someone moved it meanwhile) so the
+                # user can retry.
+                self._revert_task_state(instance['uuid'],
+                                        task_states.DELETING,
+                                        previous['task_state'])
 
     def _host_is_up(self, host):
         return any(service['host'] == host and scheduler.service_is_up(
@@ -543,8 +556,24 @@ class ComputeAPI(object):
                 exception.UnexpectedTaskStateError) as exc:
             raise _conflict_from_cas(exc, instance['uuid'], action)
         self.db.action_start(context, instance['uuid'], action)
-        getattr(self.rpcapi, rpc_method)(context, instance)
+        try:
+            getattr(self.rpcapi, rpc_method)(context, instance)
+        except Exception:
+            with excutils.save_and_reraise_exception():
+                # The cast never left: nothing on a compute host will clear
+                # the task state we just set.
+                self._revert_task_state(instance['uuid'], new_task_state,
+                                        None)
         return instance
+
+    def _revert_task_state(self, instance_uuid, expected, task_state):
+        """Compare-and-swap the task state back after an unsent cast."""
+        try:
+            self.db.instance_update(instance_uuid, {'task_state': task_state},
+                                    expected_task_state=expected)
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError):
+            pass
 
     def stop(self, context, instance):
         return self._power_action(context, instance, 'stop')
@@ -719,6 +748,7 @@ class ComputeAPI(object):
             device = block_device.next_device_name(used)
         attachment = self.volume_api.attachment_create(
             context, volume_id, instance['uuid'])
+        bdm = None
         try:
             bdm = self.db.bdm_create({
                 'instance_uuid': instance['uuid'], 'source_type': 'volume',
@@ -732,6 +762,15 @@ class ComputeAPI(object):
             self.rpcapi.attach_volume(context, instance, volume_id, device)
         except Exception:
             with excutils.save_and_reraise_exception():
+                # The cast never left (or the row could not be written):
+                # forget the mapping and release the reservation, as a
+                # failed attach on the compute side does.
+                if bdm is not None:
+                    try:
+                        self.db.bdm_destroy(bdm['id'])
+                    except Exception:
+                        LOG.warning('Could not remove the mapping of %s',
+                                    volume_id, exc_info=True)
                 try:
                     self.volume_api.attachment_delete(context,
                                                       attachment['id'])

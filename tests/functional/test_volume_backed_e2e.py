@@ -386,8 +386,11 @@ class GuestAgentFailureTest(VolumeBackedTestBase):
                             'guest still frozen after the deadline')
             time.sleep(0.1)
         # The API notices the dead service (no RPC heartbeat) and answers
-        # 500 instead of waiting for the call's full timeout.
-        self.assertEqual(500, pending.result(timeout=90).status_code)
+        # 503 serviceUnavailable instead of waiting for the call's full
+        # timeout.
+        answer = pending.result(timeout=90)
+        self.assertEqual(503, answer.status_code)
+        self.assertIn('serviceUnavailable', answer.json())
         pool.shutdown()
         self.deployment.start_compute(host)
         self.deployment.wait_for_compute(host)
