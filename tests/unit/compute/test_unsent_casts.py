@@ -71,6 +71,5 @@ class UnsentCastTest(volume_fakes.VolumeComputeTestCase):
         self.assertEqual([], [bdm for bdm in
                               self.db.bdm_get_by_instance(instance['uuid'])
                               if bdm.get('volume_id') == volume['id']])
-        self.assertEqual('available',
-                         self.cinder.get(self.ctx,
-                                             volume['id'])['status'])
+        volume = self.cinder.get(self.ctx, volume['id'])
+        self.assertEqual('available', volume['status'])
