@@ -284,6 +284,13 @@ class ComputeManager(object):
         freezes alone."""
         return self._work.busy_instances()
 
+    def server_lock_if_free(self, instance_uuid):
+        """The server's snapshot lock, without waiting (a context manager
+        yielding False when snapshot work of the server holds it). Work
+        marks a server busy before it takes this lock, so busy_instances()
+        read under it stays true until the lock is released."""
+        return self._work.locked_if_free(instance_uuid)
+
     # Start-up
 
     def init_host(self):

@@ -28,7 +28,6 @@ without it (an older manager) the repairs that could undo running work
 (task states, thaws) are skipped.
 """
 
-import contextlib
 import datetime
 import logging
 import time
@@ -184,12 +183,8 @@ class Reconciler(object):
             return None
 
     def busy_instances(self):
-        """UUIDs with snapshot work running here; None when the manager
-        cannot tell (then nothing that could undo running work is done)."""
-        busy = getattr(self.manager, 'busy_instances', None)
-        if busy is None:
-            return None
-        return set(busy())
+        """UUIDs with snapshot work running here."""
+        return set(self.manager.busy_instances())
 
     def _recently_deleted(self):
         since = self._now() - DELETED_LOOKBACK
@@ -451,42 +446,8 @@ class Reconciler(object):
 
     def _server_lock(self, uuid):
         """The server's snapshot lock, taken without waiting (yields
-        False when held: snapshot work of this server is starting or
-        running). The manager's work marks a server busy before it takes
-        this lock, so busy_instances() read under it is the truth until
-        it is released."""
-        work = getattr(self.manager, '_work', None)
-        locked = getattr(work, 'locked', None)
-        if locked is not None:
-            @contextlib.contextmanager
-            def held():
-                lock = locked(uuid, time.monotonic())
-                try:
-                    lock.__enter__()
-                except exception.Conflict:
-                    yield False
-                    return
-                try:
-                    yield True
-                finally:
-                    lock.__exit__(None, None, None)
-            return held()
-        # An older manager: the volume snapshotter's per-instance lock.
-        snapshotter = getattr(self.manager, 'volume_snapshotter', None)
-        get_lock = getattr(snapshotter, '_instance_lock', None)
-        if get_lock is None:
-            return contextlib.nullcontext(True)
-        lock = get_lock(uuid)
-
-        @contextlib.contextmanager
-        def held_lock():
-            acquired = lock.acquire(blocking=False)
-            try:
-                yield acquired
-            finally:
-                if acquired:
-                    lock.release()
-        return held_lock()
+        False when snapshot work of this server is starting or running)."""
+        return self.manager.server_lock_if_free(uuid)
 
     def thaw_guest(self, instance, busy):
         """Thaw a guest frozen (guest agent) or paused by a freeze (the

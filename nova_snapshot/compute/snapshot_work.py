@@ -173,6 +173,18 @@ class SnapshotWork(object):
             lock.release()
 
     @contextlib.contextmanager
+    def locked_if_free(self, instance_uuid):
+        """The server's lock without waiting: yields True while it is
+        held here, False (and nothing held) when other work has it."""
+        lock = lockutils.internal_lock(instance_uuid, semaphores=self._locks)
+        acquired = lock.acquire(blocking=False)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                lock.release()
+
+    @contextlib.contextmanager
     def slot(self, deadline):
         """One of the host's snapshot slots, waited for until
         ``deadline``."""

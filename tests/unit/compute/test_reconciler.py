@@ -37,41 +37,26 @@ def iso(when):
 
 
 class FakeManager(object):
-    """What the reconciler asks of the ComputeManager."""
+    """What the reconciler asks of the ComputeManager: busy servers and
+    their snapshot locks (taken without waiting)."""
 
     def __init__(self, busy=()):
         self.busy = set(busy)
-        self.locks = {}
+        self.held = set()
 
     def busy_instances(self):
         return set(self.busy)
 
-
-class FakeWork(object):
-    """The manager's per-server locks: taken without waiting, Conflict
-    when held (as SnapshotWork.locked with a deadline of now)."""
-
-    def __init__(self):
-        self.held = set()
-
     @contextlib.contextmanager
-    def locked(self, uuid, deadline):
+    def server_lock_if_free(self, uuid):
         if uuid in self.held:
-            raise exception.Conflict(reason='held')
+            yield False
+            return
         self.held.add(uuid)
         try:
-            yield
+            yield True
         finally:
             self.held.discard(uuid)
-
-
-class FakeVolumeSnapshotter(object):
-
-    def __init__(self):
-        self.locks = {}
-
-    def _instance_lock(self, uuid):
-        return self.locks.setdefault(uuid, threading.Lock())
 
 
 class SimpleCinder(object):
@@ -122,7 +107,6 @@ class ReconcilerTestCase(unittest.TestCase):
         self.cinder = SimpleCinder()
         self.driver = fake_virt.FakeDriver(self.conf, self.image_api)
         self.manager = FakeManager()
-        self.manager.volume_snapshotter = FakeVolumeSnapshotter()
         self.now = T0
         self.reconciler = reconciler.Reconciler(
             self.conf, HOST, self.db, self.driver, self.image_api,
@@ -204,20 +188,15 @@ class TaskStateTest(ReconcilerTestCase):
         instance, _image, _ctx = self.pending_snapshot()
         self.later(3600)
         self.assertFalse(self.reconciler.repair_task_state(instance, None))
-        older = reconciler.Reconciler(self.conf, HOST, self.db, self.driver,
-                                      self.image_api, manager=object())
-        self.assertIsNone(older.busy_instances())
-        self.assertEqual(0, older.run_pass()['task_states'])
         self.assertEqual(task_states.IMAGE_SNAPSHOT_PENDING,
                          self.db.instance_get(instance['uuid'])['task_state'])
 
     def test_the_server_lock_or_a_late_busy_keeps_the_state(self):
         instance, image, _ctx = self.pending_snapshot()
         self.later(3600)
-        self.manager._work = FakeWork()
-        self.manager._work.held.add(instance['uuid'])
+        self.manager.held.add(instance['uuid'])
         self.assertFalse(self.reconciler.repair_task_state(instance, set()))
-        self.manager._work.held.clear()
+        self.manager.held.clear()
         self.manager.busy.add(instance['uuid'])
         self.assertFalse(self.reconciler.repair_task_state(instance, set()))
         self.assertEqual(task_states.IMAGE_SNAPSHOT_PENDING,
@@ -329,22 +308,20 @@ class ThawTest(ReconcilerTestCase):
         self.assertEqual([], self.reconciler.thaw_guest(
             instance, {instance['uuid']}))
         self.assertEqual([], self.reconciler.thaw_guest(instance, None))
-        # Not yet busy, but the snapshotter's lock is held: a freeze is
+        # Not yet busy, but the server's lock is held: a freeze is
         # starting.
-        lock = self.manager.volume_snapshotter._instance_lock(
-            instance['uuid'])
-        with lock:
-            self.assertEqual([], self.reconciler.thaw_guest(instance, set()))
+        self.manager.held.add(instance['uuid'])
+        self.assertEqual([], self.reconciler.thaw_guest(instance, set()))
+        self.manager.held.clear()
         self.assertIn(instance['uuid'], self.driver.frozen)
         self.assertIsNone(self.db.fault_get_latest(instance['uuid']))
 
     def test_the_server_lock_and_a_fresh_busy_read_are_respected(self):
         instance = self.instance()
         self.driver.frozen.add(instance['uuid'])
-        self.manager._work = FakeWork()
-        self.manager._work.held.add(instance['uuid'])
+        self.manager.held.add(instance['uuid'])
         self.assertEqual([], self.reconciler.thaw_guest(instance, set()))
-        self.manager._work.held.clear()
+        self.manager.held.clear()
         # The pass read busy_instances() before a freeze started.
         self.manager.busy.add(instance['uuid'])
         self.assertEqual([], self.reconciler.thaw_guest(instance, set()))
@@ -353,7 +330,7 @@ class ThawTest(ReconcilerTestCase):
         self.assertEqual(['thawed filesystems'],
                          self.reconciler.thaw_guest(instance, set()))
         # Released after the thaw.
-        self.assertEqual(set(), self.manager._work.held)
+        self.assertEqual(set(), self.manager.held)
 
     def test_a_guest_its_user_paused_is_not_touched(self):
         instance = self.instance(vm_state='paused')
