@@ -647,8 +647,9 @@ class Reconciler(object):
         uuid = instance['uuid']
         glance_ctx = self.service_context()
         kept = set()
-        for image in self.image_api.list(
-                glance_ctx, **{volume_snapshot.REQUEST_TAG: request_id}):
+        for image in volume_snapshot.images_of_request(
+                self.image_api, glance_ctx, request_id,
+                instance.get('project_id')):
             if image.get('status') == 'active':
                 try:
                     kept.update(block_device.snapshot_ids_of_image(image))

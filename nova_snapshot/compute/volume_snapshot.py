@@ -73,6 +73,18 @@ class _StillCreating(Exception):
     """A snapshot did not leave 'creating' within the freeze window."""
 
 
+def images_of_request(image_api, context, request_id, project_id):
+    """The Glance images made for ``request_id`` in the server's project.
+
+    The clean-ups list them as the service user, across projects: an image
+    another project tagged with the same request id must neither keep this
+    project's snapshots alive nor be deleted by them.
+    """
+    return [image for image in image_api.list(
+        context, **{REQUEST_TAG: request_id})
+        if project_id is None or image.get('owner') == project_id]
+
+
 class VolumeSnapshotter(object):
     """Runs the procedure; one per compute manager."""
 
@@ -317,8 +329,9 @@ class VolumeSnapshotter(object):
                     context, metadata={INSTANCE_TAG: uuid,
                                        REQUEST_TAG: context.request_id})]
         kept = set()
-        for image in self.image_api.list(
-                context, **{REQUEST_TAG: context.request_id}):
+        for image in images_of_request(self.image_api, context,
+                                       context.request_id,
+                                       instance.get('project_id')):
             if image.get('status') != 'active':
                 self.image_api.delete(context, image['id'])
                 continue

@@ -528,15 +528,23 @@ class OrphanVolumeSnapshotTest(ReconcilerTestCase):
         ctx = self.start_action(instance)
         orphan = self.cinder.add(instance['uuid'], ctx.request_id, iso(T0))
         recorded = self.cinder.add(instance['uuid'], 'req-ok', iso(T0))
+        mapping = ('[{"source_type": "snapshot", "destination_type": '
+                   '"volume", "snapshot_id": "%s", "boot_index": 0}]')
         self.image_api.add_image(
-            status='active', created_at=iso(T0), bdm_v2='True',
-            block_device_mapping=(
-                '[{"source_type": "snapshot", "destination_type": '
-                '"volume", "snapshot_id": "%s", "boot_index": 0}]'
-                % recorded['id']),
+            status='active', created_at=iso(T0), bdm_v2='True', owner='p1',
+            block_device_mapping=mapping % recorded['id'],
             **{volume_snapshot.REQUEST_TAG: 'req-ok'})
         unfinished = self.image_api.add_image(
-            status='queued', created_at=iso(T0),
+            status='queued', created_at=iso(T0), owner='p1',
+            **{volume_snapshot.REQUEST_TAG: ctx.request_id})
+        # Another project's images tagged with the same request neither
+        # keep the orphan nor get deleted.
+        self.image_api.add_image(
+            status='active', created_at=iso(T0), bdm_v2='True',
+            owner='other', block_device_mapping=mapping % orphan['id'],
+            **{volume_snapshot.REQUEST_TAG: ctx.request_id})
+        self.image_api.add_image(
+            status='queued', created_at=iso(T0), owner='other',
             **{volume_snapshot.REQUEST_TAG: ctx.request_id})
         # The grace is at least volume_snapshot_timeout + quiesce_deadline
         # + a minute (60 + 10 + 60) and orphan_grace (600).
