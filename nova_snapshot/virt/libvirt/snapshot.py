@@ -37,6 +37,7 @@ from oslo_log import log as logging
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute import task_states
 from nova_snapshot import exception
+from nova_snapshot import fault_injection
 from nova_snapshot.virt import image_inspection
 from nova_snapshot.virt.libvirt import qemu_img
 from nova_snapshot.virt.libvirt import snapshot_backup
@@ -270,6 +271,7 @@ class _Snapshot(object):
         self.mark(METHOD_LIVE, 'capture')
         backup_path = os.path.join(self.scratch, 'backup.qcow2')
         snapshot_backup.begin(self.domain, self.root.target, backup_path)
+        fault_injection.point('live_push.backup_begun')
         try:
             snapshot_backup.wait(
                 self.domain, lambda done, total: self.progress.fraction(
@@ -283,6 +285,7 @@ class _Snapshot(object):
             with contextlib.suppress(Exception):
                 snapshot_backup.abort(self.domain)
             raise
+        fault_injection.point('live_push.backup_done')
         if self.image_format == 'qcow2':
             return backup_path
         out = os.path.join(self.scratch, 'disk.' + self.image_format)
@@ -306,6 +309,7 @@ class _Snapshot(object):
         try:
             self.stream = snapshot_stream.LiveStream(
                 self.domain, self.root.target, self.scratch)
+            fault_injection.point('live_stream.pull_begun')
         except snapshot_backup.BackupFailed as exc:
             raise exception.SnapshotCaptureFailed(
                 instance_uuid=self.instance['uuid'], reason=str(exc))
@@ -318,6 +322,7 @@ class _Snapshot(object):
                 reason='root disk %s is not a local file' % self.root.target)
         out = os.path.join(self.scratch, 'disk.' + self.image_format)
         self._qemu_img_convert(self.root.path, self.root.format, out)
+        fault_injection.point('suspend.converted')
         return out
 
     def capture_suspended(self):
@@ -326,6 +331,7 @@ class _Snapshot(object):
         started = time.monotonic()
         try:
             self.domain.managedSave(0)
+            fault_injection.point('suspend.saved')
             self.progress(10)
             return self._convert_disk()
         finally:
@@ -349,6 +355,7 @@ class _Snapshot(object):
         for data in pieces:
             sent += len(data)
             self.facts['bytes_uploaded'] = sent
+            fault_injection.point('image.mid_upload')
             self.progress.fraction(low, 100, sent, size)
             yield data
 
@@ -437,6 +444,7 @@ def take_snapshot(host, domain, instance, image_id, image_api, conf, context,
     failed = True
     try:
         run.make_scratch()
+        fault_injection.point('image.scratch_made')
         started = time.monotonic()
         with _libvirt_errors(instance):
             path = run.capture()
@@ -455,6 +463,7 @@ def take_snapshot(host, domain, instance, image_id, image_api, conf, context,
                           expected_state=task_states.IMAGE_PENDING_UPLOAD)
         started = time.monotonic()
         run.upload(path, image_api, context)
+        fault_injection.point('image.uploaded')
         run.facts['upload_seconds'] = time.monotonic() - started
         failed = False
     finally:
