@@ -26,6 +26,7 @@ import libvirt
 from oslo_log import log as logging
 
 from nova_snapshot import exception
+from nova_snapshot import fault_injection
 
 LOG = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ def quiesce(uri, domain, instance_uuid, instance_dir, deadline):
         # Half the deadline: a hung agent fails the freeze well before the
         # watchdog would thaw.
         count = freeze(domain, instance_uuid, timeout=float(deadline) / 2)
+        fault_injection.point('volume.agent_frozen')
     except (exception.InstanceQuiesceNotSupported,
             exception.InstanceNotFound, exception.InstanceNotRunning):
         disarm(instance_dir, FREEZE, token['nonce'])
