@@ -35,6 +35,7 @@ from nova_snapshot.compute import power_state
 from nova_snapshot.compute import vm_states
 from nova_snapshot.compute import volumes as compute_volumes
 from nova_snapshot import exception
+from nova_snapshot import fault_injection
 
 LOG = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class VolumeSnapshotter(object):
             snapshots = self._cut(context, instance, volume_bdms, name,
                                   created, created_lock, facts)
             self._wait_available(context, instance, snapshots)
+            fault_injection.point('volume.available')
             mappings = local_mappings + [
                 block_device.snapshot_image_mapping(snapshot['id'], bdm)
                 for snapshot, bdm in zip(snapshots, volume_bdms)]
@@ -137,6 +139,7 @@ class VolumeSnapshotter(object):
             meta[FREEZE_MS_PROPERTY] = str(facts['freeze_ms'])
             meta[REQUEST_TAG] = context.request_id
             image = self.image_api.create_active_empty(context, meta)
+            fault_injection.point('volume.image_created')
         except Exception:
             # Never an image pointing at snapshots that are not there, and
             # no snapshot nobody points at.
@@ -216,12 +219,14 @@ class VolumeSnapshotter(object):
         deadline = self.conf.compute.quiesce_deadline
         held_at = time.monotonic()
         consistency, frozen = self._hold(context, instance)
+        fault_injection.point('volume.held')
         cut = False
         try:
             snapshots = compute_volumes.run_parallel(
                 lambda bdm: self._request(context, bdm, name, created,
                                           created_lock),
                 volume_bdms)
+            fault_injection.point('volume.requested')
             if frozen:
                 self._wait_cut(context, instance, snapshots,
                                held_at + max(deadline - _DEADLINE_MARGIN,
@@ -234,6 +239,7 @@ class VolumeSnapshotter(object):
                 self._release(context, instance, consistency)
             freeze_ms = int(round((time.monotonic() - held_at) * 1000))
         facts['freeze_ms'] = freeze_ms if frozen else 0
+        fault_injection.point('volume.released')
         if frozen:
             LOG.info('Guest %s %s for %d ms while %d volume snapshot(s) '
                      'were cut', instance['uuid'], consistency, freeze_ms,
@@ -259,6 +265,7 @@ class VolumeSnapshotter(object):
                       REQUEST_TAG: context.request_id})
         with created_lock:
             created.append((bdm['volume_id'], snapshot['id']))
+            fault_injection.point('volume.snapshot_requested')
         return snapshot
 
     def _wait_cut(self, context, instance, snapshots, poll_until):
