@@ -29,6 +29,7 @@ from nova_snapshot.compute import volume_snapshot
 from nova_snapshot.compute import volumes as compute_volumes
 from nova_snapshot import context as ns_context
 from nova_snapshot import exception
+from nova_snapshot import fault_injection
 
 LOG = logging.getLogger(__name__)
 
@@ -754,6 +755,7 @@ class ComputeManager(object):
         self._work.mark_busy(instance_uuid)
         try:
             record.begin()
+            fault_injection.point('image.cast_received')
             self._spawn('snapshot-%s' % instance_uuid, self._snapshot_job,
                         context, record, image_id, deadline)
         except Exception as exc:
@@ -769,6 +771,7 @@ class ComputeManager(object):
             self._check_cast(self.db.instance_get(uuid), image_id)
             with self._work.held(uuid, deadline):
                 instance = self._start_snapshot(uuid, image_id)
+                fault_injection.point('image.task_snapshot_set')
                 # From here the task state is ours: a conflict is a
                 # failure to clean up after, not someone else's action.
                 record.outcomes = _SNAPSHOT_RUNNING_OUTCOMES
@@ -841,12 +844,14 @@ class ComputeManager(object):
         facts = self.driver.snapshot(context, record.instance, image_id,
                                      update_task_state, progress)
         progress.finish()
+        fault_injection.point('image.driver_returned')
         # The image is complete and active from here on: nothing that
         # fails below may delete it.
         LOG.info('Snapshot of %s to image %s took %.1f s (%s)', uuid,
                  image_id, time.monotonic() - started, facts)
         record.details = _facts_text(facts)
         self._finish_snapshot(record, image_id)
+        fault_injection.point('image.task_released')
 
     def _finish_snapshot(self, record, image_id):
         """Release the task state after a finished upload, retrying on
@@ -936,9 +941,11 @@ class ComputeManager(object):
                         state=instance['task_state'],
                         method=compute_api.ACTION_CREATE_IMAGE)
                 record.start(instance)
+                fault_injection.point('volume.task_held')
                 image, facts = self.volume_snapshotter.snapshot(
                     context, instance, image_meta)
             record.extra['image_id'] = image['id']
+            fault_injection.point('volume.image_returned')
             record.details = _facts_text(facts)
         return image
 
