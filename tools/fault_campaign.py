@@ -735,6 +735,10 @@ class Campaign:
         finally:
             os.environ.pop(fault_injection.ENV_VAR, None)
         self.deployment.wait_for_compute(host, timeout=90)
+        # The service reports before its start-up repairs have run; a
+        # createImage sent in between is taken for an interrupted one and
+        # cancelled (seen in the campaign: 'point not reached').
+        time.sleep(self.args.startup_settle)
         self.compute_state[host] = want
 
     def compute_alive(self, host):
@@ -1627,6 +1631,9 @@ def parse_args(argv=None):
                         help='share of finished images booted and checked '
                              '(the first of each path always is)')
     parser.add_argument('--point-timeout', type=float, default=60.0)
+    parser.add_argument('--startup-settle', type=float, default=3.0,
+                        help='seconds to wait after a compute reported up '
+                             'before a trial uses it')
     parser.add_argument('--random-kill-window', type=float, default=None,
                         help='random kills fall in [0, this] seconds after '
                              'the createImage request (default: the time '
