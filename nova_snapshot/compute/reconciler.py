@@ -113,7 +113,8 @@ class Reconciler(object):
         started = self._clock()
         self._deadline = started + self.opts.pass_timeout
         self._stop = stop
-        counts = {'task_states': 0, 'thawed': 0, 'running_deleted': 0,
+        counts = {'task_states': 0, 'thawed': 0, 'snapshot_leftovers': 0,
+                  'running_deleted': 0,
                   'images': 0, 'volume_snapshots': 0}
         busy = self.busy_instances()
         try:
@@ -127,6 +128,9 @@ class Reconciler(object):
                     continue
                 if self._guarded(self.thaw_guest, instance, busy):
                     counts['thawed'] += 1
+                if self._guarded(self.repair_snapshot_leftovers, instance,
+                                 busy):
+                    counts['snapshot_leftovers'] += 1
                 counts['volume_snapshots'] += self._guarded(
                     self.finish_stale_events, instance, busy) or 0
                 counts['images'] += self._guarded(
@@ -474,6 +478,29 @@ class Reconciler(object):
                                                    '; '.join(done)))
             LOG.warning('Instance %s: %s', uuid, reason)
             self.record(uuid, exception.InstanceQuiesceFailed(reason=reason))
+        return done
+
+    def repair_snapshot_leftovers(self, instance, busy):
+        """Put back a guest that an ended snapshot could not restore (a
+        managed save or pause whose undo failed, e.g. libvirtd restarted
+        under it; only start-up repaired that before). Returns the list of
+        what was done (empty: nothing)."""
+        uuid = instance['uuid']
+        if busy is None or uuid in busy or \
+                instance.get('task_state') is not None or \
+                not self.driver.has_snapshot_leftovers(instance):
+            return []
+        with self._server_lock(uuid) as free:
+            busy_now = self.busy_instances()
+            if not free or uuid in busy_now:
+                return []
+            done = self.driver.repair_after_crash(instance) or []
+        if done:
+            reason = ('a snapshot that ended on host %s had left the guest '
+                      'or its files behind: %s' % (self.host, '; '.join(done)))
+            LOG.warning('Instance %s: %s', uuid, reason)
+            self.record(uuid, exception.SnapshotCaptureFailed(
+                instance_uuid=uuid, reason=reason))
         return done
 
     # -- 3. guests without a live row -----------------------------------------

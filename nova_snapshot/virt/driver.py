@@ -248,6 +248,13 @@ class ComputeDriver(abc.ABC):
         """
         raise NotImplementedError()
 
+    def has_snapshot_leftovers(self, instance):
+        """True when a snapshot that ended left the guest or the host for
+        ``repair_after_crash`` (it could not restore a managed-saved or
+        paused guest, e.g. libvirtd restarted under it). Cheap: the
+        reconciler asks every pass. Default: never."""
+        return False
+
     def repair_after_crash(self, instance):
         """Undo what an interrupted snapshot may have left on the host.
 

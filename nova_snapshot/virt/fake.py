@@ -72,6 +72,8 @@ class FakeDriver(driver.ComputeDriver):
         self.consoles = {}         # uuid -> text
         self.calls = []
         self.repaired = []
+        # Instances a snapshot left for repair_after_crash (tests set it).
+        self.snapshot_leftovers = set()
         self.snapshot_data = b'fake-snapshot-data\n' * 64
         self.snapshot_gate = None
         self.fail_snapshot_at = 'start'
@@ -318,11 +320,19 @@ class FakeDriver(driver.ComputeDriver):
             done.append('resumed vcpus')
         return done
 
+    def has_snapshot_leftovers(self, instance):
+        return instance['uuid'] in self.snapshot_leftovers
+
     def repair_after_crash(self, instance):
+        """Returns what was done, as the libvirt driver does."""
         self._record('repair_after_crash', instance)
-        self.frozen.discard(instance['uuid'])
-        self.paused_vcpus.discard(instance['uuid'])
-        self.repaired.append(instance['uuid'])
+        uuid = instance['uuid']
+        done = ['restored guest'] if uuid in self.snapshot_leftovers else []
+        self.snapshot_leftovers.discard(uuid)
+        self.frozen.discard(uuid)
+        self.paused_vcpus.discard(uuid)
+        self.repaired.append(uuid)
+        return done
 
     # -- the periodic reconciler ---------------------------------------------
 

@@ -26,6 +26,7 @@ from nova_snapshot import exception
 from nova_snapshot.image import glance
 from nova_snapshot.virt.libvirt import driver as libvirt_driver
 from nova_snapshot.virt.libvirt import quiesce
+from nova_snapshot.virt.libvirt import snapshot_marker
 from tests.functional import base
 from tests.functional.fixtures import guest
 from tests.functional import test_cinder_api
@@ -95,6 +96,26 @@ class ReconcilerLibvirtTest(test_libvirt_driver.LibvirtDriverTest):
                          self.driver.get_power_state(kept))
         self.assertIn('reaped',
                       self.db.fault_get_latest(gone['uuid'])['message'])
+
+    def test_a_guest_a_suspend_snapshot_could_not_restore_is_started(self):
+        # What a libvirtd restart mid-managedsave leaves (the fault
+        # campaign's libvirtd-managedsave trial): the guest saved, the
+        # snapshot's marker saying it was running, no snapshot running.
+        instance = self.spawn()
+        self.row_for(instance)
+        snapshot_marker.write(self.conf, instance, {
+            'image_id': 'img', 'method': 'suspend', 'phase': 'capture',
+            'original_state': 'running'})
+        self.domain(instance).managedSave(0)
+        self.assertEqual(power_state.SHUTDOWN,
+                         self.driver.get_power_state(instance))
+        counts = self.reconciler.run_pass()
+        self.assertEqual(1, counts['snapshot_leftovers'], counts)
+        self.assertEqual(power_state.RUNNING,
+                         self.driver.get_power_state(instance))
+        self.assertFalse(self.driver.has_snapshot_leftovers(instance))
+        self.assertIn('restored guest',
+                      self.db.fault_get_latest(instance['uuid'])['message'])
 
     def test_frozen_and_pause_marked_guests_are_released(self):
         instance = self.spawn(id='ext4-image', hw_qemu_guest_agent='true')

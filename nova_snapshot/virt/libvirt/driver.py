@@ -40,6 +40,7 @@ from nova_snapshot.virt.libvirt import config as vconfig
 from nova_snapshot.virt.libvirt import host as vhost
 from nova_snapshot.virt.libvirt import qemu_img
 from nova_snapshot.virt.libvirt import quiesce as vquiesce
+from nova_snapshot.virt.libvirt import snapshot_marker
 from nova_snapshot.virt.libvirt import volume as vvolume
 
 LOG = logging.getLogger(__name__)
@@ -486,6 +487,12 @@ class LibvirtDriver(driver.ComputeDriver):
         return vsnapshot.take_snapshot(
             self._host, domain, instance, image_id, self.image_api, self.conf,
             context, update_task_state, report_progress)
+
+    def has_snapshot_leftovers(self, instance):
+        """A snapshot's marker outlives its snapshot only when the guest
+        could not be put back (see snapshot._Snapshot.cleanup)."""
+        return os.path.exists(snapshot_marker.marker_path(self.conf,
+                                                          instance))
 
     def repair_after_crash(self, instance):
         """Put back what an interrupted snapshot did; see snapshot.repair.

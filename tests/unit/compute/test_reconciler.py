@@ -344,6 +344,37 @@ class ThawTest(ReconcilerTestCase):
         self.assertIsNone(self.db.fault_get_latest(instance['uuid']))
 
 
+class SnapshotLeftoversTest(ReconcilerTestCase):
+    """A snapshot that ended without putting its guest back (libvirtd
+    restarted under a managed save): repaired without a service
+    restart."""
+
+    def test_a_guest_left_by_an_ended_snapshot_is_put_back(self):
+        instance = self.instance()
+        self.driver.snapshot_leftovers.add(instance['uuid'])
+        self.assertEqual(1, self.reconciler.run_pass()['snapshot_leftovers'])
+        self.assertEqual([instance['uuid']], self.driver.repaired)
+        fault = self.db.fault_get_latest(instance['uuid'])
+        self.assertIn('had left the guest', fault['message'])
+        # Repaired once: the next pass finds nothing.
+        self.assertEqual(0, self.reconciler.run_pass()['snapshot_leftovers'])
+
+    def test_running_or_starting_snapshot_work_is_left_alone(self):
+        instance = self.instance()
+        self.driver.snapshot_leftovers.add(instance['uuid'])
+        self.assertEqual([], self.reconciler.repair_snapshot_leftovers(
+            instance, {instance['uuid']}))
+        self.manager.held.add(instance['uuid'])
+        self.assertEqual([], self.reconciler.repair_snapshot_leftovers(
+            instance, set()))
+        self.manager.held.clear()
+        busy_task = self.instance(task_state=task_states.IMAGE_UPLOADING)
+        self.driver.snapshot_leftovers.add(busy_task['uuid'])
+        self.assertEqual([], self.reconciler.repair_snapshot_leftovers(
+            busy_task, set()))
+        self.assertEqual([], self.driver.repaired)
+
+
 class RunningDeletedTest(ReconcilerTestCase):
 
     def deleted_instance(self, host=HOST):
