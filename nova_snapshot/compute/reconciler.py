@@ -113,7 +113,8 @@ class Reconciler(object):
         started = self._clock()
         self._deadline = started + self.opts.pass_timeout
         self._stop = stop
-        counts = {'task_states': 0, 'thawed': 0, 'snapshot_leftovers': 0,
+        counts = {'task_states': 0, 'lost_builds': 0, 'thawed': 0,
+                  'snapshot_leftovers': 0,
                   'running_deleted': 0,
                   'images': 0, 'volume_snapshots': 0}
         busy = self.busy_instances()
@@ -123,6 +124,9 @@ class Reconciler(object):
                 self._check_time()
                 if self._guarded(self.repair_task_state, instance, busy):
                     counts['task_states'] += 1
+                    instance = self._reload(instance)
+                elif self._guarded(self.fail_lost_build, instance):
+                    counts['lost_builds'] += 1
                     instance = self._reload(instance)
                 if instance is None:
                     continue
@@ -336,6 +340,38 @@ class Reconciler(object):
             instance_uuid=uuid, reason=reason), request_id=request_id)
         if image_id:
             self.delete_leftover(uuid, image_id)
+        return True
+
+    def fail_lost_build(self, instance):
+        """A server still ``scheduling`` on this host after the grace: its
+        build cast never arrived (a broker restart can drop a cast the API
+        saw sent; an arriving build moves it to ``spawning`` at once).
+        ERROR with a fault, its claim released, as a build interrupted by
+        a restart of this service. A cast arriving meanwhile loses the
+        compare-and-swap and does nothing. Returns True when it failed the
+        build."""
+        if instance.get('task_state') != task_states.SCHEDULING or \
+                not self._older_than(instance.get('updated_at') or
+                                     instance.get('created_at'),
+                                     self.opts.task_state_grace):
+            return False
+        uuid = instance['uuid']
+        try:
+            self.db.instance_update(
+                uuid, {'vm_state': vm_states.ERROR, 'task_state': None},
+                expected_task_state=task_states.SCHEDULING)
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError):
+            return False
+        self.db.instance_release_claim(uuid)
+        reason = ('the build request never reached host %s within %d s (a '
+                  'lost cast); failed by the reconciler' % (
+                      self.host, self.opts.task_state_grace))
+        LOG.warning('Instance %s: %s', uuid, reason)
+        action = self._newest_action(uuid, compute_api.ACTION_CREATE)
+        self.record(uuid, exception.ComputeServiceUnavailable(
+            host=self.host, reason=reason),
+            request_id=action and action['request_id'])
         return True
 
     def _release_image_snapshot(self, uuid, state, image_id):

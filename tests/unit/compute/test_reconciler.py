@@ -344,6 +344,32 @@ class ThawTest(ReconcilerTestCase):
         self.assertIsNone(self.db.fault_get_latest(instance['uuid']))
 
 
+class LostBuildTest(ReconcilerTestCase):
+
+    def test_a_build_whose_cast_never_arrived_fails_after_the_grace(self):
+        instance = self.instance(vm_state='building', task_state='scheduling')
+        ctx = self.start_action(instance, compute_api.ACTION_CREATE)
+        # task_state_grace is 120 s here.
+        self.later(119)
+        self.assertEqual(0, self.reconciler.run_pass()['lost_builds'])
+        self.later(121)
+        self.assertEqual(1, self.reconciler.run_pass()['lost_builds'])
+        current = self.db.instance_get(instance['uuid'])
+        self.assertEqual(('error', None),
+                         (current['vm_state'], current['task_state']))
+        self.assertIn('lost cast',
+                      self.db.fault_get_latest(instance['uuid'])['message'])
+        [event] = self.events(instance, ctx)
+        self.assertEqual('Error', event['result'])
+
+    def test_a_build_that_started_is_left_alone(self):
+        instance = self.instance(vm_state='building', task_state='spawning')
+        self.later(3600)
+        self.assertEqual(0, self.reconciler.run_pass()['lost_builds'])
+        self.assertEqual('spawning',
+                         self.db.instance_get(instance['uuid'])['task_state'])
+
+
 class SnapshotLeftoversTest(ReconcilerTestCase):
     """A snapshot that ended without putting its guest back (libvirtd
     restarted under a managed save): repaired without a service
