@@ -703,6 +703,11 @@ class Reconciler(object):
                                      instance, request_id, snapshots) or 0
         return deleted
 
+    def _stuck_creating(self, snapshot):
+        """'creating' for twice the longest a cut may wait for it."""
+        return snapshot.get('status') == 'creating' and self._older_than(
+            snapshot.get('created_at'), 2 * self._volume_grace())
+
     def clean_request_snapshots(self, ctx, instance, request_id, snapshots):
         """The snapshots of one request: keep what an active image of the
         request records; delete the rest and the request's unfinished
@@ -729,9 +734,20 @@ class Reconciler(object):
                             request_id, uuid)
         deleted = []
         for snapshot in snapshots:
-            if snapshot['id'] in kept or \
-                    snapshot.get('status') in MOVING_SNAPSHOT_STATUSES:
+            if snapshot['id'] in kept:
                 continue
+            if snapshot.get('status') in MOVING_SNAPSHOT_STATUSES:
+                if not self._stuck_creating(snapshot):
+                    continue
+                # Its create request died between cinder-api and
+                # cinder-volume (cinder-api killed during the cut): it
+                # would stay 'creating' for ever and cannot be deleted as
+                # it is.
+                LOG.warning('Reconciler: Cinder snapshot %s of %s has been '
+                            'creating for over %d s; resetting it to error '
+                            'to delete it', snapshot['id'], uuid,
+                            2 * self._volume_grace())
+                self.volume_api.reset_snapshot_status(ctx, snapshot['id'])
             try:
                 self.volume_api.delete_snapshot(ctx, snapshot['id'])
             except exception.SnapshotNotFound:

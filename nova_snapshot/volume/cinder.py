@@ -419,6 +419,15 @@ class CinderAPI(object):
                    lambda c: c.volume_snapshots.delete(snapshot_id),
                    snapshot_id=snapshot_id)
 
+    def reset_snapshot_status(self, context, snapshot_id, status='error'):
+        """Admin only: set a snapshot's status (one stuck in 'creating',
+        whose create request died before cinder-volume saw it, can only be
+        deleted after this)."""
+        self._call(context,
+                   lambda c: c.volume_snapshots.reset_state(snapshot_id,
+                                                            status),
+                   snapshot_id=snapshot_id)
+
     def wait_for_snapshot(self, context, snapshot_id, timeout=None,
                           statuses=('available',)):
         """Return the snapshot once its status is one of ``statuses``.

@@ -307,6 +307,29 @@ class ReconcilerCinderTest(test_cinder_api.CinderAPITestCase):
         self.assertIn(failed['id'],
                       self.db.fault_get_latest(instance['uuid'])['message'])
 
+    def test_a_snapshot_stuck_creating_is_reset_and_deleted(self):
+        # What cinder-api killed during the cut leaves: a snapshot row
+        # that cinder-volume never heard of. Made here by resetting an
+        # available one (the same admin action the repair uses).
+        instance = self.db.instance_create({
+            'name': 'vm', 'host': HOST, 'vm_state': 'active',
+            'project_id': self.ctx.project_id, 'user_id': self.ctx.user_id})
+        volume = self.create_volume()
+        stuck = self.tagged_snapshot(volume['id'], instance['uuid'],
+                                     'req-stuck')
+        self.api.reset_snapshot_status(self.ctx, stuck['id'], 'creating')
+        self.now = timeutils.utcnow() + datetime.timedelta(
+            seconds=self.reconciler._volume_grace() + 5)
+        self.assertEqual(0, self.reconciler.clean_orphan_volume_snapshots(
+            instance, set()))
+        self.assertEqual('creating', self.api.get_snapshot(
+            self.ctx, stuck['id'])['status'])
+        self.now = timeutils.utcnow() + datetime.timedelta(
+            seconds=2 * self.reconciler._volume_grace() + 5)
+        self.assertEqual(1, self.reconciler.clean_orphan_volume_snapshots(
+            instance, set()))
+        self.api.wait_for_snapshot_deleted(self.ctx, stuck['id'], 60)
+
     def _delete_image_quietly(self, image_id):
         try:
             self.image_api.delete(self.ctx, image_id)

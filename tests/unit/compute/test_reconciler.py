@@ -65,6 +65,7 @@ class SimpleCinder(object):
     def __init__(self):
         self.snapshots = {}
         self.deleted = []
+        self.reset = []
         self.list_contexts = []
 
     def add(self, instance_uuid, request_id, created_at, status='available'):
@@ -80,6 +81,10 @@ class SimpleCinder(object):
         return [dict(s) for s in self.snapshots.values()
                 if all(s['metadata'].get(k) == v
                        for k, v in (metadata or {}).items())]
+
+    def reset_snapshot_status(self, context, snapshot_id, status='error'):
+        self.snapshots[snapshot_id]['status'] = status
+        self.reset.append(snapshot_id)
 
     def delete_snapshot(self, context, snapshot_id):
         if snapshot_id not in self.snapshots:
@@ -644,13 +649,23 @@ class OrphanVolumeSnapshotTest(ReconcilerTestCase):
             instance, None))
         self.assertEqual([], self.cinder.deleted)
 
-    def test_creating_snapshots_wait_for_the_next_pass(self):
+    def test_creating_snapshots_wait_until_they_are_stuck(self):
         instance = self.instance()
-        self.cinder.add(instance['uuid'], 'req-x', iso(T0),
-                        status='creating')
-        self.later(86400)
+        stuck = self.cinder.add(instance['uuid'], 'req-x', iso(T0),
+                                status='creating')
+        # Twice the volume grace (600 s here): until then Cinder may still
+        # be making it.
+        self.later(1199)
         self.assertEqual(0, self.reconciler.clean_orphan_volume_snapshots(
             instance, set()))
+        self.assertEqual([], self.cinder.reset)
+        # Then it was lost between cinder-api and cinder-volume: reset to
+        # error (the only way Cinder lets it go) and deleted.
+        self.later(1201)
+        self.assertEqual(1, self.reconciler.clean_orphan_volume_snapshots(
+            instance, set()))
+        self.assertEqual([stuck['id']], self.cinder.reset)
+        self.assertEqual([stuck['id']], self.cinder.deleted)
 
     def test_an_interrupted_volume_snapshot_event_is_finished(self):
         instance = self.instance()
