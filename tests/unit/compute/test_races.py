@@ -55,14 +55,7 @@ class RaceTest(volume_fakes.VolumeComputeTestCase):
         setattr(self.driver, method, gated)
 
     def boot_server(self, volume_backed):
-        if not volume_backed:
-            return self.boot()
-        self.image_api.images[self.base_image['id']].update(
-            hw_qemu_guest_agent='yes')
-        return self.boot_from_volume([
-            {'source_type': 'image', 'uuid': self.base_image['id'],
-             'destination_type': 'volume', 'boot_index': 0,
-             'volume_size': 1, 'delete_on_termination': True}])
+        return self.boot_volume_backed() if volume_backed else self.boot()
 
     def race(self, action, volume_backed, delay=0.0):
         instance = self.boot_server(volume_backed)

@@ -29,14 +29,6 @@ def held_instance(db, instance):
 
 class VolumeBackedBase(volume_fakes.VolumeComputeTestCase):
 
-    def boot_volume_backed(self):
-        self.image_api.images[self.base_image['id']].update(
-            hw_qemu_guest_agent='yes')
-        return self.boot_from_volume([
-            {'source_type': 'image', 'uuid': self.base_image['id'],
-             'destination_type': 'volume', 'boot_index': 0,
-             'volume_size': 1, 'delete_on_termination': True}])
-
     def gate_the_cut(self):
         """Hold the next volume-backed cut inside the freeze; returns
         ``(frozen, release)`` events."""

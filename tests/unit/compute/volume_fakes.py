@@ -343,6 +343,16 @@ class VolumeComputeTestCase(fakes.ComputeTestCase):
                                           self.rpcapi,
                                           volume_api=self.cinder)
 
+    def boot_volume_backed(self):
+        """A server on one volume made from the base image, whose guest
+        has an agent (so a volume-backed snapshot freezes it)."""
+        self.image_api.images[self.base_image['id']].update(
+            hw_qemu_guest_agent='yes')
+        return self.boot_from_volume([
+            {'source_type': 'image', 'uuid': self.base_image['id'],
+             'destination_type': 'volume', 'boot_index': 0,
+             'volume_size': 1, 'delete_on_termination': True}])
+
     def boot_from_volume(self, bdms, image_ref=None, ctx=None,
                          state='active'):
         ctx = ctx or self.ctx
