@@ -432,37 +432,44 @@ class DatabaseAPITests:
     THREADS = 8
     ROUNDS = 4
 
-    def test_concurrent_cas_has_exactly_one_winner(self):
-        """Threads, each with its own engine, race None -> pending."""
-        inst = self._instance()
+    def _race(self, write):
+        """Run ``write(database, index)`` in THREADS threads at once, each
+        with its own engine; returns each one's outcome: 'won', the
+        UnexpectedTaskStateError it lost with, or the repr of any other
+        error (reported by the callers' assertions)."""
         databases = [db_api.Database(self.url) for _ in range(self.THREADS)]
         for database in databases:
             self.addCleanup(database.dispose)
+        barrier = threading.Barrier(self.THREADS)
+        outcomes = [None] * self.THREADS
+
+        def race(index):
+            barrier.wait(timeout=30)
+            try:
+                write(databases[index], index)
+                outcomes[index] = 'won'
+            except exception.UnexpectedTaskStateError as exc:
+                outcomes[index] = exc
+            except Exception as exc:
+                outcomes[index] = repr(exc)
+
+        threads = [threading.Thread(target=race, args=(i,))
+                   for i in range(self.THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        return outcomes
+
+    def test_concurrent_cas_has_exactly_one_winner(self):
+        """Threads, each with its own engine, race None -> pending."""
+        inst = self._instance()
         for _round in range(self.ROUNDS):
             self.db.instance_update(inst['uuid'],
                                     {'task_state': None, 'progress': 0})
-            barrier = threading.Barrier(self.THREADS)
-            outcomes = [None] * self.THREADS
-
-            def race(index):
-                barrier.wait(timeout=30)
-                try:
-                    databases[index].instance_update(
-                        inst['uuid'],
-                        {'task_state': PENDING, 'progress': index + 1},
-                        expected_task_state=None)
-                    outcomes[index] = 'won'
-                except exception.UnexpectedTaskStateError as exc:
-                    outcomes[index] = exc
-                except Exception as exc:  # reported by the assertions below
-                    outcomes[index] = repr(exc)
-
-            threads = [threading.Thread(target=race, args=(i,))
-                       for i in range(self.THREADS)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
+            outcomes = self._race(lambda db, index: db.instance_update(
+                inst['uuid'], {'task_state': PENDING, 'progress': index + 1},
+                expected_task_state=None))
             winners = [i for i, o in enumerate(outcomes) if o == 'won']
             losers = [o for o in outcomes if o != 'won']
             self.assertEqual(1, len(winners), outcomes)
@@ -476,39 +483,18 @@ class DatabaseAPITests:
             self.assertEqual(winners[0] + 1, final['progress'])
 
     def test_checked_update_race_has_exactly_one_winner(self):
-        """instance_update_checked: threads, each with its own engine, each
-        take a hold (task_state and a system_metadata key naming it) from
-        None; one wins, every other one finds the winner's hold."""
+        """instance_update_checked: each thread takes a hold (task_state
+        and a system_metadata key naming it) from None; one wins, every
+        other one finds the winner's hold."""
         inst = self._instance(system_metadata={'keep': 'me'})
-        databases = [db_api.Database(self.url) for _ in range(self.THREADS)]
-        for database in databases:
-            self.addCleanup(database.dispose)
         for _round in range(self.ROUNDS):
             self.db.instance_update_checked(
                 inst['uuid'], {'task_state': None},
                 system_metadata={'hold': None})
-            barrier = threading.Barrier(self.THREADS)
-            outcomes = [None] * self.THREADS
-
-            def race(index):
-                barrier.wait(timeout=30)
-                try:
-                    databases[index].instance_update_checked(
-                        inst['uuid'], {'task_state': 'image_snapshot'},
-                        expected_task_state=None,
-                        system_metadata={'hold': 'req-%d' % index})
-                    outcomes[index] = 'won'
-                except exception.UnexpectedTaskStateError as exc:
-                    outcomes[index] = exc
-                except Exception as exc:  # reported by the assertions below
-                    outcomes[index] = repr(exc)
-
-            threads = [threading.Thread(target=race, args=(i,))
-                       for i in range(self.THREADS)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
+            outcomes = self._race(lambda db, index: db.instance_update_checked(
+                inst['uuid'], {'task_state': 'image_snapshot'},
+                expected_task_state=None,
+                system_metadata={'hold': 'req-%d' % index}))
             winners = [i for i, o in enumerate(outcomes) if o == 'won']
             self.assertEqual(1, len(winners), outcomes)
             for lost in outcomes:
