@@ -534,6 +534,7 @@ class Trial:
         self.servers = []
         # True: the fault hit a running request (None: not measured).
         self.in_flight = None
+        self.create_answers = []
 
     def outage(self, start, end=None):
         self.outages.append([start, end])
@@ -845,10 +846,20 @@ class Campaign:
                           timeout, interval)
 
     # -- createImage -----------------------------------------------------
+    def create_image(self, trial, server):
+        """createImage; its answer is kept on the trial (None: none)."""
+        resp = None
+        try:
+            resp = self.client.action(server.id, {
+                'createImage': {'name': trial.image_name}})
+            return resp
+        finally:
+            trial.create_answers.append(
+                resp.status_code if resp is not None else None)
+
     def create_image_async(self, trial, server):
         pool = concurrent.futures.ThreadPoolExecutor(1)
-        future = pool.submit(self.client.action, server.id, {
-            'createImage': {'name': trial.image_name}})
+        future = pool.submit(self.create_image, trial, server)
         pool.shutdown(wait=False)
         return future
 
@@ -1091,8 +1102,7 @@ class Campaign:
         trial.notes.append('%s offset %.2fs' % (action, offset))
         body = {action: None}
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            first = pool.submit(self.client.action, server.id, {
-                'createImage': {'name': trial.image_name}})
+            first = pool.submit(self.create_image, trial, server)
             time.sleep(max(offset, 0))
             other = pool.submit(self.client.action, server.id, body)
             create_resp, other_resp = first.result(), other.result()
@@ -1117,8 +1127,7 @@ class Campaign:
         resp = [None]
 
         def create():
-            resp[0] = self.client.action(server.id, {
-                'createImage': {'name': trial.image_name}})
+            resp[0] = self.create_image(trial, server)
         thread = threading.Thread(target=create)
         thread.start()
         time.sleep(max(self.rng.uniform(-0.2, 0.4), 0))
@@ -1288,6 +1297,13 @@ class Campaign:
         images = [i for i in self._trial_images(trial)
                   if i['status'] == 'active']
         trial.notes.append('image %s' % ('active' if images else 'none'))
+        failed = [a for a in trial.create_answers if a is None or a >= 400]
+        if images and failed and len(failed) == len(trial.create_answers):
+            # The user was told the request failed, yet its image (and,
+            # volume-backed, its Cinder snapshots) stays.
+            trial.violate('failed-image', 'createImage answered %s but '
+                          'image %s is active' % (failed[0],
+                                                  images[0]['id'][:8]))
         if images and self._boot_sampled(trial):
             try:
                 self.boot_check(trial, images[0])
