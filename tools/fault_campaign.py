@@ -1450,7 +1450,8 @@ class Campaign:
     # -- the plan --------------------------------------------------------
     def plan(self):
         kinds = self.args.kinds
-        points = find_points()
+        points = {name: where for name, where in find_points().items()
+                  if name.startswith(tuple(self.args.points))}
         trials = []
         for kind in kinds:
             count = 1 if self.args.quick else self.args.counts.get(
@@ -1646,6 +1647,10 @@ def parse_args(argv=None):
     parser.add_argument('--boot-sample', type=float, default=0.1,
                         help='share of finished images booted and checked '
                              '(the first of each path always is)')
+    parser.add_argument('--points', action='append', default=[],
+                        metavar='PREFIX',
+                        help='only the kill points whose names start with '
+                             'this (repeatable), e.g. image. or volume.')
     parser.add_argument('--point-timeout', type=float, default=60.0)
     parser.add_argument('--startup-settle', type=float, default=3.0,
                         help='seconds to wait after a compute reported up '
@@ -1669,6 +1674,7 @@ def parse_args(argv=None):
     if unknown:
         parser.error('unknown kinds: %s' % ', '.join(unknown))
     args.kinds = [k for k in kinds if k not in skip]
+    args.points = args.points or ['']
     args.counts = {}
     for item in args.count:
         kind, _, number = item.partition('=')
