@@ -19,6 +19,7 @@ from nova_snapshot.compute import scheduler
 from nova_snapshot.compute import snapshot_metadata
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
+from nova_snapshot.compute import volume_snapshot
 from nova_snapshot import exception
 
 LOG = logging.getLogger(__name__)
@@ -683,8 +684,36 @@ class ComputeAPI(object):
             return self.rpcapi.snapshot_volume_backed(
                 context, instance, image_meta,
                 timeout=self.conf.compute.volume_snapshot_rpc_timeout)
+        except exception.ComputeServiceUnavailable:
+            # The compute service may have died after the image became
+            # active, before it answered: then the request did succeed,
+            # and a 503 would hide an image the user owns (and pays for).
+            image = self._finished_volume_snapshot_image(context, instance)
+            if image is None:
+                raise
+            LOG.warning('The compute service of %s did not answer the '
+                        'volume-backed snapshot %s, but its image %s is '
+                        'active: answering with it', instance['uuid'],
+                        context.request_id, image['id'])
+            return image
         finally:
             self._release_hold(instance['uuid'], context.request_id)
+
+    def _finished_volume_snapshot_image(self, context, instance):
+        """The active image this request's volume-backed snapshot made,
+        if any (looked for by its request tag, in the server's project)."""
+        try:
+            images = volume_snapshot.images_of_request(
+                self.image_api, context, context.request_id,
+                instance.get('project_id'))
+        except Exception:
+            LOG.warning('Could not look for the image of request %s',
+                        context.request_id, exc_info=True)
+            return None
+        for image in images:
+            if image.get('status') == 'active':
+                return image
+        return None
 
     def _release_hold(self, instance_uuid, request_id):
         try:

@@ -424,3 +424,39 @@ class CheckedUpdateTest(fakes.ComputeTestCase):
         self.assertRaises(exception.InstanceNotFound,
                           self.db.instance_update_checked,
                           instance['uuid'], {'progress': 1})
+
+
+class VolumeBackedLostAnswerTest(VolumeBackedBase):
+    """The compute service dies (or its answer is lost) after the image of
+    a volume-backed snapshot became active: the request succeeded."""
+
+    def _answer_lost(self, after_the_work):
+        real = self.rpcapi.snapshot_volume_backed
+
+        def call(*args, **kwargs):
+            if after_the_work:
+                real(*args, **kwargs)
+            raise exception.ComputeServiceUnavailable(host=self.HOST,
+                                                      reason='no answer')
+        return mock.patch.object(self.rpcapi, 'snapshot_volume_backed',
+                                 side_effect=call)
+
+    def test_an_active_image_is_the_answer(self):
+        instance = self.boot_volume_backed()
+        with self._answer_lost(after_the_work=True):
+            image = self.api.snapshot_volume_backed(self.ctx, instance,
+                                                    'vb', {})
+        self.assertEqual('active', image['status'])
+        self.assertEqual(self.ctx.request_id,
+                         image[compute_api.volume_snapshot.REQUEST_TAG])
+        self.assertIsNone(
+            self.db.instance_get(instance['uuid'])['task_state'])
+
+    def test_without_an_image_the_503_stands(self):
+        instance = self.boot_volume_backed()
+        with self._answer_lost(after_the_work=False):
+            self.assertRaises(exception.ComputeServiceUnavailable,
+                              self.api.snapshot_volume_backed, self.ctx,
+                              instance, 'vb', {})
+        self.assertIsNone(
+            self.db.instance_get(instance['uuid'])['task_state'])
