@@ -704,9 +704,10 @@ class Reconciler(object):
         return deleted
 
     def _stuck_creating(self, snapshot):
-        """'creating' for twice the longest a cut may wait for it."""
+        """'creating' past the grace, which is longer than a cut waits
+        for its snapshots: the compute side gave up on it long ago."""
         return snapshot.get('status') == 'creating' and self._older_than(
-            snapshot.get('created_at'), 2 * self._volume_grace())
+            snapshot.get('created_at'), self._volume_grace())
 
     def clean_request_snapshots(self, ctx, instance, request_id, snapshots):
         """The snapshots of one request: keep what an active image of the
@@ -746,7 +747,7 @@ class Reconciler(object):
                 LOG.warning('Reconciler: Cinder snapshot %s of %s has been '
                             'creating for over %d s; resetting it to error '
                             'to delete it', snapshot['id'], uuid,
-                            2 * self._volume_grace())
+                            self._volume_grace())
                 self.volume_api.reset_snapshot_status(ctx, snapshot['id'])
             try:
                 self.volume_api.delete_snapshot(ctx, snapshot['id'])

@@ -318,14 +318,12 @@ class ReconcilerCinderTest(test_cinder_api.CinderAPITestCase):
         stuck = self.tagged_snapshot(volume['id'], instance['uuid'],
                                      'req-stuck')
         self.api.reset_snapshot_status(self.ctx, stuck['id'], 'creating')
-        self.now = timeutils.utcnow() + datetime.timedelta(
-            seconds=self.reconciler._volume_grace() + 5)
         self.assertEqual(0, self.reconciler.clean_orphan_volume_snapshots(
             instance, set()))
         self.assertEqual('creating', self.api.get_snapshot(
             self.ctx, stuck['id'])['status'])
         self.now = timeutils.utcnow() + datetime.timedelta(
-            seconds=2 * self.reconciler._volume_grace() + 5)
+            seconds=self.reconciler._volume_grace() + 5)
         self.assertEqual(1, self.reconciler.clean_orphan_volume_snapshots(
             instance, set()))
         self.api.wait_for_snapshot_deleted(self.ctx, stuck['id'], 60)

@@ -34,6 +34,15 @@ def _ignore_libvirt_error(_ctx, _err):
     pass
 
 
+def is_connection_lost(exc):
+    """The libvirtd at the other end of the connection went away (it
+    restarted): the error comes from the RPC layer, or names the
+    connection itself."""
+    return (exc.get_error_domain() == libvirt.VIR_FROM_RPC or
+            exc.get_error_code() in (libvirt.VIR_ERR_NO_CONNECT,
+                                     libvirt.VIR_ERR_INVALID_CONN))
+
+
 def is_not_found(exc):
     return exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
 
@@ -82,18 +91,34 @@ class Host:
         except (TypeError, ValueError):
             raise exception.InstanceNotFound(instance_id=instance_uuid)
         try:
-            return self.get_connection().lookupByUUIDString(key)
+            return self._call(lambda conn: conn.lookupByUUIDString(key))
         except libvirt.libvirtError as exc:
             if is_not_found(exc):
                 raise exception.InstanceNotFound(instance_id=instance_uuid)
             raise exception.HypervisorError(reason=str(exc))
 
+    def _call(self, func):
+        """``func(connection)``, once more on a new connection when the
+        old one turns out dead. After a restart of libvirtd the cached
+        connection may still say isAlive() until its first call fails
+        ("Broken pipe"); the calls made through here are idempotent."""
+        conn = self.get_connection()
+        try:
+            return func(conn)
+        except libvirt.libvirtError as exc:
+            if not is_connection_lost(exc):
+                raise
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+        return func(self.get_connection())
+
     def define(self, xml):
-        return self.get_connection().defineXML(xml)
+        return self._call(lambda conn: conn.defineXML(xml))
 
     def list_instance_uuids(self):
         """UUIDs of every domain (running or not) that this service made."""
-        domains = self.get_connection().listAllDomains(0)
+        domains = self._call(lambda conn: conn.listAllDomains(0))
         return [d.UUIDString() for d in domains
                 if d.name().startswith(DOMAIN_PREFIX)]
 

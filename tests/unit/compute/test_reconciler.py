@@ -653,15 +653,15 @@ class OrphanVolumeSnapshotTest(ReconcilerTestCase):
         instance = self.instance()
         stuck = self.cinder.add(instance['uuid'], 'req-x', iso(T0),
                                 status='creating')
-        # Twice the volume grace (600 s here): until then Cinder may still
-        # be making it.
-        self.later(1199)
+        # The volume grace (600 s here) is longer than a cut waits for
+        # its snapshots: until then Cinder may still be making it.
+        self.later(599)
         self.assertEqual(0, self.reconciler.clean_orphan_volume_snapshots(
             instance, set()))
         self.assertEqual([], self.cinder.reset)
         # Then it was lost between cinder-api and cinder-volume: reset to
         # error (the only way Cinder lets it go) and deleted.
-        self.later(1201)
+        self.later(601)
         self.assertEqual(1, self.reconciler.clean_orphan_volume_snapshots(
             instance, set()))
         self.assertEqual([stuck['id']], self.cinder.reset)
