@@ -12,9 +12,9 @@ import requests
 
 from nova_snapshot import conf as nova_conf
 from nova_snapshot.conf import keystoneauth
-from nova_snapshot import context as nova_context
 from nova_snapshot import exception
 from nova_snapshot.image import glance
+from tests.unit.image.test_glance import make_context
 
 
 def make_conf(**overrides):
@@ -22,13 +22,6 @@ def make_conf(**overrides):
     for key, value in overrides.items():
         conf.set_override(key, value, group='glance')
     return conf
-
-
-def make_context(**kwargs):
-    kwargs.setdefault('user_id', 'u1')
-    kwargs.setdefault('project_id', 'p1')
-    kwargs.setdefault('roles', ['member', 'reader'])
-    return nova_context.RequestContext(**kwargs)
 
 
 def _recorder(exc, calls):
