@@ -93,14 +93,17 @@ record_pid() {
 }
 
 libvirt() {
-    if libvirt_up >/dev/null 2>&1; then
-        return 0
-    fi
     mkdir -p /var/log/libvirt /var/run/libvirt /var/lib/libvirt/images
+    # virtlogd even when libvirtd answers: a libvirtd restarted by hand or
+    # by the fault campaign may run without it, and then no guest starts
+    # ("Failed to connect socket to '/run/libvirt/virtlogd-sock'").
     if ! pid_alive /run/virtlogd.pid; then
         virtlogd -d 9>&-
         wait_for 5 pid_alive /run/virtlogd.pid || die "virtlogd did not start"
         record_pid virtlogd /run/virtlogd.pid
+    fi
+    if libvirt_up >/dev/null 2>&1; then
+        return 0
     fi
     if ! pid_alive /run/libvirtd.pid; then
         libvirtd -d 9>&-
