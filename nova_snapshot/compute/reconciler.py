@@ -695,19 +695,28 @@ class Reconciler(object):
         deleted = 0
         for request_id, snapshots in sorted(by_request.items()):
             self._check_time()
-            if not all(self._older_than(s.get('created_at'),
-                                        self._volume_grace())
+            grace = self._request_grace(uuid, request_id)
+            if not all(self._older_than(s.get('created_at'), grace)
                        for s in snapshots):
                 continue
             deleted += self._guarded(self.clean_request_snapshots, ctx,
                                      instance, request_id, snapshots) or 0
         return deleted
 
-    def _stuck_creating(self, snapshot):
-        """'creating' past the grace, which is longer than a cut waits
-        for its snapshots: the compute side gave up on it long ago."""
-        return snapshot.get('status') == 'creating' and self._older_than(
-            snapshot.get('created_at'), self._volume_grace())
+    def _request_grace(self, instance_uuid, request_id):
+        """How old a request's snapshots must be before they are judged:
+        ``orphan_grace`` once this host finished the request's volume
+        snapshot event (it gave up, or made its image), else the volume
+        grace (it may still be waiting for them)."""
+        try:
+            events = self.db.action_get_by_request_id(
+                instance_uuid, request_id)['events']
+        except exception.NotFound:
+            return self._volume_grace()
+        if any(event.get('event') == VOLUME_SNAPSHOT_EVENT and
+               event.get('finish_time') is not None for event in events):
+            return self.opts.orphan_grace
+        return self._volume_grace()
 
     def clean_request_snapshots(self, ctx, instance, request_id, snapshots):
         """The snapshots of one request: keep what an active image of the
@@ -738,16 +747,15 @@ class Reconciler(object):
             if snapshot['id'] in kept:
                 continue
             if snapshot.get('status') in MOVING_SNAPSHOT_STATUSES:
-                if not self._stuck_creating(snapshot):
+                if snapshot.get('status') != 'creating':
                     continue
                 # Its create request died between cinder-api and
                 # cinder-volume (cinder-api killed during the cut): it
                 # would stay 'creating' for ever and cannot be deleted as
                 # it is.
-                LOG.warning('Reconciler: Cinder snapshot %s of %s has been '
-                            'creating for over %d s; resetting it to error '
-                            'to delete it', snapshot['id'], uuid,
-                            self._volume_grace())
+                LOG.warning('Reconciler: Cinder snapshot %s of %s is still '
+                            'creating past the grace; resetting it to error '
+                            'to delete it', snapshot['id'], uuid)
                 self.volume_api.reset_snapshot_status(ctx, snapshot['id'])
             try:
                 self.volume_api.delete_snapshot(ctx, snapshot['id'])

@@ -649,6 +649,28 @@ class OrphanVolumeSnapshotTest(ReconcilerTestCase):
             instance, None))
         self.assertEqual([], self.cinder.deleted)
 
+    def test_a_request_this_host_gave_up_waits_only_the_orphan_grace(self):
+        # A cut may wait 1200 s for its snapshots; once the compute's event
+        # of the request is finished nothing waits for them any more.
+        self.conf.set_override('volume_snapshot_timeout', 1200,
+                               group='compute')
+        instance = self.instance()
+        ctx = self.start_action(instance)
+        self.db.action_event_start(ctx, instance['uuid'],
+                                   reconciler.VOLUME_SNAPSHOT_EVENT,
+                                   host=HOST)
+        stuck = self.cinder.add(instance['uuid'], ctx.request_id, iso(T0),
+                                status='creating')
+        self.later(601)
+        self.assertEqual(0, self.reconciler.clean_orphan_volume_snapshots(
+            instance, set()))
+        self.db.action_event_finish(ctx, instance['uuid'],
+                                    reconciler.VOLUME_SNAPSHOT_EVENT, 'Error')
+        self.assertEqual(1, self.reconciler.clean_orphan_volume_snapshots(
+            instance, set()))
+        self.assertEqual([stuck['id']], self.cinder.reset)
+        self.assertEqual([stuck['id']], self.cinder.deleted)
+
     def test_creating_snapshots_wait_until_they_are_stuck(self):
         instance = self.instance()
         stuck = self.cinder.add(instance['uuid'], 'req-x', iso(T0),
