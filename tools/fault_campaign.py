@@ -952,27 +952,24 @@ class Campaign:
         trial.notes.append('fault after %.2fs' % delay)
         time.sleep(delay)
 
-    def trial_rabbit_restart(self, trial):
+    def _restart_mid_request(self, trial, restart):
+        """createImage on the trial's path, then ``restart()`` a service
+        at a random moment of it; the restart is the outage."""
         server = self._path_server(trial.path)
         self.ensure_compute(self.victim, trial.path)
         future = self.create_image_async(trial, server)
         self._at_random_phase(trial, server)
         outage = trial.outage(time.monotonic())
         self._in_flight(trial, server, future)
-        self.rabbit.restart()
+        restart()
         outage[1] = time.monotonic()
         self.settle(future)
 
+    def trial_rabbit_restart(self, trial):
+        self._restart_mid_request(trial, self.rabbit.restart)
+
     def trial_pg_restart(self, trial):
-        server = self._path_server(trial.path)
-        self.ensure_compute(self.victim, trial.path)
-        future = self.create_image_async(trial, server)
-        self._at_random_phase(trial, server)
-        outage = trial.outage(time.monotonic())
-        self._in_flight(trial, server, future)
-        self.pg.restart()
-        outage[1] = time.monotonic()
-        self.settle(future)
+        self._restart_mid_request(trial, self.pg.restart)
 
     def trial_pg_terminate(self, trial):
         server = self._path_server(trial.path)
