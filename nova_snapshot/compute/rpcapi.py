@@ -10,6 +10,9 @@ API version history:
   get_console_output (call).
 * 1.1 - Volume-backed servers: snapshot_volume_backed (call),
   attach_volume and detach_volume (casts).
+* 1.2 - createBackup: backup_instance (cast).
+* 1.3 - shelve_instance, shelve_offload_instance, unshelve_instance (casts).
+* 1.4 - rebuild_instance, reboot_instance (casts).
 """
 
 from oslo_log import log as logging
@@ -21,7 +24,7 @@ from nova_snapshot import rpc
 
 LOG = logging.getLogger(__name__)
 
-RPC_API_VERSION = '1.1'
+RPC_API_VERSION = '1.4'
 TOPIC = 'nova-snapshot-compute'
 # A console read is small; do not let an API worker hang for the transport's
 # full default when a compute service is gone.
