@@ -566,6 +566,45 @@ class Database:
             raise exception.UnexpectedDeletingTaskStateError(**props)
         raise exception.UnexpectedTaskStateError(**props)
 
+    def instance_lock(self, uuid, locked_by, reason=None):
+        """Lock a live instance (``locked_by``: 'owner' or 'admin').
+
+        Locking a locked instance changes nothing and returns it as it is
+        (the first lock's holder and reason stay, as in Nova).
+        :raises: InstanceNotFound.
+        """
+        if locked_by not in ('owner', 'admin'):
+            raise ValueError('locked_by must be owner or admin')
+        cols = _instances.c
+        with self.engine.begin() as conn:
+            conn.execute(_instances.update().where(
+                cols.uuid == uuid, cols.deleted == 0,
+                cols.locked == sa.false()).values(
+                    locked=True, locked_by=locked_by, locked_reason=reason,
+                    updated_at=timeutils.utcnow()))
+            return self._instance_get(conn, uuid)
+
+    def instance_unlock(self, uuid, expected_locked_by=UNSET):
+        """Unlock a live instance; a no-op if it is not locked.
+
+        :param expected_locked_by: unlock only if the lock's holder is
+            this, checked in the same statement (a non-admin may not lift
+            an admin's lock that was taken after it looked).
+        :returns: the instance dict as it is afterwards (still locked if
+            the holder did not match).
+        :raises: InstanceNotFound.
+        """
+        cols = _instances.c
+        where = [cols.uuid == uuid, cols.deleted == 0,
+                 cols.locked == sa.true()]
+        if expected_locked_by is not UNSET:
+            where.append(cols.locked_by == expected_locked_by)
+        with self.engine.begin() as conn:
+            conn.execute(_instances.update().where(*where).values(
+                locked=False, locked_by=None, locked_reason=None,
+                updated_at=timeutils.utcnow()))
+            return self._instance_get(conn, uuid)
+
     def instance_destroy(self, uuid):
         """Soft-delete an instance and its BDMs, after releasing what it
         holds on its host; returns the deleted row."""

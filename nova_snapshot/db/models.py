@@ -68,6 +68,10 @@ instances = sa.Table(
     sa.Column('access_ip_v4', sa.String(39), nullable=True),
     sa.Column('access_ip_v6', sa.String(39), nullable=True),
     sa.Column('auto_disk_config', sa.Boolean, nullable=True),
+    # The server lock (0004): locked_by is 'owner' or 'admin'.
+    sa.Column('locked', sa.Boolean, nullable=False, server_default='0'),
+    sa.Column('locked_by', sa.String(5), nullable=True),
+    sa.Column('locked_reason', sa.String(255), nullable=True),
     sa.UniqueConstraint('uuid', name='uniq_instances0uuid'),
     sa.Index('instances_project_id_deleted_idx', 'project_id', 'deleted'),
     sa.Index('instances_host_deleted_idx', 'host', 'deleted'),

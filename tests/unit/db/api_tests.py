@@ -249,6 +249,36 @@ class DatabaseAPITests:
                 models.instances.c.uuid == inst['uuid'])).one()
         self.assertEqual(inst['id'], row.deleted)
 
+    def test_instance_lock_and_unlock(self):
+        inst = self._instance()
+        self.assertFalse(inst['locked'])
+        self.assertIsNone(inst['locked_by'])
+        locked = self.db.instance_lock(inst['uuid'], 'owner', 'backup')
+        self.assertTrue(locked['locked'])
+        self.assertEqual('owner', locked['locked_by'])
+        self.assertEqual('backup', locked['locked_reason'])
+        # A second lock keeps the first holder and reason.
+        again = self.db.instance_lock(inst['uuid'], 'admin', 'other')
+        self.assertEqual(('owner', 'backup'),
+                         (again['locked_by'], again['locked_reason']))
+        # Unlock only if the holder is the expected one.
+        kept = self.db.instance_unlock(inst['uuid'],
+                                       expected_locked_by='admin')
+        self.assertTrue(kept['locked'])
+        freed = self.db.instance_unlock(inst['uuid'],
+                                        expected_locked_by='owner')
+        self.assertFalse(freed['locked'])
+        self.assertIsNone(freed['locked_by'])
+        self.assertIsNone(freed['locked_reason'])
+        self.assertFalse(self.db.instance_unlock(inst['uuid'])['locked'])
+        self.assertRaises(ValueError, self.db.instance_lock, inst['uuid'],
+                          'someone')
+        self.db.instance_destroy(inst['uuid'])
+        self.assertRaises(exception.InstanceNotFound, self.db.instance_lock,
+                          inst['uuid'], 'owner')
+        self.assertRaises(exception.InstanceNotFound,
+                          self.db.instance_unlock, inst['uuid'])
+
     # Block device mappings
 
     def test_bdm_create_and_list(self):
