@@ -36,6 +36,7 @@ import uuid as uuidlib
 from oslo_utils import timeutils
 
 from nova_snapshot.compute import api as compute_api
+from nova_snapshot.compute import backup
 from nova_snapshot.compute import block_device
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
@@ -50,6 +51,10 @@ EVENT = 'compute_reconcile'
 # The manager's snapshot events (nova_snapshot.compute.manager).
 SNAPSHOT_EVENT = 'compute_snapshot_instance'
 VOLUME_SNAPSHOT_EVENT = 'compute_snapshot_volume_backed'
+# createBackup's capture and rotation events (nova_snapshot.compute.backup).
+BACKUP_EVENTS = (backup.BACKUP_EVENT, backup.ROTATE_EVENT)
+# image_type of the images image-backed captures create.
+CAPTURE_IMAGE_TYPES = ('snapshot', backup.IMAGE_TYPE)
 # Glance statuses of an image whose data never arrived.
 UNFINISHED_IMAGE_STATUSES = ('queued', 'saving', 'uploading', 'importing')
 # Cinder refuses to delete a snapshot in these; the next pass tries again.
@@ -125,7 +130,7 @@ class Reconciler(object):
                 if self._guarded(self.repair_task_state, instance, busy):
                     counts['task_states'] += 1
                     instance = self._reload(instance)
-                elif self._guarded(self.fail_lost_build, instance):
+                elif self._guarded(self.build_lost_build, instance):
                     counts['lost_builds'] += 1
                     instance = self._reload(instance)
                 if instance is None:
@@ -260,9 +265,9 @@ class Reconciler(object):
             LOG.debug('No action %s of %s to record the repair under',
                       request_id, instance_uuid)
 
-    def _newest_action(self, instance_uuid, action_name):
+    def _newest_action(self, instance_uuid, *action_names):
         for action in self.db.actions_get(instance_uuid):
-            if action.get('action') == action_name:
+            if action.get('action') in action_names:
                 return action
         return None
 
@@ -320,8 +325,9 @@ class Reconciler(object):
             else:
                 if not self._release_image_snapshot(uuid, state, image_id):
                     return False
-                action = self._newest_action(uuid,
-                                             compute_api.ACTION_CREATE_IMAGE)
+                # image_pending_upload/uploading: either action's.
+                action = self._newest_action(
+                    uuid, compute_api.ACTION_CREATE_IMAGE, backup.ACTION)
                 request_id = action and action['request_id']
                 # Whatever an interrupted capture left on the host (a
                 # guest paused by it, scratch files): none of it runs.
@@ -342,36 +348,33 @@ class Reconciler(object):
             self.delete_leftover(uuid, image_id)
         return True
 
-    def fail_lost_build(self, instance):
+    def build_lost_build(self, instance):
         """A server still ``scheduling`` on this host after the grace: its
-        build cast never arrived (a broker restart can drop a cast the API
-        saw sent; an arriving build moves it to ``spawning`` at once).
-        ERROR with a fault, its claim released, as a build interrupted by
-        a restart of this service. A cast arriving meanwhile loses the
-        compare-and-swap and does nothing. Returns True when it failed the
-        build."""
+        build cast never arrived (a broker restart drops a cast sent before
+        this host re-declared its queue; an arriving build moves the server
+        to ``spawning`` at once).
+
+        The row holds everything a build needs (the cast only wakes this
+        host), so the reconciler builds it now, under the create request's
+        id: the user's server comes up late instead of never. A cast that
+        arrives meanwhile loses the compare-and-swap from ``scheduling``
+        and does nothing; so does this build when the cast won. A build
+        that fails here fails as one that came by cast: ERROR, a fault,
+        the claim released. Returns True when it ran the build."""
         if instance.get('task_state') != task_states.SCHEDULING or \
                 not self._older_than(instance.get('updated_at') or
                                      instance.get('created_at'),
                                      self.opts.task_state_grace):
             return False
         uuid = instance['uuid']
-        try:
-            self.db.instance_update(
-                uuid, {'vm_state': vm_states.ERROR, 'task_state': None},
-                expected_task_state=task_states.SCHEDULING)
-        except (exception.InstanceNotFound,
-                exception.UnexpectedTaskStateError):
-            return False
-        self.db.instance_release_claim(uuid)
-        reason = ('the build request never reached host %s within %d s (a '
-                  'lost cast); failed by the reconciler' % (
-                      self.host, self.opts.task_state_grace))
-        LOG.warning('Instance %s: %s', uuid, reason)
         action = self._newest_action(uuid, compute_api.ACTION_CREATE)
-        self.record(uuid, exception.ComputeServiceUnavailable(
-            host=self.host, reason=reason),
-            request_id=action and action['request_id'])
+        LOG.warning('Instance %s: the build request never reached host %s '
+                    'within %d s (a lost cast); building it now', uuid,
+                    self.host, self.opts.task_state_grace)
+        self.manager.build_instance(
+            self.project_context(instance,
+                                 request_id=action and action['request_id']),
+            uuid, instance.get('image_ref'))
         return True
 
     def _release_image_snapshot(self, uuid, state, image_id):
@@ -451,7 +454,8 @@ class Reconciler(object):
             return 0
         uuid = instance['uuid']
         deleted = 0
-        for event_name in (SNAPSHOT_EVENT, VOLUME_SNAPSHOT_EVENT):
+        for event_name in (SNAPSHOT_EVENT, VOLUME_SNAPSHOT_EVENT) + \
+                BACKUP_EVENTS:
             for event in self.db.action_events_unfinished(uuid, event_name,
                                                           self.host):
                 self._check_time()
@@ -612,25 +616,27 @@ class Reconciler(object):
             compute_api.SNAPSHOT_IMAGE_KEY)
 
     def unfinished_snapshot_images(self):
-        """Snapshot images (``image_type=snapshot``, what image-backed
-        snapshots create) whose data never arrived, by ``instance_uuid``;
-        listed as this service, across projects."""
+        """Snapshot and backup images (``image_type`` snapshot or
+        backup, what image-backed captures create) whose data never
+        arrived, by ``instance_uuid``; listed as this service, across
+        projects."""
         ctx = self.service_context()
         found = {}
-        for status in ('queued', 'saving'):
-            for image in self.image_api.list(ctx, image_type='snapshot',
-                                             status=status):
-                if image.get('instance_uuid'):
-                    found.setdefault(image['instance_uuid'], []).append(
-                        image)
+        for image_type in CAPTURE_IMAGE_TYPES:
+            for status in ('queued', 'saving'):
+                for image in self.image_api.list(ctx, image_type=image_type,
+                                                 status=status):
+                    if image.get('instance_uuid'):
+                        found.setdefault(image['instance_uuid'],
+                                         []).append(image)
         return found
 
     def clean_orphan_images(self, instance, busy, images=None):
         """Delete the unfinished snapshot images of the instance's failed
-        requests: ``instance_uuid`` and ``image_type=snapshot`` (what this
-        host's image-backed snapshots create), still queued or saving
-        after ``orphan_grace``, and not the image an unfinished snapshot
-        of the instance is for. Returns how many went.
+        requests: ``instance_uuid`` and ``image_type`` snapshot or backup
+        (what this host's image-backed captures create), still queued or
+        saving after ``orphan_grace``, and not the image an unfinished
+        snapshot of the instance is for. Returns how many went.
 
         :param images: the candidates (from
             :meth:`unfinished_snapshot_images`); None: Glance is asked.
@@ -641,8 +647,9 @@ class Reconciler(object):
         ctx = self.service_context()
         keep = self._in_flight_image(instance)
         if images is None:
-            images = self.image_api.list(ctx, instance_uuid=uuid,
-                                         image_type='snapshot')
+            images = [image for image_type in CAPTURE_IMAGE_TYPES
+                      for image in self.image_api.list(
+                          ctx, instance_uuid=uuid, image_type=image_type)]
         deleted = 0
         for image in images:
             self._check_time()

@@ -15,6 +15,7 @@ import time
 import libvirt
 
 from nova_snapshot.compute import api as compute_api
+from nova_snapshot import context as ns_context
 from nova_snapshot.compute import task_states
 from nova_snapshot.db import api as db_api
 from nova_snapshot import exception
@@ -72,6 +73,37 @@ class ReconcilerEndToEndTest(e2e_base.EndToEndTestCase):
         self.assertIn('image_snapshot_pending', fault['message'])
         # The guest was not touched.
         self.assert_still_ticking(server['id'])
+
+    def test_a_lost_build_cast_is_built_by_the_reconciler(self):
+        model = self.db.instance_get(
+            self.boot('model', wait_for_ticks=False)['id'])
+        # What the API writes before a build cast that never arrives (a
+        # broker restart drops it): the row on its host, 'scheduling', and
+        # the create action.
+        values = {key: model[key] for key in (
+            'project_id', 'user_id', 'host', 'image_ref', 'flavor',
+            'root_device_name', 'metadata', 'system_metadata',
+            'auto_disk_config')}
+        values.update(name='lost-build', vm_state='building',
+                      task_state=task_states.SCHEDULING, power_state=0)
+        instance = self.db.instance_create(values)
+        self.addCleanup(self._delete_server, instance['uuid'])
+        ctx = ns_context.RequestContext(user_id=model['user_id'],
+                                        project_id=model['project_id'])
+        self.db.action_start(ctx, instance['uuid'], compute_api.ACTION_CREATE)
+        started = time.monotonic()
+        server = self.client.wait_for_server(instance['uuid'], timeout=120)
+        print('lost build cast built after %.1f s (grace 3 s, interval 2 s)'
+              % (time.monotonic() - started))
+        self.assertEqual('ACTIVE', server['status'])
+        self.wait_for_console(instance['uuid'],
+                              r'nova-snapshot-guest: tick \d+')
+        # The build's events are the user's create action's.
+        action = self.db.action_get_by_request_id(instance['uuid'],
+                                                  ctx.request_id)
+        events = action['events']
+        self.assertEqual([('compute_build_and_run_instance', 'Success')],
+                         [(e['event'], e['result']) for e in events])
 
     def test_a_guest_whose_row_was_deleted_is_reaped(self):
         server = self.boot('reaped', wait_for_ticks=False)

@@ -43,6 +43,10 @@ class FakeManager(object):
     def __init__(self, busy=()):
         self.busy = set(busy)
         self.held = set()
+        self.builds = []
+
+    def build_instance(self, context, instance_uuid, image_ref):
+        self.builds.append((context.request_id, instance_uuid, image_ref))
 
     def busy_instances(self):
         return set(self.busy)
@@ -351,21 +355,19 @@ class ThawTest(ReconcilerTestCase):
 
 class LostBuildTest(ReconcilerTestCase):
 
-    def test_a_build_whose_cast_never_arrived_fails_after_the_grace(self):
-        instance = self.instance(vm_state='building', task_state='scheduling')
+    def test_a_build_whose_cast_never_arrived_is_built_after_the_grace(self):
+        instance = self.instance(vm_state='building', task_state='scheduling',
+                                 image_ref='image-1')
         ctx = self.start_action(instance, compute_api.ACTION_CREATE)
         # task_state_grace is 120 s here.
         self.later(119)
         self.assertEqual(0, self.reconciler.run_pass()['lost_builds'])
+        self.assertEqual([], self.manager.builds)
         self.later(121)
         self.assertEqual(1, self.reconciler.run_pass()['lost_builds'])
-        current = self.db.instance_get(instance['uuid'])
-        self.assertEqual(('error', None),
-                         (current['vm_state'], current['task_state']))
-        self.assertIn('lost cast',
-                      self.db.fault_get_latest(instance['uuid'])['message'])
-        [event] = self.events(instance, ctx)
-        self.assertEqual('Error', event['result'])
+        # Under the create request, so its events land in the user's action.
+        self.assertEqual([(ctx.request_id, instance['uuid'], 'image-1')],
+                         self.manager.builds)
 
     def test_a_build_that_started_is_left_alone(self):
         instance = self.instance(vm_state='building', task_state='spawning')
