@@ -13,6 +13,7 @@ import re
 import webob.dec
 
 from nova_snapshot.api import faults
+from nova_snapshot.api import validation
 
 SERVICE_TYPE = 'compute'
 HEADER = 'OpenStack-API-Version'
@@ -20,10 +21,13 @@ LEGACY_HEADER = 'X-OpenStack-Nova-API-Version'
 ENVIRON_KEY = 'nova_snapshot.microversion'
 
 # Every minor version from 2.1 to the maximum is served (clients negotiate
-# inside the window). Only the versions below change what this service
-# sends or accepts; the others change Nova APIs we do not have. Adding a
-# version: append it here with one line saying what changes, branch with
-# ``microversion.get(req).matches(...)`` and add a gabbi test.
+# inside the window). ``CHANGES`` holds the versions that change what this
+# service sends or accepts on a route it serves; ``NOT_APPLICABLE`` says,
+# for every later version that does not, why (a Nova API we do not serve).
+# Adding a version: append it to one of the two with one line, branch with
+# ``microversion.get(req).matches(...)`` and add a gabbi test
+# (tests/unit/api/test_microversion.py checks that 2.46 to the maximum are
+# all accounted for).
 CHANGES = {
     '2.1': 'The v2.1 API as first released (our baseline).',
     '2.3': 'Admins see more OS-EXT-SRV-ATTR fields in the server body; '
@@ -38,9 +42,112 @@ CHANGES = {
     '2.39': 'createImage no longer checks an image metadata quota; the '
             'image metadata proxy (/images/{id}/metadata) answers 404.',
     '2.42': '"tag" in block_device_mapping_v2 items again.',
-    '2.45': 'createImage returns {"image_id": ...} and no Location header.',
+    '2.45': 'createImage (and createBackup) return {"image_id": ...} and '
+            'no Location header.',
+    '2.47': 'The server body (show, detail, rebuild) embeds the flavor '
+            '(vcpus, ram, disk, ephemeral, swap, original_name; '
+            'extra_specs with the flavor-extra-specs policy) instead of a '
+            'link.',
+    '2.49': 'POST os-volume_attachments takes "tag".',
+    '2.51': 'Instance action events are shown to every reader of the '
+            'action; "traceback" only with the events policy.',
+    '2.53': 'os-services: ids are UUIDs; PUT /os-services/{uuid} with '
+            'status, disabled_reason and forced_down; DELETE by UUID; the '
+            'PUT /os-services/{action} forms answer 404.',
+    '2.54': 'rebuild takes "key_name" and shows it (api/handlers/rebuild).',
+    '2.55': 'Flavors carry "description".',
+    '2.57': 'rebuild takes "user_data" and shows it; "personality" is '
+            'gone from rebuild (and was never taken on create here).',
+    '2.58': 'Instance actions: "updated_at"; the list pages with limit '
+            'and marker, filters with changes-since and has "links".',
+    '2.61': 'Flavors carry "extra_specs" (with the extra-specs policy).',
+    '2.62': 'Instance action events carry "hostId", and "host" with the '
+            'events policy.',
+    '2.63': '"trusted_image_certificates" (null: none is ever set here) '
+            'in the server body (show, detail, rebuild).',
+    '2.66': 'changes-before filters the server list and the instance '
+            'action list.',
+    '2.67': 'block_device_mapping_v2 items take "volume_type" (the type '
+            'of a volume the create makes).',
+    '2.70': 'Volume attachments show their "tag".',
+    '2.71': '"server_groups" ([] here) in the server show and rebuild '
+            'bodies (not in detail).',
+    '2.73': '"locked_reason" in the server body; lock takes '
+            '{"locked_reason"}; the server list filters and sorts by '
+            '"locked".',
+    '2.75': 'Unknown server list query parameters are a 400; the rebuild '
+            'body is the full show body; flavor "swap" is 0, not "".',
+    '2.77': 'unshelve of an offloaded server takes "availability_zone" '
+            '(api/handlers/shelve).',
+    '2.79': 'POST os-volume_attachments takes "delete_on_termination"; '
+            'attachments show it.',
+    '2.83': 'Non-admins may filter the server list by availability_zone, '
+            'config_drive, key_name, created_at, launched_at, '
+            'terminated_at, power_state, task_state, vm_state, progress '
+            'and user_id.',
+    '2.84': 'Instance action events carry "details".',
+    '2.89': 'Volume attachments show "attachment_id" and "bdm_uuid" and '
+            'no longer "id".',
+    '2.90': 'OS-EXT-SRV-ATTR:hostname is in every server body, whatever '
+            'the policy; non-admins may pass "hostname" to the server '
+            'list (not applied: none is stored). Create '
+            'and rebuild do not take "hostname": none is stored, the '
+            'hostname is the server name (the key stays unknown, 400).',
+    '2.91': 'unshelve takes "host" and "availability_zone": null '
+            '(api/handlers/shelve).',
+    '2.93': 'rebuild of a volume-backed server (api/handlers/rebuild).',
+    '2.96': '"pinned_availability_zone" (the zone asked for at create, or '
+            'null) in the server body (show, detail, rebuild).',
+    '2.98': 'The embedded image of the server body carries the boot '
+            'image\'s standard "properties".',
+    '2.100': '"scheduler_hints" ({} here: none are taken) in the server '
+             'body (show, detail, rebuild).',
+    '2.101': 'POST os-volume_attachments answers 202 with no body.',
+    '2.102': 'Flavors lose "rxtx_factor" and "OS-FLV-DISABLED:disabled"; '
+             'the flavor list filters by "name"; routes without query '
+             'parameters refuse any (400).',
 }
-MAX_MINOR = 45
+
+NOT_APPLICABLE = {
+    '2.46': 'X-OpenStack-Request-ID: every response here carries it at '
+            'every version already.',
+    '2.48': 'Server diagnostics: not served.',
+    '2.50': 'os-quota-class-sets: not served.',
+    '2.52': 'Server tags: there is no tags store or tags API here, so '
+            '"tags" on create stays an unknown key (400).',
+    '2.56': 'Cold migration: not served.',
+    '2.59': 'os-migrations: not served.',
+    '2.60': 'Multiattach volumes: refused at every version.',
+    '2.64': 'Server groups: not served.',
+    '2.65': 'Live migration abort: not served.',
+    '2.68': 'Forced live migration and evacuate: not served.',
+    '2.69': 'Partial results on infrastructure failure: there are no '
+            'cells; a missing database answers 503 whole.',
+    '2.72': 'Neutron ports with resource requests: no networking here.',
+    '2.74': 'Create with "host"/"hypervisor_hostname": an admin names a '
+            'host with availability_zone "zone:host" here; the keys stay '
+            'unknown (400).',
+    '2.76': 'The power-update external event: not served.',
+    '2.78': 'Server NUMA topology: not served.',
+    '2.80': 'os-migrations: not served.',
+    '2.81': 'Aggregate image caching: not served.',
+    '2.82': 'The accelerator-request-bound external event: not served.',
+    '2.85': 'PUT os-volume_attachments/{volume_id} (update '
+            'delete_on_termination): not served (405).',
+    '2.86': 'Flavor extra spec validation: flavors are read-only here.',
+    '2.87': 'Rescue: not served.',
+    '2.88': 'os-hypervisors: not served.',
+    '2.92': 'Keypairs: not served.',
+    '2.94': 'FQDN hostnames on create, update and rebuild: no hostname '
+            'is taken here (see 2.90).',
+    '2.95': 'Evacuate: not served.',
+    '2.97': 'Server shares: not served.',
+    '2.99': 'SPICE direct consoles: not served.',
+    '2.103': 'os-volumes_boot: not served.',
+    '2.104': 'PUT /servers/{id} (pinned_availability_zone update): server '
+             'update is not served.',
+}
+MAX_MINOR = 104
 VERSIONS = ['2.%d' % minor for minor in range(1, MAX_MINOR + 1)]
 
 _VERSION_RE = re.compile(r'^([1-9]\d*)\.([1-9]\d*|0)$')
@@ -157,3 +264,16 @@ class MicroversionMiddleware:
 def get(req):
     """The APIVersion a handler is serving."""
     return req.environ.get(ENVIRON_KEY, MIN_VERSION)
+
+
+# From 2.102 a route that takes no query parameters refuses any.
+NO_QUERY_VERSION = (2, 102)
+_NO_QUERY = {'type': 'object', 'properties': {},
+             'additionalProperties': False}
+
+
+def check_no_query(req):
+    """400 for a query parameter on a route that takes none, from 2.102
+    (before it, Nova ignores them)."""
+    if get(req).matches(NO_QUERY_VERSION) and req.GET:
+        validation.validate_query(req.GET.dict_of_lists(), _NO_QUERY)

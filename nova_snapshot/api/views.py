@@ -4,11 +4,14 @@ proxy), built from plain dicts."""
 import datetime
 import hashlib
 import json
+import re
 from urllib import parse
 
 from oslo_utils import strutils
 
 from nova_snapshot.api import util
+from nova_snapshot.compute import snapshot_metadata
+from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot.image import glance
 from nova_snapshot.policies import servers as server_policies
@@ -24,13 +27,30 @@ _STATE_MAP = {
     vm_states.SUSPENDED: {'default': 'SUSPENDED'},
     vm_states.ERROR: {'default': 'ERROR'},
     vm_states.DELETED: {'default': 'DELETED'},
+    vm_states.SHELVED: {'default': 'SHELVED'},
+    vm_states.SHELVED_OFFLOADED: {'default': 'SHELVED_OFFLOADED'},
 }
+# Reboots and rebuilds show as Nova shows them (REBOOT, HARD_REBOOT,
+# REBUILD; a rebuild also from STOPPED and ERROR).
+_REBUILD_STATUSES = {state: 'REBUILD' for state in task_states.REBUILD_STATES}
+_STATE_MAP[vm_states.ACTIVE].update(_REBUILD_STATUSES)
+_STATE_MAP[vm_states.ACTIVE].update(
+    {state: 'REBOOT' for state in task_states.SOFT_REBOOT_STATES})
+_STATE_MAP[vm_states.ACTIVE].update(
+    {state: 'HARD_REBOOT' for state in task_states.HARD_REBOOT_STATES})
+_STATE_MAP[vm_states.STOPPED].update(_REBUILD_STATUSES)
+_STATE_MAP[vm_states.ERROR].update(_REBUILD_STATUSES)
 # Nova shows progress only in these statuses and the fault only in these.
 _PROGRESS_STATUSES = ('ACTIVE', 'BUILD', 'REBUILD', 'RESIZE',
                       'VERIFY_RESIZE', 'MIGRATING')
 _FAULT_STATUSES = ('ERROR', 'DELETED')
 # Not Nova's domain name scheme; ours (virt/libvirt/host.py).
 _INSTANCE_NAME_PREFIX = 'instance-'
+# system_metadata key of the availability zone a create asked for (2.96's
+# pinned_availability_zone); ComputeAPI.create writes it under this name
+# (compute/api.py PINNED_AZ_KEY; not imported: the views stay free of the
+# compute API's imports).
+PINNED_AZ_KEY = 'pinned_availability_zone'
 
 
 def status_from_state(vm_state, task_state=None):
@@ -71,24 +91,67 @@ def precise_time(value):
     return _utc_text(value, '%Y-%m-%dT%H:%M:%S.%f')
 
 
-def _host_id(instance):
-    host = instance.get('host')
+def host_id(host, project_id):
+    """Nova's generate_hostid: the host hashed with the project, so a
+    project can tell its servers' hosts apart without learning them."""
     if not host:
         return ''
-    data = (instance.get('project_id') or '') + host
+    data = (project_id or '') + host
     return hashlib.sha224(data.encode('utf-8')).hexdigest()
+
+
+def _host_id(instance):
+    return host_id(instance.get('host'), instance.get('project_id'))
+
+
+# The boot image properties shown in the embedded image from 2.98: Nova
+# shows only its ImageMetaProps fields (hardware and OS hints), never a
+# user's free-form property, which may hold anything. These prefixes and
+# names cover those fields; anything else stays hidden.
+_STANDARD_IMAGE_PROPERTY_PREFIXES = ('hw_', 'img_', 'os_', 'trait:',
+                                     'traits_')
+_STANDARD_IMAGE_PROPERTIES = frozenset((
+    'architecture', 'hypervisor_type', 'hypervisor_version_requires',
+    'vm_mode', 'auto_disk_config', 'owner_specified.openstack.md5',
+    'owner_specified.openstack.object', 'owner_specified.openstack.sha256',
+))
+# The key and value shapes Nova's 2.98 response allows.
+_IMAGE_PROPERTY_KEY = re.compile(r'^[a-zA-Z0-9_:. ]{1,255}$')
+
+
+def _image_properties(instance):
+    properties = snapshot_metadata.image_meta_from_system_metadata(
+        instance.get('system_metadata'))['properties']
+    return {key: str(value)[:255] for key, value in properties.items()
+            if (key in _STANDARD_IMAGE_PROPERTIES or
+                key.startswith(_STANDARD_IMAGE_PROPERTY_PREFIXES))
+            and _IMAGE_PROPERTY_KEY.match(key) and value is not None}
 
 
 def _image(req, instance):
     image_ref = instance.get('image_ref')
     if not image_ref:
         return ''  # volume-backed: Nova sends an empty string
-    return {'id': image_ref, 'links': [
+    image = {'id': image_ref, 'links': [
         {'rel': 'bookmark', 'href': util.bookmark(req, 'images', image_ref)}]}
+    if util.version(req).matches((2, 98)):
+        image['properties'] = _image_properties(instance)
+    return image
 
 
 def _flavor(req, instance):
     flavor = instance.get('flavor') or {}
+    if util.version(req).matches((2, 47)):
+        # The flavor as the server got it. Flavors here have no extra
+        # specs, so there is nothing for Nova's extra-specs policy to
+        # hide: an empty dict for everyone.
+        return {'vcpus': int(flavor.get('vcpus') or 0),
+                'ram': int(flavor.get('memory_mb') or 0),
+                'disk': int(flavor.get('root_gb') or 0),
+                'ephemeral': int(flavor.get('ephemeral_gb') or 0),
+                'swap': int(flavor.get('swap') or 0),
+                'original_name': flavor.get('name') or '',
+                'extra_specs': dict(flavor.get('extra_specs') or {})}
     flavor_id = str(flavor.get('id', ''))
     return {'id': flavor_id, 'links': [
         {'rel': 'bookmark',
@@ -221,6 +284,77 @@ def server(req, instance, show_extended=None):
         body['description'] = instance.get('description')
     if version.matches((2, 26)):
         body['tags'] = list(instance.get('tags') or [])
+    _add_later_fields(req, version, instance, body, show_extended)
+    return body
+
+
+def hostname(instance):
+    """The server's hostname: none is stored here, so Nova's default, the
+    name made a valid hostname (lower case, [a-z0-9-], at most 63)."""
+    name = re.sub(r'[^a-z0-9-]+', '-', (instance.get('name') or '').lower())
+    name = name.strip('-.')[:63].strip('-')
+    return name or 'server-%s' % instance['uuid']
+
+
+def _add_later_fields(req, version, instance, body, show_extended):
+    """The fields of 2.63 and later (see api/microversion.py)."""
+    if version.matches((2, 63)):
+        body['trusted_image_certificates'] = None  # never set here
+    if version.matches((2, 73)):
+        body['locked_reason'] = instance.get('locked_reason')
+    if version.matches((2, 90)):
+        # Shown whatever the extended-attributes policy says.
+        body['OS-EXT-SRV-ATTR:hostname'] = hostname(instance)
+    if version.matches((2, 96)):
+        body['pinned_availability_zone'] = (
+            instance.get('system_metadata') or {}).get(PINNED_AZ_KEY)
+    if version.matches((2, 100)):
+        body['scheduler_hints'] = {}  # create takes none here
+
+
+def server_show(req, instance):
+    """GET /servers/{id}: the full body, plus server_groups from 2.71
+    (Nova leaves them out of the detail list)."""
+    body = server(req, instance)
+    if util.version(req).matches((2, 71)):
+        body['server_groups'] = []  # no server groups here
+    return body
+
+
+# Fields Nova leaves out of the rebuild body below 2.75.
+_NOT_IN_OLD_REBUILD = (
+    'OS-EXT-AZ:availability_zone', 'config_drive', 'key_name',
+    'OS-SRV-USG:launched_at', 'OS-SRV-USG:terminated_at', 'security_groups',
+    'OS-EXT-STS:task_state', 'OS-EXT-STS:vm_state', 'OS-EXT-STS:power_state',
+    'os-extended-volumes:volumes_attached', 'OS-EXT-SRV-ATTR:host',
+    'OS-EXT-SRV-ATTR:hypervisor_hostname', 'OS-EXT-SRV-ATTR:instance_name',
+    'OS-EXT-SRV-ATTR:reservation_id', 'OS-EXT-SRV-ATTR:launch_index',
+    'OS-EXT-SRV-ATTR:kernel_id', 'OS-EXT-SRV-ATTR:ramdisk_id',
+    'OS-EXT-SRV-ATTR:root_device_name', 'OS-EXT-SRV-ATTR:user_data',
+)
+
+
+def server_rebuild(req, instance, admin_password=None):
+    """The server body of a rebuild response (202), per microversion.
+
+    Below 2.75 Nova answers a reduced body (no zone, states, usage,
+    volumes, security groups or extended attributes); from 2.75 the body
+    of GET /servers/{id}. ``key_name`` from 2.54 and ``user_data`` from
+    2.57 (neither is kept here: null); OS-EXT-SRV-ATTR:user_data is never
+    in it. ``admin_password`` is added as ``adminPass`` when given.
+    """
+    version = util.version(req)
+    body = server_show(req, instance)
+    body.pop('OS-EXT-SRV-ATTR:user_data', None)
+    if not version.matches((2, 75)):
+        for key in _NOT_IN_OLD_REBUILD:
+            body.pop(key, None)
+    if version.matches((2, 54)):
+        body['key_name'] = None  # no keypairs here
+    if version.matches((2, 57)):
+        body['user_data'] = None
+    if admin_password is not None:
+        body['adminPass'] = admin_password
     return body
 
 
@@ -230,17 +364,26 @@ def flavor_summary(req, flavor):
 
 
 def flavor(req, flavor):
+    version = util.version(req)
     body = flavor_summary(req, flavor)
     body.update({
         'ram': flavor['memory_mb'],
         'disk': flavor['root_gb'],
         'vcpus': flavor['vcpus'],
         'OS-FLV-EXT-DATA:ephemeral': flavor.get('ephemeral_gb', 0),
-        'OS-FLV-DISABLED:disabled': False,
-        'swap': flavor.get('swap') or '',
-        'rxtx_factor': 1.0,
+        # Nova shows no swap as "" until 2.75, then as 0.
+        'swap': (int(flavor.get('swap') or 0) if version.matches((2, 75))
+                 else flavor.get('swap') or ''),
         'os-flavor-access:is_public': True,
     })
+    if not version.matches((2, 102)):
+        body['OS-FLV-DISABLED:disabled'] = False
+        body['rxtx_factor'] = 1.0
+    if version.matches((2, 55)):
+        body['description'] = flavor.get('description')
+    if version.matches((2, 61)):
+        # No flavor here has extra specs: nothing for a policy to hide.
+        body['extra_specs'] = dict(flavor.get('extra_specs') or {})
     return body
 
 

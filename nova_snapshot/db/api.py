@@ -315,7 +315,7 @@ class Database:
     SORT_COLUMNS = ('created_at', 'updated_at', 'launched_at', 'name',
                     'host', 'image_ref', 'power_state', 'progress',
                     'project_id', 'user_id', 'root_device_name',
-                    'task_state', 'vm_state', 'uuid', 'id')
+                    'task_state', 'vm_state', 'uuid', 'id', 'locked')
 
     def instance_list(self, filters=None, limit=None, marker=None,
                       sort_keys=('created_at', 'id'),
@@ -327,7 +327,8 @@ class Database:
             ``user_id``, ``host``, ``image_ref``, ``uuid`` (exact);
             ``name_regex`` (the database's regular expression match);
             ``vm_state``/``task_state`` (lists; ``None`` allowed in
-            task_state); ``flavor_id``; ``changes_since`` (a datetime:
+            task_state); ``flavor_id``; ``changes_before`` (a datetime);
+            ``locked`` (a bool); ``changes_since`` (a datetime:
             changed, created or deleted at or after it); ``deleted``
             (False: live only, the default; True: deleted only; None: both).
         :param marker: uuid of the last instance of the previous page,
@@ -421,6 +422,13 @@ class Database:
                                        _instances.c.created_at)
             where.append(sa.or_(changed >= since,
                                 _instances.c.deleted_at >= since))
+        if filters.get('changes_before') is not None:
+            # Nova's changes-before (2.66): changed at or before this time.
+            changed = sa.func.coalesce(_instances.c.updated_at,
+                                       _instances.c.created_at)
+            where.append(changed <= filters['changes_before'])
+        if filters.get('locked') is not None:
+            where.append(_instances.c.locked == bool(filters['locked']))
         return where
 
     def _flavor_id(self):
@@ -566,22 +574,29 @@ class Database:
             raise exception.UnexpectedDeletingTaskStateError(**props)
         raise exception.UnexpectedTaskStateError(**props)
 
-    def instance_lock(self, uuid, locked_by, reason=None):
+    def instance_lock(self, uuid, locked_by, reason=None,
+                      only_if_unlocked=True):
         """Lock a live instance (``locked_by``: 'owner' or 'admin').
 
-        Locking a locked instance changes nothing and returns it as it is
-        (the first lock's holder and reason stay, as in Nova).
+        :param only_if_unlocked: True (an owner's lock): a locked instance
+            stays as it is, first holder and reason kept. False (an
+            admin's): the lock becomes the admin's, as in Nova.
+        :param reason: stored when given; None keeps the current one.
+        :returns: the instance dict afterwards.
         :raises: InstanceNotFound.
         """
         if locked_by not in ('owner', 'admin'):
             raise ValueError('locked_by must be owner or admin')
         cols = _instances.c
+        where = [cols.uuid == uuid, cols.deleted == 0]
+        if only_if_unlocked:
+            where.append(cols.locked == sa.false())
+        values = {'locked': True, 'locked_by': locked_by,
+                  'updated_at': timeutils.utcnow()}
+        if reason is not None:
+            values['locked_reason'] = reason
         with self.engine.begin() as conn:
-            conn.execute(_instances.update().where(
-                cols.uuid == uuid, cols.deleted == 0,
-                cols.locked == sa.false()).values(
-                    locked=True, locked_by=locked_by, locked_reason=reason,
-                    updated_at=timeutils.utcnow()))
+            conn.execute(_instances.update().where(*where).values(values))
             return self._instance_get(conn, uuid)
 
     def instance_unlock(self, uuid, expected_locked_by=UNSET):
@@ -989,6 +1004,55 @@ class Database:
             conn.execute(_instances.insert().values(
                 _encode_instance(values)))
             return self._instance_get(conn, values['uuid'])
+
+    def instance_claim_existing(self, uuid, host, usage, topic,
+                                expected_task_state, values=None):
+        """Claim ``usage`` on ``host`` for a live instance that holds no
+        host (a shelved-offloaded server being unshelved) and set its
+        ``host``, in one transaction; None when the host cannot take it.
+
+        The node counters are claimed as :meth:`instance_create_claimed`
+        does; the instance is updated only while it has no host, no claim
+        and ``task_state`` is ``expected_task_state`` (else the node
+        update is rolled back and UnexpectedTaskStateError raised).
+        """
+        amounts = {column: int(usage.get(key) or 0)
+                   for key, column in _CLAIM_KEYS.items()}
+        where = [_nodes.c.host == host, sa.exists().where(
+            _services.c.host == host, _services.c.topic == topic,
+            _services.c.disabled == sa.false())]
+        counters = {}
+        for column, amount in amounts.items():
+            total, reserved, ratio = _CAPACITY[column]
+            used = _nodes.c[column]
+            counters[column] = used + amount
+            if amount:
+                where.append(used + amount <= (
+                    _nodes.c[total] - _nodes.c[reserved]) * _nodes.c[ratio])
+        row = _encode_instance(dict(values or {}), forbidden=(
+            'id', 'uuid', 'deleted', 'host'))
+        row.update(host=host, updated_at=timeutils.utcnow())
+        for column, claimed in _INSTANCE_CLAIMS.items():
+            row[claimed] = amounts[column]
+        cols = _instances.c
+        with self.engine.begin() as conn:
+            claimed = conn.execute(_nodes.update().where(*where).values(
+                updated_at=timeutils.utcnow(), **counters))
+            if claimed.rowcount != 1:
+                return None
+            result = conn.execute(_instances.update().where(
+                cols.uuid == uuid, cols.deleted == 0, cols.host.is_(None),
+                *[cols[c] == 0 for c in _INSTANCE_CLAIMS.values()],
+                _one_of(cols.task_state, _as_tuple(expected_task_state))
+            ).values(row))
+            if result.rowcount == 1:
+                return self._instance_get(conn, uuid)
+            # Leaving the block by an exception rolls the claim back.
+            raise exception.UnexpectedTaskStateError(
+                instance_uuid=uuid,
+                expected={'task_state': list(_as_tuple(
+                    expected_task_state)), 'host': None},
+                actual={'changed': 'host, claim or task_state'})
 
     def instance_release_claim(self, uuid):
         """Give back what a live instance holds on its host, exactly once:

@@ -52,8 +52,13 @@ import webob
 
 from nova_snapshot.api import deploy
 from nova_snapshot.api import faults
+from nova_snapshot.api.handlers import services as service_handlers
 from nova_snapshot.api import microversion
+from nova_snapshot.api.schemas import create_backup as backup_schemas
 from nova_snapshot.api.schemas import images as image_schemas
+from nova_snapshot.api.schemas import lock as lock_schemas
+from nova_snapshot.api.schemas import reboot as reboot_schemas
+from nova_snapshot.api.schemas import rebuild as rebuild_schemas
 from nova_snapshot.api.schemas import server_list as server_list_schemas
 from nova_snapshot.api.schemas import servers as server_schemas
 from nova_snapshot.api.schemas import services as service_schemas
@@ -303,7 +308,8 @@ class _BodyFuzz:
             conn.execute(models.instances.update().where(
                 models.instances.c.uuid.in_(
                     [self.server['uuid'], self.volume_server['uuid']])
-            ).values(vm_state='active', task_state=None, power_state=1))
+            ).values(vm_state='active', task_state=None, power_state=1,
+                     locked=False, locked_by=None, locked_reason=None))
 
     # -- the request and the checks ----------------------------------------
 
@@ -388,6 +394,12 @@ class _BodyFuzz:
 
 # -- realistic bodies: ids that exist, so lookups pass ----------------------
 
+def _real_rebuild(test, body):
+    rebuild = dict(body.get('rebuild') or {})
+    rebuild['imageRef'] = test.base_image['id']
+    return {'rebuild': rebuild}
+
+
 def _real_server(test, body):
     server = dict(body.get('server') or {})
     server['imageRef'] = test.base_image['id']
@@ -435,14 +447,15 @@ def _fixed(body):
 
 def _build_cases():
     cases = []
-    for version in ('2.1', '2.32', '2.37', '2.42', '2.45'):
+    for version in ('2.1', '2.32', '2.37', '2.42', '2.45', '2.67',
+                    '2.104'):
         cases.append(Case(
             'POST /servers@%s' % version, 'POST', '/v2.1/servers', version,
             server_schemas.create_schema(_version(version)), 400,
             realistic=_real_server, state='state_servers',
             sweep_base=_create_base if version == '2.45' else None))
     action = '/v2.1/servers/{server}/action'
-    for version in ('2.1', '2.38', '2.45'):
+    for version in ('2.1', '2.38', '2.45', '2.104'):
         cases.append(Case(
             'createImage@%s' % version, 'POST', action, version,
             server_schemas.CREATE_IMAGE, 200, state='state_server',
@@ -465,22 +478,64 @@ def _build_cases():
         cases.append(Case('%s@2.1' % key, 'POST', action, '2.1', schema,
                           100, state='state_server',
                           sweep_base=_fixed({key: None})))
+    for version, target in (('2.1', 'server'), ('2.45', 'server'),
+                            ('2.45', 'volume_server')):
+        cases.append(Case(
+            'createBackup%s@%s' % (
+                '(volume-backed)' if target == 'volume_server' else '',
+                version), 'POST', action, version,
+            backup_schemas.CREATE_BACKUP, 150, state='state_server',
+            target=target, sweep_base=_fixed({'createBackup': {
+                'name': 'sweep', 'backup_type': 'daily', 'rotation': 2,
+                'metadata': {'k': 'v'}}}) if version == '2.45' else None))
+    cases.append(Case('reboot@2.1', 'POST', action, '2.1',
+                      reboot_schemas.REBOOT, 100, state='state_server',
+                      sweep_base=_fixed({'reboot': {'type': 'HARD'}})))
+    for version in ('2.1', '2.19', '2.104'):
+        cases.append(Case(
+            'rebuild@%s' % version, 'POST', action, version,
+            rebuild_schemas.rebuild_schema(_version(version)), 150,
+            realistic=_real_rebuild, state='state_server',
+            sweep_base=(lambda fixture: {'rebuild': {
+                'imageRef': fixture.base_image['id'], 'name': 'sweep',
+                'metadata': {'k': 'v'}, 'preserve_ephemeral': False,
+                'accessIPv4': '10.0.0.1', 'adminPass': 'pw',
+                'OS-DCF:diskConfig': 'AUTO'}}) if version == '2.19'
+            else None))
+    cases.append(Case(
+        'rebuild(volume-backed)@2.1', 'POST', action, '2.1',
+        rebuild_schemas.REBUILD, 60, realistic=_real_rebuild,
+        state='state_server', target='volume_server'))
+    for version, schema in (('2.1', lock_schemas.LOCK),
+                            ('2.73', lock_schemas.LOCK_V273)):
+        cases.append(Case(
+            'lock@%s' % version, 'POST', action, version, schema, 100,
+            state='state_server', sweep_base=_fixed(
+                {'lock': {'locked_reason': 'sweep'}}
+                if version == '2.73' else {'lock': None})))
+    cases.append(Case('unlock@2.1', 'POST', action, '2.1',
+                      lock_schemas.UNLOCK, 60, state='state_server',
+                      sweep_base=_fixed({'unlock': None})))
     cases.append(Case(
         'os-getConsoleOutput@2.1', 'POST', action, '2.1',
         server_schemas.GET_CONSOLE_OUTPUT, 200, state='state_server',
         sweep_base=_fixed({'os-getConsoleOutput': {'length': 5}})))
-    for version, token in (('2.1', USER_TOKEN), ('2.45', ADMIN_TOKEN)):
+    for version, token in (('2.1', USER_TOKEN), ('2.45', ADMIN_TOKEN),
+                           ('2.104', USER_TOKEN), ('2.104', ADMIN_TOKEN)):
         cases.append(Case(
-            'GET /servers/detail?query@%s' % version, 'GET',
-            '/v2.1/servers/detail', version, server_list_schemas.QUERY, 150,
+            'GET /servers/detail?query@%s%s' % (
+                version, '(admin)' if token == ADMIN_TOKEN else ''), 'GET',
+            '/v2.1/servers/detail', version,
+            server_list_schemas.query_schema(_version(version)), 150,
             token=token, state='state_servers', query=True,
             sweep_base=_fixed({'limit': ['5']}) if version == '2.45'
             else None))
-    for version in ('2.1', '2.45'):
+    for version in ('2.1', '2.45', '2.79', '2.104'):
         cases.append(Case(
             'POST os-volume_attachments@%s' % version, 'POST',
             '/v2.1/servers/{server}/os-volume_attachments', version,
-            va_schemas.CREATE, 200, realistic=_real_attachment,
+            va_schemas.create_schema(_version(version)), 200,
+            realistic=_real_attachment,
             state='state_server',
             sweep_base=(lambda fixture: {'volumeAttachment': {
                 'volumeId': fixture.volumes[1], 'device': '/dev/vdb'}})
@@ -510,6 +565,16 @@ def _build_cases():
                 **{key: value for key, value in (
                     ('disabled_reason', 'sweep'), ('forced_down', False))
                    if key in schema['properties']}))))
+    # From 2.53 the service is named by its UUID in the path.
+    service_uuid = service_handlers.service_uuid(
+        {'host': HOST, 'binary': 'nova-snapshot-compute'})
+    cases.append(Case(
+        'PUT os-services/{uuid}@2.53', 'PUT',
+        '/v2.1/os-services/%s' % service_uuid, '2.53',
+        service_schemas.UPDATE_V253, 100, token=ADMIN_TOKEN,
+        state='state_services', sweep_base=_fixed({
+            'status': 'disabled', 'disabled_reason': 'sweep',
+            'forced_down': False})))
     return cases
 
 

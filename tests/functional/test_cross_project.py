@@ -45,7 +45,8 @@ from tests.functional import test_keystone_e2e
 
 FAKE_DRIVER = {'compute': {'compute_driver': 'fake'}}
 TIMEOUT = 60
-VERSIONS = ('2.1', '2.45')
+# The minimum, the last version before the later shapes, and the maximum.
+VERSIONS = ('2.1', '2.45', '2.104')
 PROXY_VERSIONS = ('2.1', '2.35')
 FOREIGN = frozenset([403, 404])
 # Nova's 400 for a boot naming an image, volume or snapshot the caller
@@ -68,6 +69,8 @@ ACTION_BODIES = {
     'suspend': {'suspend': None},
     'resume': {'resume': None},
     'os-getConsoleOutput': {'os-getConsoleOutput': {'length': 10}},
+    'createBackup': {'createBackup': {'name': 'xp-steal',
+                                      'backup_type': 'daily', 'rotation': 0}},
 }
 
 

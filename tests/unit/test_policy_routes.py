@@ -33,6 +33,12 @@ SAMPLES = {
         {'os-stop': None}, {'os-start': None}, {'pause': None},
         {'unpause': None}, {'suspend': None}, {'resume': None},
         {'os-getConsoleOutput': {'length': 5}},
+        {'createBackup': {'name': 'b', 'backup_type': 'daily',
+                          'rotation': 1}},
+        {'shelve': None}, {'shelveOffload': None}, {'unshelve': None},
+        {'reboot': {'type': 'HARD'}},
+        {'rebuild': {'imageRef': '6b0c7a5d-0c86-4b2f-9c5f-1a0c7e0d1f11'}},
+        {'lock': None}, {'unlock': None},
     ],
     ('/v2.1/servers/{server_id}/os-instance-actions', 'GET'): [None],
     ('/v2.1/servers/{server_id}/os-instance-actions/{request_id}',
@@ -66,9 +72,14 @@ SAMPLES = {
 # Admin-only routes (Nova's defaults): a member is refused, an admin passes.
 ADMIN_ROUTES = frozenset(['/v2.1/os-services',
                           '/v2.1/os-services/{service_id}'])
+# Admin-only server actions (Nova's defaults), by body key.
+ADMIN_ACTIONS = frozenset(['shelveOffload'])
 # Routes that exist only below the latest microversion (Nova's proxies).
 VERSIONS = {template: '2.35' for template, _ in SAMPLES
             if template.startswith('/v2.1/images')}
+# The samples name a service by host and binary (PUT) and row id (DELETE):
+# the forms below 2.53.
+VERSIONS['/v2.1/os-services/{service_id}'] = '2.52'
 
 
 class TestPolicyOnEveryRoute(unittest.TestCase):
@@ -140,7 +151,9 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
                 with self.subTest(route=template, method=method, body=body):
                     self.setUp()  # fresh server state per request
                     roles = ['member', 'reader']
-                    if template in ADMIN_ROUTES:
+                    if template in ADMIN_ROUTES or (
+                            isinstance(body, dict) and
+                            set(body) & ADMIN_ACTIONS):
                         roles = ['admin'] + roles
                     response = self._request(template, method, body, roles)
                     self.assertIn(response.status_int, (200, 202, 204, 409),
@@ -153,6 +166,14 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
             with self.subTest(route=template, method=method):
                 response = self._request(template, method, bodies[0],
                                          ['member', 'reader'])
+                self.assertEqual(403, response.status_int, response.text)
+
+    def test_member_is_refused_admin_actions(self):
+        for action in sorted(ADMIN_ACTIONS):
+            with self.subTest(action=action):
+                response = self._request(
+                    '/v2.1/servers/{server_id}/action', 'POST',
+                    {action: None}, ['member', 'reader'])
                 self.assertEqual(403, response.status_int, response.text)
 
     def test_boot_from_volume_checks_attach_volume_too(self):

@@ -93,7 +93,7 @@ class ConfigTest(unittest.TestCase):
     def test_microversions_and_stack_facts(self):
         conf = self.parse()
         self.assertEqual('2.1', conf['compute']['min_microversion'])
-        self.assertEqual('2.45', conf['compute']['max_microversion'])
+        self.assertEqual('2.104', conf['compute']['max_microversion'])
         self.assertEqual('img-2', conf['compute']['image_ref_alt'])
         self.assertEqual('3', conf['compute']['flavor_ref_alt'])
         self.assertEqual('http://127.0.0.1:5000/v3',

@@ -40,6 +40,12 @@ class _Empty(Exception):
 
 
 def _user_filters(version):
+    for minimum, allowed in (((2, 90), schema.USER_FILTERS_V290),
+                             ((2, 83), schema.USER_FILTERS_V283),
+                             ((2, 73), schema.USER_FILTERS_V273),
+                             ((2, 66), schema.USER_FILTERS_V266)):
+        if version.matches(minimum):
+            return allowed
     if version.matches((2, 26)):
         return schema.USER_FILTERS_V226
     if version.matches((2, 5)):
@@ -83,17 +89,34 @@ def _filters(context, version, params, options, detail):
         filters['vm_state'] = found_vm
         if 'default' not in found_task:
             filters['task_state'] = found_task
-    if 'changes-since' in options:
+    for key in schema.JOINED_TABLE_PARAMS:
+        if key in options:
+            raise faults.APIFault(400, 'Invalid filter field: %s.' % key)
+    for option, key in (('changes-since', 'changes_since'),
+                        ('changes-before', 'changes_before')):
+        if option in options:
+            try:
+                when = timeutils.parse_isotime(options[option])
+            except ValueError:
+                raise faults.APIFault(400,
+                                      'Invalid filter field: %s.' % option)
+            filters[key] = timeutils.normalize_time(when)
+    if filters.get('changes_before') and filters.get('changes_since') and \
+            filters['changes_before'] < filters['changes_since']:
+        raise faults.APIFault(400, 'The value of changes-since must be '
+                                   'less than or equal to changes-before.')
+    if 'locked' in options and version.matches((2, 73)):
         try:
-            since = timeutils.parse_isotime(options['changes-since'])
-        except ValueError:
-            raise faults.APIFault(400, 'Invalid filter field: changes-since.')
-        filters['changes_since'] = timeutils.normalize_time(since)
-    # Deleted servers are listed only when asked for, or since a time.
+            filters['locked'] = strutils.bool_from_string(options['locked'],
+                                                          strict=True)
+        except ValueError as exc:
+            raise faults.APIFault(400, str(exc))
+    # Deleted servers are listed only when asked for, or since (or
+    # before) a time.
     if 'deleted' in options:
         filters['deleted'] = strutils.bool_from_string(options['deleted'],
                                                        default=False)
-    elif 'changes_since' in filters:
+    elif 'changes_since' in filters or 'changes_before' in filters:
         filters['deleted'] = None
     if filters.get('vm_state') == [vm_states.DELETED]:
         if not context.is_admin:
@@ -128,7 +151,7 @@ def _filters(context, version, params, options, detail):
     return filters, all_projects
 
 
-def _sort(context, params):
+def _sort(context, version, params):
     """Nova's get_sort_params, remove_invalid_sort_keys and
     process_sort_params, then only the keys that are columns here (the
     others hold one value for every server and cannot change the order).
@@ -136,8 +159,9 @@ def _sort(context, params):
     keys = [key.strip() for key in params.get('sort_key', [])] or [
         'created_at']
     dirs = [d.strip() for d in params.get('sort_dir', [])] or ['desc']
+    ignored = schema.ignored_sort_keys(version)
     for key in list(keys):
-        if key in schema.IGNORED_SORT_KEYS:
+        if key in ignored:
             index = keys.index(key)
             if len(dirs) > index:
                 dirs.pop(index)
@@ -202,7 +226,7 @@ def list_servers(req, detail):
         params = req.GET.dict_of_lists()
     except UnicodeDecodeError:
         raise faults.APIFault(400, 'The query string is not valid UTF-8.')
-    validation.validate_query(params, schema.QUERY)
+    validation.validate_query(params, schema.query_schema(version))
     for key, values in params.items():
         # No database takes a NUL inside a string (PostgreSQL refuses it).
         if any('\x00' in value for value in values):
@@ -221,7 +245,7 @@ def list_servers(req, detail):
         filters, all_projects = _filters(context, version, params,
                                          options, detail)
         _check_marker(req, context, marker, all_projects)
-        sort_keys, sort_dirs = _sort(context, params)
+        sort_keys, sort_dirs = _sort(context, version, params)
         instances = util.compute_api(req).get_all(
             context, filters, all_projects=all_projects, limit=limit,
             marker=marker, sort_keys=sort_keys, sort_dirs=sort_dirs,

@@ -5,6 +5,7 @@ import ipaddress
 from nova_snapshot.api import block_device
 from nova_snapshot.api import faults
 from nova_snapshot.api.handlers import server_list
+from nova_snapshot.api import microversion
 from nova_snapshot.api import password
 from nova_snapshot.api.schemas import servers as schema
 from nova_snapshot.api import util
@@ -31,11 +32,13 @@ def detail(req):
 
 
 def show(req, server_id):
+    microversion.check_no_query(req)
     context = util.context(req)
     instance = load_server(req, server_id)
     context.can(policies.SHOW, target={'project_id': instance['project_id']})
-    return util.json_response(req, {'server': views.server(req, instance)},
-                              schema=schema.SHOW_RESPONSE)
+    return util.json_response(
+        req, {'server': views.server_show(req, instance)},
+        schema=schema.SHOW_RESPONSE)
 
 
 def create(req):

@@ -5,11 +5,17 @@ server's project (403), then the attachment (404) and the state (409).
 Attach and detach are asynchronous: the compute API records the intent and
 casts; the attachment shows up (or goes) in the list when the host is
 done. Attachments are the server's volume BDMs, from
-``ComputeAPI.get_volume_attachments``.
+``ComputeAPI.get_volume_attachments``. The fields shown change with the
+microversion (schemas/volume_attachments.py says which).
 """
+
+import uuid
+
+from oslo_utils import strutils
 
 from nova_snapshot.api import faults
 from nova_snapshot.api.handlers import servers
+from nova_snapshot.api import microversion
 from nova_snapshot.api.schemas import volume_attachments as schema
 from nova_snapshot.api import util
 from nova_snapshot.api import validation
@@ -18,11 +24,33 @@ from nova_snapshot import exception
 from nova_snapshot.policies import volumes_attachments as policies
 
 
-def _view(server_id, volume_id, device):
-    # Nova leaves "device" out of list and show when it is not known yet.
-    body = {'id': volume_id, 'serverId': server_id, 'volumeId': volume_id}
-    if device:
-        body['device'] = device
+# BDM rows here have no uuid column: ``bdm_uuid`` (2.89) is derived from
+# the row id, so it is stable for the attachment's life and unique.
+_BDM_UUID_NAMESPACE = uuid.UUID('5b1b0e6c-3c36-4e0e-9b7a-5a4f2d1c6e01')
+
+
+def bdm_uuid(bdm):
+    return str(uuid.uuid5(_BDM_UUID_NAMESPACE, 'bdm-%s' % bdm['id']))
+
+
+def _view(req, server_id, bdm):
+    """An attachment in list and show. Nova leaves "device" out when it
+    is not known yet."""
+    version = util.version(req)
+    volume_id = bdm['volume_id']
+    body = {'serverId': server_id, 'volumeId': volume_id}
+    if not version.matches((2, 89)):
+        body['id'] = volume_id
+    if bdm.get('device_name'):
+        body['device'] = bdm['device_name']
+    if version.matches((2, 70)):
+        body['tag'] = bdm.get('tag')
+    if version.matches((2, 79)):
+        body['delete_on_termination'] = bool(
+            bdm.get('delete_on_termination'))
+    if version.matches((2, 89)):
+        body['attachment_id'] = bdm.get('attachment_id')
+        body['bdm_uuid'] = bdm_uuid(bdm)
     return body
 
 
@@ -52,44 +80,72 @@ def _unexpected(exc):
     return faults.APIFault(500, '%s\n%s' % (faults.UNEXPECTED, type(exc)))
 
 
+def _limited(req, items):
+    """Nova's common.limited: offset, then at most limit ([api]
+    max_limit caps it) of the items."""
+    version = util.version(req)
+    params = req.GET.dict_of_lists()
+    validation.validate_query(params, schema.INDEX_QUERY_V275
+                              if version.matches((2, 75))
+                              else schema.INDEX_QUERY)
+    max_limit = util.conf(req).api.max_limit
+    offset = int(params['offset'][-1]) if 'offset' in params else 0
+    limit = max_limit
+    if 'limit' in params:
+        limit = min(int(params['limit'][-1]) or max_limit, max_limit)
+    return items[offset:offset + limit]
+
+
 def index(req, server_id):
     context, instance = _load(req, server_id, policies.INDEX)
     bdms = util.compute_api(req).get_volume_attachments(context, instance)
     body = {'volumeAttachments': [
-        _view(instance['uuid'], b['volume_id'], b.get('device_name'))
-        for b in bdms]}
+        _view(req, instance['uuid'], b) for b in _limited(req, bdms)]}
     return util.json_response(req, body, schema=schema.INDEX_RESPONSE)
 
 
 def show(req, server_id, volume_id):
+    microversion.check_no_query(req)
     context, instance = _load(req, server_id, policies.SHOW)
     bdm = _find(req, context, instance, volume_id)
-    body = {'volumeAttachment': _view(instance['uuid'], volume_id,
-                                      bdm.get('device_name'))}
+    body = {'volumeAttachment': _view(req, instance['uuid'], bdm)}
     return util.json_response(req, body, schema=schema.SHOW_RESPONSE)
 
 
 def create(req, server_id):
+    version = util.version(req)
     body = util.extract_json(req)
-    validation.validate(body, schema.CREATE)
+    validation.validate(body, schema.create_schema(version))
     context, instance = _load(req, server_id, policies.CREATE)
-    volume_id = body['volumeAttachment']['volumeId']
+    request = body['volumeAttachment']
+    volume_id = request['volumeId']
+    tag = request.get('tag')
+    delete_on_termination = strutils.bool_from_string(
+        request.get('delete_on_termination', False), strict=True)
     # A name the driver cannot hot-plug on is a 400 now, not a failed
     # attach later (the shared normaliser's rule).
     device = block_device.attach_device_name(
         body['volumeAttachment'].get('device'))
     try:
         device = util.compute_api(req).attach_volume(
-            context, instance, volume_id, device=device)
+            context, instance, volume_id, device=device, tag=tag,
+            delete_on_termination=delete_on_termination)
     except exception.InstanceInvalidState as exc:
         raise servers.conflict(exc, 'attach_volume', server_id)
     except exception.NovaSnapshotException as exc:
         raise _unexpected(exc)
     if isinstance(device, dict):  # a BDM row is fine too
         device = device.get('device_name')
-    # Nova's create always has "device", null when not known yet.
-    attachment = _view(instance['uuid'], volume_id, None)
-    attachment['device'] = device or None
+    if version.matches((2, 101)):
+        return util.empty_response(202)  # Nova: no body from 2.101
+    # Nova's create always has "id" and "device" (null when not known
+    # yet), then tag (2.70) and delete_on_termination (2.79).
+    attachment = {'id': volume_id, 'serverId': instance['uuid'],
+                  'volumeId': volume_id, 'device': device or None}
+    if version.matches((2, 70)):
+        attachment['tag'] = tag
+    if version.matches((2, 79)):
+        attachment['delete_on_termination'] = delete_on_termination
     return util.json_response(req, {'volumeAttachment': attachment},
                               schema=schema.SHOW_RESPONSE)
 

@@ -80,8 +80,18 @@ ITEM_WITH_TAG = copy.deepcopy(ITEM)
 ITEM_WITH_TAG['properties']['tag'] = TAG
 
 
+# From 2.67: the type of a volume the server's create makes (Nova's
+# parameter_types.volume_type); compute/block_device.py refuses it for an
+# existing volume or a local disk.
+ITEM_V267 = copy.deepcopy(ITEM_WITH_TAG)
+ITEM_V267['properties']['volume_type'] = {
+    'type': ['string', 'null'], 'minLength': 0, 'maxLength': 255}
+
+
 def v2_list(version):
     """The ``block_device_mapping_v2`` schema for an APIVersion."""
+    if version.matches((2, 67)):
+        return {'type': 'array', 'items': ITEM_V267}
     with_tag = version.matches((2, 32), (2, 32)) or version.matches((2, 42))
     return {'type': 'array',
             'items': ITEM_WITH_TAG if with_tag else ITEM}

@@ -1,8 +1,10 @@
 """Query parameters of GET /servers and /servers/detail, and their bodies.
 
-Nova's query schema for 2.1 to 2.74: every parameter may repeat (the query
-string is validated as a dict of lists), and unknown parameters are allowed
-here and dropped later (2.75 made them a 400; this API stops at 2.45).
+Nova's query schemas: every parameter may repeat (the query string is
+validated as a dict of lists). Unknown parameters are allowed and dropped
+later up to 2.74; from 2.75 they are a 400, and so are the sort keys Nova
+used to ignore. 2.66 adds changes-before, 2.73 the locked filter and sort
+key.
 """
 
 from nova_snapshot.api.schemas import servers
@@ -88,13 +90,66 @@ QUERY = {
     'additionalProperties': True,
 }
 
-# The filters Nova lets a caller without allow_all_filters use (2.1-2.45);
-# every other parameter is dropped for them, not refused.
+# Nova's parameters that name another table: known (so not a 400 from
+# 2.75 for being unknown) and refused by the handler.
+JOINED_TABLE_PARAMS = ('block_device_mapping', 'services', 'metadata',
+                       'system_metadata', 'info_cache', 'security_groups',
+                       'pci_devices')
+# Sort keys from 2.73 ("locked" sorts) and from 2.75 (no ignored ones).
+IGNORED_SORT_KEYS_V273 = tuple(k for k in IGNORED_SORT_KEYS if k != 'locked')
+_VALID_SORT_KEYS_V275 = tuple(k for k in VALID_SORT_KEYS
+                              if k not in IGNORED_SORT_KEYS_V273)
+
+
+def _versioned(base, changes, closed=False):
+    schema = dict(base, properties=dict(base['properties'], **changes))
+    if closed:
+        schema['additionalProperties'] = False
+    return schema
+
+
+QUERY_V266 = _versioned(QUERY, {'changes-before': _STRING})
+QUERY_V273 = _versioned(QUERY_V266, {})
+QUERY_V275 = _versioned(QUERY_V273, dict(
+    {key: _STRING for key in JOINED_TABLE_PARAMS},
+    sort_key=_many({'type': 'string', 'enum': list(_VALID_SORT_KEYS_V275)}),
+    display_name=_REGEX, display_description=_REGEX, locked_by=_REGEX,
+    root_device_name=_REGEX, config_drive=_REGEX, access_ip_v4=_REGEX,
+    access_ip_v6=_REGEX, auto_disk_config=_REGEX, progress=_REGEX,
+), closed=True)
+
+
+def query_schema(version):
+    if version.matches((2, 75)):
+        return QUERY_V275
+    if version.matches((2, 66)):
+        return QUERY_V266
+    return QUERY
+
+
+def ignored_sort_keys(version):
+    """Sort keys accepted then dropped (none from 2.75)."""
+    if version.matches((2, 75)):
+        return ()
+    if version.matches((2, 73)):
+        return IGNORED_SORT_KEYS_V273
+    return IGNORED_SORT_KEYS
+
+
+# The filters Nova lets a caller without allow_all_filters use; every other
+# parameter is dropped for them, not refused.
 USER_FILTERS = ('reservation_id', 'name', 'status', 'image', 'flavor', 'ip',
                 'changes-since', 'all_tenants')
 USER_FILTERS_V25 = USER_FILTERS + ('ip6',)
 USER_FILTERS_V226 = USER_FILTERS_V25 + ('tags', 'tags-any', 'not-tags',
                                         'not-tags-any')
+USER_FILTERS_V266 = USER_FILTERS_V226 + ('changes-before',)
+USER_FILTERS_V273 = USER_FILTERS_V266 + ('locked',)
+USER_FILTERS_V283 = USER_FILTERS_V273 + (
+    'availability_zone', 'config_drive', 'key_name', 'created_at',
+    'launched_at', 'terminated_at', 'power_state', 'task_state', 'vm_state',
+    'progress', 'user_id')
+USER_FILTERS_V290 = USER_FILTERS_V283 + ('hostname',)
 PAGING_SORTING = ('sort_key', 'sort_dir', 'limit', 'marker')
 
 
@@ -108,5 +163,6 @@ def _with_links(schema):
 INDEX_RESPONSE = _with_links(servers.INDEX_RESPONSE)
 DETAIL_RESPONSE = _with_links(servers.DETAIL_RESPONSE)
 
-for _schema in (QUERY, INDEX_RESPONSE, DETAIL_RESPONSE):
+for _schema in (QUERY, QUERY_V266, QUERY_V275, INDEX_RESPONSE,
+                DETAIL_RESPONSE):
     validation.check_schema(_schema)

@@ -217,6 +217,43 @@ _FAULT = {
 
 _NULLABLE_STRING = {'type': ['string', 'null']}
 
+# The image of a server body: a link, and from 2.98 the boot image's
+# standard properties.
+_IMAGE_REF_V298 = {
+    'type': 'object',
+    'properties': {
+        'id': {'type': 'string'}, 'links': _LINKS,
+        'properties': {
+            'type': 'object',
+            'patternProperties': {
+                '^[a-zA-Z0-9_:. ]{1,255}$': {'type': ['string', 'null'],
+                                             'maxLength': 255},
+            },
+            'additionalProperties': False,
+        },
+    },
+    'required': ['id', 'links'],
+    'additionalProperties': False,
+}
+
+# The flavor of a server body from 2.47.
+_EMBEDDED_FLAVOR = {
+    'type': 'object',
+    'properties': {
+        'vcpus': {'type': 'integer'}, 'ram': {'type': 'integer'},
+        'disk': {'type': 'integer'}, 'ephemeral': {'type': 'integer'},
+        'swap': {'type': 'integer'}, 'original_name': {'type': 'string'},
+        'extra_specs': {
+            'type': 'object',
+            'patternProperties': {'^.+$': {'type': 'string'}},
+            'additionalProperties': False,
+        },
+    },
+    'required': ['vcpus', 'ram', 'disk', 'ephemeral', 'swap',
+                 'original_name'],
+    'additionalProperties': False,
+}
+
 SERVER = {
     'type': 'object',
     'properties': {
@@ -231,8 +268,9 @@ SERVER = {
             'additionalProperties': False,
         },
         'hostId': {'type': 'string'},
-        'image': {'oneOf': [_REF, {'type': 'string', 'enum': ['']}]},
-        'flavor': _REF,
+        'image': {'oneOf': [_IMAGE_REF_V298,
+                            {'type': 'string', 'enum': ['']}]},
+        'flavor': {'oneOf': [_REF, _EMBEDDED_FLAVOR]},
         'created': {'type': 'string'},
         'updated': {'type': 'string'},
         'addresses': {'type': 'object', 'additionalProperties': False},
@@ -252,6 +290,14 @@ SERVER = {
         },
         'fault': _FAULT,
         'locked': {'type': 'boolean'},
+        'locked_reason': _NULLABLE_STRING,
+        'trusted_image_certificates': {'type': 'null'},
+        'server_groups': {'type': 'array', 'maxItems': 0},
+        'pinned_availability_zone': _NULLABLE_STRING,
+        'scheduler_hints': {'type': 'object', 'additionalProperties': False},
+        # The rebuild body only (2.57 and the new password).
+        'user_data': {'type': 'null'},
+        'adminPass': {'type': 'string'},
         'description': _NULLABLE_STRING,
         'tags': {'type': 'array', 'items': {'type': 'string'}},
         'OS-DCF:diskConfig': DISK_CONFIG,

@@ -1,5 +1,10 @@
-"""Request and response schemas for os-volume_attachments (Nova 2.1 shape;
-``tag`` (2.49) and later fields are above our maximum version)."""
+"""Request and response schemas for os-volume_attachments, per
+microversion: ``tag`` on create from 2.49 and shown from 2.70,
+``delete_on_termination`` on create and shown from 2.79, ``attachment_id``
+and ``bdm_uuid`` instead of ``id`` from 2.89 (list and show), no create
+body from 2.101."""
+
+import copy
 
 from nova_snapshot.api.schemas import block_device_mapping as bdm_schema
 from nova_snapshot.api import validation
@@ -27,6 +32,34 @@ CREATE = {
     'additionalProperties': False,
 }
 
+CREATE_V249 = copy.deepcopy(CREATE)
+CREATE_V249['properties']['volumeAttachment']['properties'][
+    'tag'] = bdm_schema.TAG
+CREATE_V279 = copy.deepcopy(CREATE_V249)
+CREATE_V279['properties']['volumeAttachment']['properties'][
+    'delete_on_termination'] = bdm_schema.BOOLEAN
+
+
+def create_schema(version):
+    if version.matches((2, 79)):
+        return CREATE_V279
+    if version.matches((2, 49)):
+        return CREATE_V249
+    return CREATE
+
+
+# GET .../os-volume_attachments: Nova's limit and offset (unknown
+# parameters are a 400 from 2.75).
+_NON_NEGATIVE = {'type': 'array', 'items': {
+    'type': 'string', 'pattern': '^[0-9]{1,20}$'}}
+INDEX_QUERY = {
+    'type': 'object',
+    'properties': {'limit': _NON_NEGATIVE, 'offset': _NON_NEGATIVE},
+    'additionalProperties': True,
+}
+INDEX_QUERY_V275 = dict(INDEX_QUERY, additionalProperties=False)
+
+# Every field any version shows; the handler picks them per version.
 ATTACHMENT = {
     'type': 'object',
     'properties': {
@@ -34,8 +67,12 @@ ATTACHMENT = {
         'serverId': {'type': 'string'},
         'volumeId': {'type': 'string'},
         'device': {'type': ['string', 'null']},
+        'tag': {'type': ['string', 'null']},
+        'delete_on_termination': {'type': 'boolean'},
+        'attachment_id': {'type': ['string', 'null']},
+        'bdm_uuid': {'type': 'string', 'format': 'uuid'},
     },
-    'required': ['id', 'serverId', 'volumeId'],
+    'required': ['serverId', 'volumeId'],
     'additionalProperties': False,
 }
 
@@ -55,5 +92,6 @@ INDEX_RESPONSE = {
     'additionalProperties': False,
 }
 
-for _schema in (CREATE, SHOW_RESPONSE, INDEX_RESPONSE):
+for _schema in (CREATE, CREATE_V249, CREATE_V279, INDEX_QUERY,
+                INDEX_QUERY_V275, SHOW_RESPONSE, INDEX_RESPONSE):
     validation.check_schema(_schema)

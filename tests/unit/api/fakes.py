@@ -85,7 +85,9 @@ class FakeComputeAPI:
 
     def add_volume(self, instance, volume_id=None, boot_index=None,
                    device_name='/dev/vdb', delete_on_termination=False):
-        bdm = {'volume_id': volume_id or str(uuidlib.uuid4()),
+        bdm = {'id': sum(len(b) for b in self.bdms.values()) + 1,
+               'volume_id': volume_id or str(uuidlib.uuid4()),
+               'attachment_id': str(uuidlib.uuid4()), 'tag': None,
                'source_type': 'volume', 'destination_type': 'volume',
                'boot_index': boot_index, 'device_name': device_name,
                'delete_on_termination': delete_on_termination}
@@ -126,9 +128,12 @@ class FakeComputeAPI:
     def get_volume_attachments(self, context, instance):
         return [dict(b) for b in self.bdms.get(instance['uuid'], [])]
 
-    def attach_volume(self, context, instance, volume_id, device=None):
+    def attach_volume(self, context, instance, volume_id, device=None,
+                      tag=None, delete_on_termination=False):
         self.calls.append(('attach_volume', instance['uuid'], volume_id,
                            device))
+        self.attach_options = {'tag': tag,
+                               'delete_on_termination': delete_on_termination}
         self._check(instance, 'attach_volume',
                     (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED))
         if volume_id.startswith('00000000'):
@@ -180,6 +185,39 @@ class FakeComputeAPI:
     def resume(self, context, instance):
         self._power(context, instance, 'resume', (vm_states.SUSPENDED,))
 
+    def shelve(self, context, instance):
+        self._power(context, instance, 'shelve', vm_states.SHELVE_ALLOWED)
+
+    def shelve_offload(self, context, instance):
+        self._power(context, instance, 'shelveOffload', (vm_states.SHELVED,))
+
+    def unshelve(self, context, instance, **kwargs):
+        self.calls.append(('unshelve_args', instance['uuid'], kwargs))
+        self._power(context, instance, 'unshelve',
+                    vm_states.UNSHELVE_ALLOWED)
+
+    def reboot(self, context, instance, reboot_type):
+        self.calls.append(('reboot_type', instance['uuid'], reboot_type))
+        self._power(context, instance, 'reboot', (vm_states.ACTIVE,))
+
+    def rebuild(self, context, instance, image_href, **kwargs):
+        self.calls.append(('rebuild_args', instance['uuid'], image_href,
+                           kwargs))
+        self._power(context, instance, 'rebuild', (vm_states.ACTIVE,))
+        self.instances[instance['uuid']].update(task_state='rebuilding',
+                                                image_ref=image_href)
+
+    def lock(self, context, instance, reason=None):
+        self.calls.append(('lock', instance['uuid'], reason))
+        self.instances[instance['uuid']].update(
+            locked=True, locked_reason=reason, locked_by='owner'
+            if context.project_id == instance['project_id'] else 'admin')
+
+    def unlock(self, context, instance):
+        self.calls.append(('unlock', instance['uuid']))
+        self.instances[instance['uuid']].update(
+            locked=False, locked_reason=None, locked_by=None)
+
     def get_console_output(self, context, instance, length=None):
         self.calls.append(('get_console_output', instance['uuid'], length))
         lines = ['line %d' % i for i in range(10)]
@@ -197,6 +235,19 @@ class FakeComputeAPI:
         stored = self.instances[instance['uuid']]
         stored['task_state'] = task_states.IMAGE_SNAPSHOT_PENDING
         self._record(context, instance, 'createImage')
+        return {'id': str(uuidlib.uuid4()), 'name': name, 'status': 'queued'}
+
+    def backup(self, context, instance, name, backup_type, rotation,
+               extra_properties=None):
+        self.calls.append(('backup', instance['uuid'], name, backup_type,
+                           rotation, extra_properties))
+        self._check(instance, 'createBackup', vm_states.SNAPSHOT_ALLOWED)
+        if self.is_volume_backed(context, instance):
+            from nova_snapshot.compute import backup
+            raise backup.VolumeBackedBackupNotSupported()
+        stored = self.instances[instance['uuid']]
+        stored['task_state'] = task_states.IMAGE_BACKUP
+        self._record(context, instance, 'createBackup')
         return {'id': str(uuidlib.uuid4()), 'name': name, 'status': 'queued'}
 
     def snapshot_volume_backed(self, context, instance, name,

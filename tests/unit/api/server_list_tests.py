@@ -294,6 +294,49 @@ class ServerListTests(_ListTestBase):
         # Without changes-since, deleted servers are not listed.
         self.assertNotIn(gone['uuid'], self._ids(self._list()))
 
+    def test_changes_before_from_2_66(self):
+        old = self._server()
+        self.db.instance_update(old['uuid'], {'updated_at': self.clock})
+        before = self.clock + datetime.timedelta(seconds=30)
+        self.clock = before + datetime.timedelta(seconds=30)
+        new = self._server()
+        self.db.instance_update(new['uuid'], {'updated_at': self.clock})
+        query = 'changes-before=%s' % parse.quote(before.isoformat() + 'Z')
+        self.assertEqual([old['uuid']],
+                         self._ids(self._list(query, version='2.66')))
+        # Below 2.66 a user's changes-before is dropped, not applied.
+        self.assertEqual({old['uuid'], new['uuid']},
+                         set(self._ids(self._list(query, version='2.65'))))
+        since = 'changes-since=%s' % parse.quote(
+            self.clock.isoformat() + 'Z')
+        self._list(query + '&' + since, version='2.66', status=400)
+
+    def test_locked_filter_and_sort_from_2_73(self):
+        free = self._server(name='free')
+        held = self._server(name='held', locked=True, locked_by='owner',
+                            locked_reason='why')
+        self.assertEqual([held['uuid']], self._ids(
+            self._list('locked=true', version='2.73')))
+        self.assertEqual([free['uuid']], self._ids(
+            self._list('locked=0', version='2.73')))
+        self.assertEqual([free['uuid'], held['uuid']], self._ids(
+            self._list('sort_key=locked&sort_dir=asc', version='2.73')))
+        body = self._list(detail=True, version='2.73')
+        reasons = {s['id']: s['locked_reason'] for s in body['servers']}
+        self.assertEqual({free['uuid']: None, held['uuid']: 'why'}, reasons)
+        self._list('locked=maybe', version='2.73', status=400)
+        # Below 2.73 locked is dropped for a user and ignored as a sort key.
+        self.assertEqual(2, len(self._list('locked=true&sort_key=locked',
+                                           version='2.72')['servers']))
+
+    def test_unknown_parameters_are_400_from_2_75(self):
+        self._server()
+        self._list('bogus=1', version='2.74')
+        body = self._list('bogus=1', version='2.75', status=400)
+        self.assertIn('bogus', body['badRequest']['message'])
+        self._list('sort_key=vcpus', version='2.75', status=400)
+        self._list('metadata=x', token=ADMIN, version='2.75', status=400)
+
     def test_filters_no_server_here_can_match(self):
         self._server()
         for query in ('ip=10.0', 'reservation_id=r-1'):
