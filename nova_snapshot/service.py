@@ -92,6 +92,7 @@ class ComputeService(object):
         self._stopping = threading.Event()
         self._heartbeat_thread = None
         self._reconciler_thread = None
+        self._shelved_thread = None
 
     def start(self):
         """Repair the host, then take RPC messages and report in."""
@@ -113,6 +114,12 @@ class ComputeService(object):
                 target=self._reconciler_loop,
                 name='reconciler-%s' % self.host, daemon=True)
             self._reconciler_thread.start()
+        if self.conf.shelved_poll_interval > 0 and \
+                self.conf.shelved_offload_time > 0:
+            self._shelved_thread = threading.Thread(
+                target=self._shelved_poll_loop,
+                name='shelved-poll-%s' % self.host, daemon=True)
+            self._shelved_thread.start()
         LOG.info('%s started on host %s', BINARY, self.host)
         return self
 
@@ -157,6 +164,15 @@ class ComputeService(object):
             except Exception:
                 LOG.exception('Reconciler pass on %s failed', self.host)
             delay = self.conf.reconciler.interval
+
+    def _shelved_poll_loop(self):
+        # Nova's _poll_shelved_instances periodic task.
+        while not self._stopping.wait(self.conf.shelved_poll_interval):
+            try:
+                self.manager._poll_shelved_instances()
+            except Exception:
+                LOG.exception('Offloading shelved servers on %s failed',
+                              self.host)
 
     def stop(self, task_timeout=STOP_TASK_TIMEOUT):
         """Stop taking messages, let running work finish, stop reporting."""

@@ -522,6 +522,8 @@ class ComputeAPI(object):
             # local delete does. A compute service coming back finds no row.
             LOG.info('Deleting instance %s locally: host %s is not up',
                      instance['uuid'], instance.get('host'))
+            self._shelve_api().local_delete(context, instance)
+            self._shelve_api().before_delete(context, instance)
             self.db.instance_update(instance['uuid'], {
                 'vm_state': vm_states.DELETED, 'task_state': None,
                 'power_state': power_state.NOSTATE})
@@ -538,11 +540,29 @@ class ComputeAPI(object):
                 self._revert_task_state(instance['uuid'],
                                         task_states.DELETING,
                                         previous['task_state'])
+        # Only once the delete is on its way: a shelved server whose
+        # delete failed must keep the image it unshelves from.
+        self._shelve_api().before_delete(context, instance)
 
     def _host_is_up(self, host):
         return any(service['host'] == host and scheduler.service_is_up(
             service, self.conf.service_down_time)
             for service in self.db.service_get_all(scheduler.TOPIC))
+
+    # Shelve (the logic is in compute/shelve.py)
+
+    def _shelve_api(self):
+        from nova_snapshot.compute import shelve  # imports this module
+        return shelve.ShelveAPI(self)
+
+    def shelve(self, context, instance):
+        return self._shelve_api().shelve(context, instance)
+
+    def shelve_offload(self, context, instance):
+        return self._shelve_api().shelve_offload(context, instance)
+
+    def unshelve(self, context, instance, **kwargs):
+        return self._shelve_api().unshelve(context, instance, **kwargs)
 
     # Power actions
 

@@ -21,6 +21,7 @@ from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import notifications
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute.rpcapi import RPC_API_VERSION
+from nova_snapshot.compute import shelve
 from nova_snapshot.compute import snapshot_metadata
 from nova_snapshot.compute import snapshot_work
 from nova_snapshot.compute import task_states
@@ -149,6 +150,7 @@ class ComputeManager(object):
             conf, db, driver, volume_api, image_api)
         self._work = snapshot_work.SnapshotWork(
             host, conf.compute.max_concurrent_snapshots)
+        self._shelve = shelve.ComputeShelve(self, _ProgressReporter)
 
     # Helpers (not reachable over RPC: DefaultRPCAccessPolicy hides '_')
 
@@ -317,6 +319,10 @@ class ComputeManager(object):
         elif task_state == task_states.DELETING:
             self._do_terminate(context, instance)
             return
+        elif self._shelve.repair_at_start(context, instance) is not None:
+            instance = self.db.instance_get(instance['uuid'])
+            if instance.get('host') != self.host:
+                return  # offloaded: no guest here to sync
         elif task_state in (task_states.SCHEDULING, task_states.SPAWNING):
             self._fail_interrupted(instance, 'Build interrupted by a restart '
                                    'of the compute service',
@@ -665,6 +671,22 @@ class ComputeManager(object):
             record.instance = instance
         else:
             self._notify(context, instance, 'delete', 'end')
+
+    # Shelve (1.3; the logic is in compute/shelve.py)
+
+    def shelve_instance(self, context, instance_uuid, image_id):
+        self._shelve.shelve_instance(context, instance_uuid, image_id)
+
+    def shelve_offload_instance(self, context, instance_uuid):
+        self._shelve.shelve_offload_instance(context, instance_uuid)
+
+    def unshelve_instance(self, context, instance_uuid):
+        self._shelve.unshelve_instance(context, instance_uuid)
+
+    def _poll_shelved_instances(self):
+        """Offload this host's servers shelved for longer than
+        ``shelved_offload_time`` (the service calls it periodically)."""
+        return self._shelve.offload_expired(ns_context.get_admin_context())
 
     # Volumes (os-volume_attachments)
 

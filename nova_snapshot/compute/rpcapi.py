@@ -155,3 +155,15 @@ class ComputeRPCAPI(object):
 
     def detach_volume(self, context, instance, volume_id):
         self._cast(context, instance, 'detach_volume', volume_id=volume_id)
+
+    # 1.3
+
+    def shelve_instance(self, context, instance, image_id):
+        self._cast(context, instance, 'shelve_instance', image_id=image_id)
+
+    def shelve_offload_instance(self, context, instance):
+        self._cast(context, instance, 'shelve_offload_instance')
+
+    def unshelve_instance(self, context, instance):
+        """Cast to ``instance['host']``: the chosen host when offloaded."""
+        self._cast(context, instance, 'unshelve_instance')

@@ -236,3 +236,38 @@ def schedule_and_create(conf, db, values, usage, force_host=None,
     else:
         why = '; '.join('%s: %s' % item for item in sorted(rejected.items()))
     raise exception.NoValidHost(reason=why)
+
+
+def schedule_existing(conf, db, instance_uuid, usage, expected_task_state,
+                      force_host=None, values=None):
+    """Pick a host for a live instance without one (unshelving a
+    shelved-offloaded server) and claim ``usage`` there, as
+    :func:`schedule_and_create` does for a new one.
+
+    :param values: further instance columns written with ``host``.
+    :returns: the updated instance dict (``host`` set, ``claimed_*``).
+    :raises: NoValidHost; UnexpectedTaskStateError when the instance is
+        no longer in ``expected_task_state`` without a host.
+    """
+    nodes = db.compute_node_get_all(TOPIC)
+    if force_host:
+        candidates = _forced_candidates(nodes, force_host, None,
+                                        conf.service_down_time)
+        rejected = {}
+    else:
+        candidates, rejected = filter_hosts(conf, nodes, usage)
+        candidates = order_hosts(conf, candidates)
+    for node in candidates:
+        instance = db.instance_claim_existing(
+            instance_uuid, node['host'], usage, TOPIC, expected_task_state,
+            values=values)
+        if instance is not None:
+            LOG.info('Scheduled instance %s to %s', instance_uuid,
+                     node['host'])
+            return instance
+        rejected[node['host']] = 'claim refused (no room left, or disabled)'
+    if not nodes:
+        why = 'No compute service has reported its capacity.'
+    else:
+        why = '; '.join('%s: %s' % item for item in sorted(rejected.items()))
+    raise exception.NoValidHost(reason=why)

@@ -10,6 +10,12 @@ UNPAUSING = 'unpausing'
 SUSPENDING = 'suspending'
 RESUMING = 'resuming'
 
+SHELVING = 'shelving'
+SHELVING_IMAGE_PENDING_UPLOAD = 'shelving_image_pending_upload'
+SHELVING_IMAGE_UPLOADING = 'shelving_image_uploading'
+SHELVING_OFFLOADING = 'shelving_offloading'
+UNSHELVING = 'unshelving'
+
 IMAGE_SNAPSHOT_PENDING = 'image_snapshot_pending'
 IMAGE_SNAPSHOT = 'image_snapshot'
 IMAGE_PENDING_UPLOAD = 'image_pending_upload'
@@ -18,3 +24,7 @@ IMAGE_UPLOADING = 'image_uploading'
 # Task states a compute service repairs at start-up (left by a crash).
 IMAGE_SNAPSHOT_STATES = (IMAGE_SNAPSHOT_PENDING, IMAGE_SNAPSHOT,
                          IMAGE_PENDING_UPLOAD, IMAGE_UPLOADING)
+
+# Task states of a shelve on its host (before the server is SHELVED).
+SHELVING_STATES = (SHELVING, SHELVING_IMAGE_PENDING_UPLOAD,
+                   SHELVING_IMAGE_UPLOADING)

@@ -7,6 +7,13 @@ PAUSED = 'paused'
 SUSPENDED = 'suspended'
 DELETED = 'deleted'
 ERROR = 'error'
+SHELVED = 'shelved'
+SHELVED_OFFLOADED = 'shelved_offloaded'
 
 # vm_states from which createImage is accepted (Nova's check_instance_state).
 SNAPSHOT_ALLOWED = (ACTIVE, STOPPED, PAUSED, SUSPENDED)
+
+# vm_states shelve is accepted from (Nova's check_instance_state).
+SHELVE_ALLOWED = (ACTIVE, STOPPED, PAUSED, SUSPENDED)
+# ... and unshelve.
+UNSHELVE_ALLOWED = (SHELVED, SHELVED_OFFLOADED)

@@ -35,6 +35,17 @@ OPTS = [
     cfg.StrOpt('default_availability_zone', default='nova',
                help='The availability zone of every compute host (one zone: '
                     'the zone part of "zone:host" must name it).'),
+    # Shelve (Nova's names, defaults and meanings).
+    cfg.IntOpt('shelved_offload_time', default=0, min=-1,
+               help='Seconds a shelved server stays on its host before the '
+                    'compute service offloads it (its guest destroyed, its '
+                    'host\'s resources given back). 0: offload at once, as '
+                    'part of the shelve; -1: never offload by itself (an '
+                    'admin\'s shelveOffload still does).'),
+    cfg.IntOpt('shelved_poll_interval', default=3600, min=-1,
+               help='Seconds between the compute service\'s checks for '
+                    'shelved servers older than shelved_offload_time; 0 or '
+                    '-1 turns the check off.'),
 ]
 
 FILTER_SCHEDULER_GROUP = 'filter_scheduler'

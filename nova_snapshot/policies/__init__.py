@@ -8,6 +8,7 @@ from nova_snapshot.policies import images
 from nova_snapshot.policies import instance_actions
 from nova_snapshot.policies import servers
 from nova_snapshot.policies import services
+from nova_snapshot.policies import shelve
 from nova_snapshot.policies import volumes_attachments
 
 
@@ -20,4 +21,5 @@ def list_rules():
         images.list_rules(),
         volumes_attachments.list_rules(),
         services.list_rules(),
+        shelve.list_rules(),
     ))

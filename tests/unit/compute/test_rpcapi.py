@@ -61,7 +61,8 @@ class ClientMatchesManagerTest(unittest.TestCase):
                  'snapshot_volume_backed': {'image_meta': {'name': 'n'}},
                  'attach_volume': {'volume_id': 'vol',
                                    'device': '/dev/vdb'},
-                 'detach_volume': {'volume_id': 'vol'}}
+                 'detach_volume': {'volume_id': 'vol'},
+                 'shelve_instance': {'image_id': 'img'}}
         client_methods = _public_methods(compute_rpcapi.ComputeRPCAPI)
         for name in sorted(client_methods):
             getattr(self.rpcapi, name)(self.ctx, self.instance,
