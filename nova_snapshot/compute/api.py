@@ -12,6 +12,7 @@ import uuid as uuidlib
 from oslo_utils import excutils
 from oslo_utils import strutils
 
+from nova_snapshot.compute import backup
 from nova_snapshot.compute import block_device
 from nova_snapshot.compute import flavors
 from nova_snapshot.compute import power_state
@@ -659,6 +660,12 @@ class ComputeAPI(object):
                 self._delete_image_quietly(context, image['id'])
                 self._revert_snapshot_task_state(instance, image['id'])
         return image
+
+    def backup(self, context, instance, name, backup_type, rotation,
+               extra_properties=None):
+        """createBackup (compute/backup.py); returns the queued image."""
+        return backup.start(self, context, instance, name, backup_type,
+                            rotation, extra_properties)
 
     def snapshot_volume_backed(self, context, instance, name,
                                extra_properties=None):

@@ -6,6 +6,7 @@ through callbacks. Every task_state change is a compare-and-swap, so a
 delete that arrives mid-action wins and the action backs off quietly.
 """
 
+import collections
 import functools
 import logging
 import threading
@@ -18,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 
 from nova_snapshot.compute import action_record
 from nova_snapshot.compute import api as compute_api
+from nova_snapshot.compute import backup
 from nova_snapshot.compute import notifications
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute.rpcapi import RPC_API_VERSION
@@ -762,9 +764,27 @@ class ComputeManager(object):
         ``[compute] snapshot_wait_timeout`` seconds from now (queue time
         included). The RPC worker is free for the next message meanwhile.
         """
+        self._queue_capture(context, instance_uuid, image_id, SNAPSHOT_EVENT,
+                            _SNAPSHOT_STATES)
+
+    def backup_instance(self, context, instance_uuid, image_id, backup_type,
+                        rotation):
+        """createBackup: the snapshot's capture (task_state image_backup
+        instead of image_snapshot), then the rotation of the server's
+        backups of ``backup_type`` (compute/backup.py)."""
+        def rotate(instance):
+            backup.rotate_and_record(self, context, instance, image_id,
+                                     backup_type, rotation)
+        self._queue_capture(context, instance_uuid, image_id,
+                            backup.BACKUP_EVENT, _BACKUP_STATES, then=rotate)
+
+    def _queue_capture(self, context, instance_uuid, image_id, event, states,
+                       then=None):
+        """Queue an image-backed capture to ``image_id``; ``then(instance)``
+        runs after it succeeded, outside its record and the server's lock."""
         deadline = time.monotonic() + self.conf.compute.snapshot_wait_timeout
         record = self._snapshot_record(
-            context, instance_uuid, SNAPSHOT_EVENT, image_id=image_id,
+            context, instance_uuid, event, image_id=image_id,
             outcomes=_SNAPSHOT_START_OUTCOMES)
         state = {'image_gone': False}
         record.on_failure(lambda exc, outcome: self._snapshot_undo(
@@ -779,42 +799,52 @@ class ComputeManager(object):
             record.begin()
             fault_injection.point('image.cast_received')
             self._spawn('snapshot-%s' % instance_uuid, self._snapshot_job,
-                        context, record, image_id, deadline)
+                        context, record, image_id, deadline, states, then)
         except Exception as exc:
             # Nothing will run it (the executor refused, or worse).
             record.finish_unstarted(exc)
 
-    def _snapshot_job(self, context, record, image_id, deadline):
+    def _snapshot_job(self, context, record, image_id, deadline,
+                      states=None, then=None):
+        states = states or _SNAPSHOT_STATES
         uuid = record.instance_uuid
         with record:
             # A stale or duplicate cast is answered at once, not after
             # waiting for the lock its twin holds; the start below checks
             # again under the lock.
-            self._check_cast(self.db.instance_get(uuid), image_id)
+            self._check_cast(self.db.instance_get(uuid), image_id,
+                             states.pending)
             with self._work.held(uuid, deadline):
-                instance = self._start_snapshot(uuid, image_id)
+                instance = self._start_snapshot(uuid, image_id, states)
                 fault_injection.point('image.task_snapshot_set')
                 # From here the task state is ours: a conflict is a
                 # failure to clean up after, not someone else's action.
                 record.outcomes = _SNAPSHOT_RUNNING_OUTCOMES
                 record.instance = instance
-                self._snapshot(context, record, instance, image_id)
+                self._snapshot(context, record, instance, image_id,
+                               states.capture)
+        if then is not None and record.outcome is None:
+            then(record.instance)
 
-    def _start_snapshot(self, instance_uuid, image_id):
-        """pending -> image_snapshot, only for the image it was cast for.
+    def _start_snapshot(self, instance_uuid, image_id, states=None):
+        """pending -> capture state (image_snapshot), only for the image
+        it was cast for.
 
         Re-set even though the API set the pending state: a restart of
         this service in between cleared it, and then we must not go on
         (Nova's NOTE on the same step).
         """
+        states = states or _SNAPSHOT_STATES
         return self.db.instance_update_checked(
-            instance_uuid, {'task_state': task_states.IMAGE_SNAPSHOT,
-                            'progress': 0},
-            check=lambda instance: self._check_cast(instance, image_id))
+            instance_uuid, {'task_state': states.capture, 'progress': 0},
+            check=lambda instance: self._check_cast(instance, image_id,
+                                                    states.pending))
 
     @staticmethod
-    def _check_cast(instance, image_id):
-        """The instance waits for a snapshot to ``image_id`` to start."""
+    def _check_cast(instance, image_id,
+                    pending=task_states.IMAGE_SNAPSHOT_PENDING):
+        """The instance waits for a capture to ``image_id`` to start
+        (task_state ``pending``, set by the API)."""
         sysmeta = instance.get('system_metadata') or {}
         if sysmeta.get(compute_api.SNAPSHOT_IMAGE_KEY) != image_id:
             raise _NotCastImage(
@@ -823,13 +853,12 @@ class ComputeManager(object):
                     instance['uuid'], image_id,
                     sysmeta.get(compute_api.SNAPSHOT_IMAGE_KEY),
                     instance['task_state']))
-        if instance['task_state'] != task_states.IMAGE_SNAPSHOT_PENDING:
+        if instance['task_state'] != pending:
             # A duplicate cast (its twin runs), or a delete.
             error = exception.UnexpectedTaskStateError
             if instance['task_state'] == task_states.DELETING:
                 error = exception.UnexpectedDeletingTaskStateError
-            raise error(instance_uuid=instance['uuid'],
-                        expected=task_states.IMAGE_SNAPSHOT_PENDING,
+            raise error(instance_uuid=instance['uuid'], expected=pending,
                         actual=instance['task_state'])
 
     def _snapshot_undo(self, context, image_id, state, exc, outcome):
@@ -843,13 +872,18 @@ class ComputeManager(object):
         state['image_gone'] = self._delete_image(
             context, image_id, only_unfinished=only_unfinished)
 
-    def _snapshot(self, context, record, instance, image_id):
+    def _snapshot(self, context, record, instance, image_id,
+                  capture_state=task_states.IMAGE_SNAPSHOT):
         uuid = instance['uuid']
         progress = _ProgressReporter(self.db, uuid,
                                      self.conf.compute.progress_interval)
 
         def update_task_state(task_state,
                               expected_state=task_states.IMAGE_SNAPSHOT):
+            # Drivers name the capture state image_snapshot; a backup
+            # captures under image_backup (Nova's states).
+            if expected_state == task_states.IMAGE_SNAPSHOT:
+                expected_state = capture_state
             record.instance = self.db.instance_update(
                 uuid, {'task_state': task_state},
                 expected_task_state=expected_state)
@@ -990,6 +1024,14 @@ def _image_reference_updates(image_id, image_gone):
             lambda value: compute_api.add_leftover(value, image_id))
     return updates
 
+
+# The task state the API sets before its cast, and the one held while the
+# driver captures (then image_pending_upload and image_uploading for both).
+_CaptureStates = collections.namedtuple('_CaptureStates', 'pending capture')
+_SNAPSHOT_STATES = _CaptureStates(task_states.IMAGE_SNAPSHOT_PENDING,
+                                  task_states.IMAGE_SNAPSHOT)
+_BACKUP_STATES = _CaptureStates(task_states.IMAGE_BACKUP,
+                                task_states.IMAGE_BACKUP)
 
 _SNAPSHOT_START_OUTCOMES = (
     (_NotCastImage, action_record.Outcome(

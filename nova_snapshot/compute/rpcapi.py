@@ -156,6 +156,13 @@ class ComputeRPCAPI(object):
     def detach_volume(self, context, instance, volume_id):
         self._cast(context, instance, 'detach_volume', volume_id=volume_id)
 
+    # 1.2
+
+    def backup_instance(self, context, instance, image_id, backup_type,
+                        rotation):
+        self._cast(context, instance, 'backup_instance', image_id=image_id,
+                   backup_type=backup_type, rotation=rotation)
+
     # 1.3
 
     def shelve_instance(self, context, instance, image_id):

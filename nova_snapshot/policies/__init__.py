@@ -3,6 +3,7 @@
 import itertools
 
 from nova_snapshot.policies import base
+from nova_snapshot.policies import create_backup
 from nova_snapshot.policies import flavors
 from nova_snapshot.policies import images
 from nova_snapshot.policies import instance_actions
@@ -21,5 +22,6 @@ def list_rules():
         images.list_rules(),
         volumes_attachments.list_rules(),
         services.list_rules(),
+        create_backup.list_rules(),
         shelve.list_rules(),
     ))

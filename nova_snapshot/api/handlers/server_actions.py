@@ -7,9 +7,11 @@ as Nova's validation decorator does.
 """
 
 from nova_snapshot.api import faults
+from nova_snapshot.api.handlers import create_backup
 from nova_snapshot.api.handlers import create_image
 from nova_snapshot.api.handlers import servers
 from nova_snapshot.api.handlers import shelve
+from nova_snapshot.api.schemas import create_backup as backup_schema
 from nova_snapshot.api.schemas import servers as schema
 from nova_snapshot.api.schemas import shelve as shelve_schema
 from nova_snapshot.api import util
@@ -69,6 +71,8 @@ ACTIONS = {
                 _simple('suspend', policies.SUSPEND, 'suspend')),
     'resume': (schema.RESUME, _simple('resume', policies.RESUME, 'resume')),
     'os-getConsoleOutput': (schema.GET_CONSOLE_OUTPUT, console_output),
+    'createBackup': (backup_schema.CREATE_BACKUP,
+                     create_backup.create_backup),
     'shelve': (shelve_schema.SHELVE, shelve.shelve),
     'shelveOffload': (shelve_schema.SHELVE_OFFLOAD, shelve.shelve_offload),
     # unshelve's body depends on the microversion: checked by its handler.

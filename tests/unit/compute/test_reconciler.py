@@ -509,17 +509,20 @@ class OrphanImageTest(ReconcilerTestCase):
         young = self.snapshot_image(instance, 'queued',
                                     created=T0 + datetime.timedelta(
                                         seconds=500))
+        # createBackup's images are this host's captures too.
         backup = self.snapshot_image(instance, 'queued', image_type='backup')
+        user_made = self.snapshot_image(instance, 'queued',
+                                        image_type='test')
         other = self.image_api.add_image(status='queued',
                                          instance_uuid='someone-else',
                                          image_type='snapshot',
                                          created_at=iso(T0))
         self.later(601)
-        self.assertEqual(2, self.reconciler.clean_orphan_images(instance,
+        self.assertEqual(3, self.reconciler.clean_orphan_images(instance,
                                                                 set()))
-        self.assertEqual({queued['id'], saving['id']},
+        self.assertEqual({queued['id'], saving['id'], backup['id']},
                          set(self.image_api.deleted))
-        for kept in (active, young, backup, other):
+        for kept in (active, young, user_made, other):
             self.assertIn(kept['id'], self.image_api.images)
         fault = self.db.fault_get_latest(instance['uuid'])
         self.assertIn('deleted', fault['message'])

@@ -62,7 +62,9 @@ class ClientMatchesManagerTest(unittest.TestCase):
                  'attach_volume': {'volume_id': 'vol',
                                    'device': '/dev/vdb'},
                  'detach_volume': {'volume_id': 'vol'},
-                 'shelve_instance': {'image_id': 'img'}}
+                 'shelve_instance': {'image_id': 'img'},
+                 'backup_instance': {'image_id': 'img',
+                                     'backup_type': 'daily', 'rotation': 2}}
         client_methods = _public_methods(compute_rpcapi.ComputeRPCAPI)
         for name in sorted(client_methods):
             getattr(self.rpcapi, name)(self.ctx, self.instance,
