@@ -38,6 +38,7 @@ from oslo_utils import timeutils
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import backup
 from nova_snapshot.compute import block_device
+from nova_snapshot.compute import shelve
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot.compute import volume_snapshot
@@ -609,6 +610,11 @@ class Reconciler(object):
     def _in_flight_image(self, instance):
         """The image an unfinished image-backed snapshot of the instance
         is for (None when there is none)."""
+        if not instance.get('deleted') and instance.get('task_state') in \
+                task_states.SHELVING_STATES:
+            # A shelve's image, queued or saving while it runs.
+            return (instance.get('system_metadata') or {}).get(
+                shelve.SHELVING_IMAGE_KEY)
         if instance.get('deleted') or instance.get('task_state') not in \
                 task_states.IMAGE_SNAPSHOT_STATES:
             return None

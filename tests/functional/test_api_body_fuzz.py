@@ -61,6 +61,7 @@ from nova_snapshot.api.schemas import reboot as reboot_schemas
 from nova_snapshot.api.schemas import rebuild as rebuild_schemas
 from nova_snapshot.api.schemas import server_list as server_list_schemas
 from nova_snapshot.api.schemas import servers as server_schemas
+from nova_snapshot.api.schemas import shelve as shelve_schemas
 from nova_snapshot.api.schemas import services as service_schemas
 from nova_snapshot.api.schemas import volume_attachments as va_schemas
 from nova_snapshot.compute import api as compute_api
@@ -488,6 +489,18 @@ def _build_cases():
             target=target, sweep_base=_fixed({'createBackup': {
                 'name': 'sweep', 'backup_type': 'daily', 'rotation': 2,
                 'metadata': {'k': 'v'}}}) if version == '2.45' else None))
+    for key, schema in (('shelve', shelve_schemas.SHELVE),
+                        ('shelveOffload', shelve_schemas.SHELVE_OFFLOAD)):
+        cases.append(Case('%s@2.1' % key, 'POST', action, '2.1', schema,
+                          60, state='state_server',
+                          sweep_base=_fixed({key: None})))
+    for version in ('2.1', '2.77', '2.91'):
+        cases.append(Case(
+            'unshelve@%s' % version, 'POST', action, version,
+            shelve_schemas.unshelve_schema(_version(version)), 60,
+            state='state_server', sweep_base=_fixed(
+                {'unshelve': {'availability_zone': 'nova'}})
+            if version == '2.91' else None))
     cases.append(Case('reboot@2.1', 'POST', action, '2.1',
                       reboot_schemas.REBOOT, 100, state='state_server',
                       sweep_base=_fixed({'reboot': {'type': 'HARD'}})))

@@ -69,6 +69,9 @@ ACTION_BODIES = {
     'suspend': {'suspend': None},
     'resume': {'resume': None},
     'os-getConsoleOutput': {'os-getConsoleOutput': {'length': 10}},
+    'shelve': {'shelve': None},
+    'shelveOffload': {'shelveOffload': None},
+    'unshelve': {'unshelve': None},
     'createBackup': {'createBackup': {'name': 'xp-steal',
                                       'backup_type': 'daily', 'rotation': 0}},
 }

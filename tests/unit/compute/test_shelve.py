@@ -356,6 +356,26 @@ class ImageBackedShelveTest(ShelveTestCase):
         self.assertEqual((0, 0, 0), _usage(self.db, self.HOST))
 
 
+    def test_reconciler_keeps_the_image_of_a_shelve_in_flight(self):
+        instance = self.boot()
+        old = '2020-01-01T00:00:00Z'
+        shelving = self.image_api.add_image(
+            status='saving', instance_uuid=instance['uuid'],
+            image_type='snapshot', created_at=old)
+        orphan = self.image_api.add_image(
+            status='queued', instance_uuid=instance['uuid'],
+            image_type='snapshot', created_at=old)
+        instance = self.db.instance_update_checked(
+            instance['uuid'],
+            {'task_state': task_states.SHELVING_IMAGE_UPLOADING},
+            system_metadata={shelve.SHELVING_IMAGE_KEY: shelving['id']})
+        deleted = self.service.reconciler.clean_orphan_images(instance,
+                                                              busy=set())
+        self.assertEqual(1, deleted)
+        self.assertIn(shelving['id'], self.image_api.images)
+        self.assertNotIn(orphan['id'], self.image_api.images)
+
+
 class VolumeBackedShelveTest(volume_fakes.VolumeComputeTestCase):
 
     def test_shelve_offload_unshelve_keeps_the_volumes(self):
