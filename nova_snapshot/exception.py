@@ -145,6 +145,12 @@ class InstanceInvalidState(Conflict):
                '%(method)s while the instance is in this state.')
 
 
+class InstanceIsLocked(Conflict):
+    # Not an InstanceInvalidState: handlers turn those into their own
+    # "Cannot '<action>' instance ..." message; this one is Nova's as is.
+    msg_fmt = 'Instance %(instance_uuid)s is locked'
+
+
 class UnexpectedTaskStateError(Conflict):
     msg_fmt = ('Conflict updating instance %(instance_uuid)s. Expected: '
                '%(expected)s. Actual: %(actual)s')

@@ -15,7 +15,10 @@ from oslo_utils import strutils
 from nova_snapshot.compute import backup
 from nova_snapshot.compute import block_device
 from nova_snapshot.compute import flavors
+from nova_snapshot.compute import lock as instance_lock
 from nova_snapshot.compute import power_state
+from nova_snapshot.compute import reboot
+from nova_snapshot.compute import rebuild
 from nova_snapshot.compute import scheduler
 from nova_snapshot.compute import snapshot_metadata
 from nova_snapshot.compute import task_states
@@ -38,6 +41,12 @@ VOLUME_SNAPSHOT_HOLD_KEY = 'volume_snapshot_request_id'
 # separated) until a delete succeeds, so no later snapshot overwrites the
 # only reference to them.
 SNAPSHOT_LEFTOVERS_KEY = 'snapshot_images_to_delete'
+# system_metadata key of the availability zone the create asked for:
+# Nova's pinned_availability_zone (shown from 2.96; unset when none was).
+PINNED_AZ_KEY = 'pinned_availability_zone'
+# system_metadata key of the hostname the create asked for (2.90); without
+# one the API shows the name made a hostname.
+HOSTNAME_KEY = 'hostname'
 
 # Nova's instance action names (os-instance-actions).
 ACTION_CREATE = 'create'
@@ -220,7 +229,7 @@ class ComputeAPI(object):
     def create(self, context, name, image_ref, flavor_id, metadata=None,
                block_device_mapping=None, availability_zone=None,
                forced_host=None, forced_node=None, access_ip_v4=None,
-               access_ip_v6=None, auto_disk_config=None):
+               access_ip_v6=None, auto_disk_config=None, hostname=None):
         """Create a server.
 
         :param access_ip_v4: the request's ``accessIPv4`` (and
@@ -281,6 +290,10 @@ class ComputeAPI(object):
         else:
             system_metadata = self._system_metadata_from_volume(
                 context, root)
+        if availability_zone:
+            system_metadata[PINNED_AZ_KEY] = availability_zone
+        if hostname:
+            system_metadata[HOSTNAME_KEY] = hostname
         bdms = [bdm for bdm in bdms if block_device.is_volume(bdm)]
         block_device.assign_device_names(bdms)
 
@@ -494,6 +507,7 @@ class ComputeAPI(object):
         """Delete in any task state (Nova), except during the cut of a
         volume-backed createImage: the guest may be frozen, and a delete
         would pull its volumes from under the snapshots (409 then)."""
+        instance_lock.check(context, instance)
         if instance['task_state'] == task_states.DELETING:
             return  # already on its way out; deleting is idempotent
 
@@ -557,18 +571,22 @@ class ComputeAPI(object):
         return shelve.ShelveAPI(self)
 
     def shelve(self, context, instance):
+        instance_lock.check(context, instance)
         return self._shelve_api().shelve(context, instance)
 
     def shelve_offload(self, context, instance):
+        instance_lock.check(context, instance)
         return self._shelve_api().shelve_offload(context, instance)
 
     def unshelve(self, context, instance, **kwargs):
+        instance_lock.check(context, instance)
         return self._shelve_api().unshelve(context, instance, **kwargs)
 
     # Power actions
 
     def _power_action(self, context, instance, method):
         action, allowed, new_task_state, rpc_method = _POWER_ACTIONS[method]
+        instance_lock.check(context, instance)
         check_instance_state(instance, action, vm_state=allowed)
         try:
             instance = self.db.instance_update(
@@ -614,6 +632,20 @@ class ComputeAPI(object):
 
     def resume(self, context, instance):
         return self._power_action(context, instance, 'resume')
+
+    # Reboot, rebuild, lock (compute/reboot.py, rebuild.py, lock.py)
+
+    def reboot(self, context, instance, reboot_type):
+        return reboot.request(self, context, instance, reboot_type)
+
+    def rebuild(self, context, instance, image_href, **kwargs):
+        return rebuild.request(self, context, instance, image_href, **kwargs)
+
+    def lock(self, context, instance, reason=None):
+        return instance_lock.lock(self.db, context, instance, reason=reason)
+
+    def unlock(self, context, instance):
+        return instance_lock.unlock(self.db, context, instance)
 
     def get_console_output(self, context, instance, length=None):
         if not instance.get('host') or \
@@ -781,6 +813,7 @@ class ComputeAPI(object):
                       tag=None, delete_on_termination=False):
         """Reserve the volume (attachment without connector), store the
         BDM and cast the attach; returns the BDM (with ``device_name``)."""
+        instance_lock.check(context, instance)
         check_instance_state(instance, ACTION_ATTACH_VOLUME,
                              vm_state=VOLUME_ATTACH_STATES)
         if self.volume_api is None:
@@ -836,6 +869,7 @@ class ComputeAPI(object):
         return bdm
 
     def detach_volume(self, context, instance, volume_id):
+        instance_lock.check(context, instance)
         check_instance_state(instance, ACTION_DETACH_VOLUME,
                              vm_state=VOLUME_ATTACH_STATES)
         for bdm in self.get_volume_attachments(context, instance):

@@ -22,6 +22,8 @@ from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import backup
 from nova_snapshot.compute import notifications
 from nova_snapshot.compute import power_state
+from nova_snapshot.compute import reboot
+from nova_snapshot.compute import rebuild
 from nova_snapshot.compute.rpcapi import RPC_API_VERSION
 from nova_snapshot.compute import shelve
 from nova_snapshot.compute import snapshot_metadata
@@ -331,6 +333,10 @@ class ComputeManager(object):
                                    vm_state=vm_states.ERROR)
             self.db.instance_release_claim(instance['uuid'])
             return
+        elif task_state in task_states.REBUILD_STATES:
+            instance = rebuild.repair_at_start_up(self, instance)
+        elif task_state in reboot.REBOOT_STATES:
+            instance = reboot.repair_at_start_up(self, instance)
         elif task_state is not None:
             # A power action that never finished: the power state sync
             # below tells what actually happened.
@@ -634,6 +640,17 @@ class ComputeManager(object):
 
     def resume_instance(self, context, instance_uuid):
         self._power_action(context, instance_uuid, 'resume_instance')
+
+    # Reboot and rebuild (1.4; the logic is in compute/reboot.py and
+    # compute/rebuild.py)
+
+    def reboot_instance(self, context, instance_uuid, reboot_type):
+        reboot.run(self, context, instance_uuid, reboot_type)
+
+    def rebuild_instance(self, context, instance_uuid, image_ref,
+                         preserve_ephemeral=False):
+        rebuild.run(self, context, instance_uuid, image_ref,
+                    preserve_ephemeral=preserve_ephemeral)
 
     # Delete
 

@@ -7,6 +7,8 @@ while the service keeps running:
 * an ``image_*`` task_state that no snapshot running here owns (a lost
   cast leaves ``image_snapshot_pending`` behind), once the instance has
   not changed for ``task_state_grace``;
+* a server left ``scheduling``, ``rebooting``, ``rebooting_hard`` or
+  ``rebuilding`` by a lost cast: the work runs here, late but not never;
 * a guest left frozen (its agent says so) or paused by a freeze, with no
   freeze of it in progress here;
 * a guest of this service whose instance row is deleted (Nova's
@@ -64,6 +66,10 @@ MOVING_SNAPSHOT_STATUSES = ('creating', 'deleting')
 DELETED_LOOKBACK = datetime.timedelta(days=1)
 # Margin on top of the volume snapshot timeout for orphan Cinder snapshots.
 VOLUME_GRACE_MARGIN = 60
+# Task states the API sets before a reboot or rebuild cast; one that stays
+# past the grace was left by a lost cast (replay_lost_cast).
+LOST_CAST_STATES = (task_states.REBOOTING, task_states.REBOOTING_HARD,
+                    task_states.REBUILDING)
 
 
 class PassTimeout(Exception):
@@ -120,7 +126,8 @@ class Reconciler(object):
         self._deadline = started + self.opts.pass_timeout
         self._stop = stop
         counts = {'task_states': 0, 'lost_builds': 0, 'thawed': 0,
-                  'snapshot_leftovers': 0,
+                  'lost_casts': 0, 'snapshot_leftovers': 0,
+                  'lost_shelve_casts': 0,
                   'running_deleted': 0,
                   'images': 0, 'volume_snapshots': 0}
         busy = self.busy_instances()
@@ -133,6 +140,12 @@ class Reconciler(object):
                     instance = self._reload(instance)
                 elif self._guarded(self.build_lost_build, instance):
                     counts['lost_builds'] += 1
+                    instance = self._reload(instance)
+                elif self._guarded(self.replay_lost_cast, instance):
+                    counts['lost_casts'] += 1
+                    instance = self._reload(instance)
+                elif self._guarded(self.replay_lost_shelve, instance, busy):
+                    counts['lost_shelve_casts'] += 1
                     instance = self._reload(instance)
                 if instance is None:
                     continue
@@ -377,6 +390,63 @@ class Reconciler(object):
                                  request_id=action and action['request_id']),
             uuid, instance.get('image_ref'))
         return True
+
+    def replay_lost_cast(self, instance):
+        """A server still ``rebooting``, ``rebooting_hard`` or
+        ``rebuilding`` (the states the API sets) on this host after the
+        grace: its cast never arrived (an arriving one moves the server on
+        at once). The API recorded all the work needs, so it runs now
+        under the request's id, as :meth:`build_lost_build` does; a late
+        cast then loses the compare-and-swap that starts the work. The
+        later task states belong to work running in this process (or are
+        repaired at start-up). Returns True when it ran the work."""
+        state = instance.get('task_state')
+        if state not in LOST_CAST_STATES or self.manager is None or \
+                not self._older_than(instance.get('updated_at') or
+                                     instance.get('created_at'),
+                                     self.opts.task_state_grace):
+            return False
+        uuid = instance['uuid']
+        name = 'rebuild' if state == task_states.REBUILDING else 'reboot'
+        action = self._newest_action(uuid, name)
+        LOG.warning('Instance %s: the %s request never reached host %s '
+                    'within %d s (task_state %s, a lost cast); running it '
+                    'now', uuid, name, self.host, self.opts.task_state_grace,
+                    state)
+        context = self.project_context(
+            instance, request_id=action and action['request_id'])
+        if state == task_states.REBUILDING:
+            self.manager.rebuild_instance(context, uuid,
+                                          instance.get('image_ref'))
+        else:
+            self.manager.reboot_instance(
+                context, uuid,
+                'HARD' if state == task_states.REBOOTING_HARD else 'SOFT')
+        return True
+
+    def replay_lost_shelve(self, instance, busy):
+        """A server still ``shelving``, ``shelving_offloading`` or
+        ``unshelving`` on this host after the grace, with no work of it
+        here: its cast never arrived. The work runs now under the
+        request's id (compute/shelve.py); a late cast backs off. Returns
+        True when it ran the work."""
+        if instance.get('task_state') not in shelve.LOST_CAST_STATES or \
+                self.manager is None or busy is None or \
+                instance['uuid'] in busy or \
+                not self._older_than(instance.get('updated_at') or
+                                     instance.get('created_at'),
+                                     self.opts.task_state_grace):
+            return False
+        uuid = instance['uuid']
+        action = next((a for a in self.db.actions_get(uuid) if a.get(
+            'action') in ('shelve', 'shelveOffload', 'unshelve')), None)
+        LOG.warning('Instance %s: its %s request never reached host %s '
+                    'within %d s (a lost cast); running it now', uuid,
+                    instance['task_state'], self.host,
+                    self.opts.task_state_grace)
+        context = self.project_context(
+            instance, request_id=action and action['request_id'])
+        return self.manager._shelve.replay_lost_cast(context, instance)
 
     def _release_image_snapshot(self, uuid, state, image_id):
         """task_state None and the image from the snapshot's reference to

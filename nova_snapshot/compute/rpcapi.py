@@ -174,3 +174,15 @@ class ComputeRPCAPI(object):
     def unshelve_instance(self, context, instance):
         """Cast to ``instance['host']``: the chosen host when offloaded."""
         self._cast(context, instance, 'unshelve_instance')
+
+    # 1.4
+
+    def rebuild_instance(self, context, instance, image_ref,
+                         preserve_ephemeral=False):
+        self._cast(context, instance, 'rebuild_instance',
+                   image_ref=image_ref,
+                   preserve_ephemeral=bool(preserve_ephemeral))
+
+    def reboot_instance(self, context, instance, reboot_type):
+        self._cast(context, instance, 'reboot_instance',
+                   reboot_type=reboot_type)

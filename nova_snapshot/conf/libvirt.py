@@ -32,6 +32,10 @@ OPTS = [
                     'qemu-img opens it. The default is Glance\'s own cap '
                     'on an image\'s size (image_size_cap, 1 TiB). The '
                     'flavor\'s root disk is checked as well.'),
+    cfg.IntOpt('wait_soft_reboot_seconds', default=120, min=0,
+               help='Seconds a soft reboot waits for the guest to shut '
+                    'down after the ACPI request (Nova\'s option); a guest '
+                    'still running then is rebooted hard.'),
     cfg.StrOpt('snapshots_directory', default='$instances_path/snapshots',
                help='Scratch space for point-in-time copies before upload.'),
 ]

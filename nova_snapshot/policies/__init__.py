@@ -7,6 +7,9 @@ from nova_snapshot.policies import create_backup
 from nova_snapshot.policies import flavors
 from nova_snapshot.policies import images
 from nova_snapshot.policies import instance_actions
+from nova_snapshot.policies import lock
+from nova_snapshot.policies import reboot
+from nova_snapshot.policies import rebuild
 from nova_snapshot.policies import servers
 from nova_snapshot.policies import services
 from nova_snapshot.policies import shelve
@@ -22,6 +25,9 @@ def list_rules():
         images.list_rules(),
         volumes_attachments.list_rules(),
         services.list_rules(),
-        create_backup.list_rules(),
+        reboot.list_rules(),
+        rebuild.list_rules(),
+        lock.list_rules(),
         shelve.list_rules(),
+        create_backup.list_rules(),
     ))

@@ -108,6 +108,31 @@ class ComputeDriver(abc.ABC):
     def resume(self, instance):
         """Restore a suspended guest."""
 
+    def reboot(self, instance, reboot_type):
+        """Reboot the guest; ``reboot_type`` 'SOFT' or 'HARD'.
+
+        SOFT asks the guest to shut down and starts it again once it has,
+        within a bounded wait; a guest that does not go down (or is not
+        running) is rebooted hard instead, as Nova's libvirt driver does.
+        HARD stops the guest at once (a suspended guest's saved memory is
+        dropped) and starts the same definition again: disks and volumes
+        are kept. Either way the guest runs afterwards.
+        :returns: the power state after the reboot.
+        """
+        raise NotImplementedError()
+
+    def rebuild(self, context, instance, image_meta, block_device_info=None):
+        """Replace the guest by one booted from ``image_meta`` (same
+        instance, same volumes): Nova's default rebuild, destroy then
+        spawn. The local root disk is replaced by the new image; volumes'
+        data is never touched (destroy only undefines them).
+        :returns: the power state after start.
+        """
+        self.destroy(context, instance)
+        if block_device_info is None:
+            return self.spawn(context, instance, image_meta)
+        return self.spawn(context, instance, image_meta, block_device_info)
+
     @abc.abstractmethod
     def get_console_output(self, instance):
         """Return what the guest wrote to its serial console, as text."""

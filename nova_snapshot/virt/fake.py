@@ -88,7 +88,7 @@ class FakeDriver(driver.ComputeDriver):
                      'get_console_output', 'quiesce', 'unquiesce',
                      'pause_vcpus', 'resume_vcpus', 'attach_volume',
                      'detach_volume', 'get_volume_connector',
-                     'thaw_stale_freeze'):
+                     'thaw_stale_freeze', 'reboot'):
             setattr(self, 'fail_%s_with' % name, None)
         self._lock = threading.Lock()
 
@@ -186,6 +186,21 @@ class FakeDriver(driver.ComputeDriver):
     def resume(self, instance):
         self._transition('resume', instance, (power_state.SHUTDOWN,),
                          power_state.RUNNING)
+
+    def reboot(self, instance, reboot_type):
+        # Soft needs a running guest, as the libvirt driver's ACPI request
+        # does; anything else goes the hard way (also from suspended).
+        self._record('reboot_%s' % reboot_type.lower(), instance)
+        self._maybe_fail('reboot')
+        self._state(instance)
+        self.frozen.discard(instance['uuid'])
+        self.paused_vcpus.discard(instance['uuid'])
+        self._set(instance, power_state.RUNNING)
+        self.consoles[instance['uuid']] = (
+            self.consoles.get(instance['uuid'], '') +
+            'fake guest %s rebooted (%s)\n' % (instance['uuid'],
+                                               reboot_type))
+        return power_state.RUNNING
 
     def get_console_output(self, instance):
         self._record('get_console_output', instance)

@@ -74,6 +74,12 @@ ACTION_BODIES = {
     'unshelve': {'unshelve': None},
     'createBackup': {'createBackup': {'name': 'xp-steal',
                                       'backup_type': 'daily', 'rotation': 0}},
+    'reboot': {'reboot': {'type': 'HARD'}},
+    'rebuild': {'rebuild': {
+        'imageRef': '6b0c7a5d-0c86-4b2f-9c5f-1a0c7e0d1f11',
+        'name': 'xp-steal'}},
+    'lock': {'lock': None},
+    'unlock': {'unlock': None},
 }
 
 

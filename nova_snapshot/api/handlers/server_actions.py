@@ -9,9 +9,15 @@ as Nova's validation decorator does.
 from nova_snapshot.api import faults
 from nova_snapshot.api.handlers import create_backup
 from nova_snapshot.api.handlers import create_image
+from nova_snapshot.api.handlers import lock
+from nova_snapshot.api.handlers import reboot
+from nova_snapshot.api.handlers import rebuild
 from nova_snapshot.api.handlers import servers
 from nova_snapshot.api.handlers import shelve
 from nova_snapshot.api.schemas import create_backup as backup_schema
+from nova_snapshot.api.schemas import lock as lock_schema
+from nova_snapshot.api.schemas import reboot as reboot_schema
+from nova_snapshot.api.schemas import rebuild as rebuild_schema
 from nova_snapshot.api.schemas import servers as schema
 from nova_snapshot.api.schemas import shelve as shelve_schema
 from nova_snapshot.api import util
@@ -71,12 +77,18 @@ ACTIONS = {
                 _simple('suspend', policies.SUSPEND, 'suspend')),
     'resume': (schema.RESUME, _simple('resume', policies.RESUME, 'resume')),
     'os-getConsoleOutput': (schema.GET_CONSOLE_OUTPUT, console_output),
-    'createBackup': (backup_schema.CREATE_BACKUP,
-                     create_backup.create_backup),
+    'reboot': (reboot_schema.REBOOT, reboot.reboot),
+    # rebuild's and lock's bodies depend on the microversion: checked by
+    # their handlers.
+    'rebuild': (rebuild_schema.ANY_VERSION, rebuild.rebuild),
+    'lock': (lock_schema.LOCK, lock.lock),
+    'unlock': (lock_schema.UNLOCK, lock.unlock),
     'shelve': (shelve_schema.SHELVE, shelve.shelve),
     'shelveOffload': (shelve_schema.SHELVE_OFFLOAD, shelve.shelve_offload),
     # unshelve's body depends on the microversion: checked by its handler.
     'unshelve': (shelve_schema.UNSHELVE, shelve.unshelve),
+    'createBackup': (backup_schema.CREATE_BACKUP,
+                     create_backup.create_backup),
 }
 
 

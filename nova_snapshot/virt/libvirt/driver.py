@@ -33,6 +33,7 @@ from xml.etree import ElementTree
 import libvirt
 from oslo_log import log as logging
 
+from nova_snapshot.compute import power_state
 from nova_snapshot import exception
 from nova_snapshot.virt import driver
 from nova_snapshot.virt import image_inspection
@@ -53,6 +54,8 @@ TRUE_STRINGS = ('1', 'true', 'yes', 'on', 'y', 't')
 # A live detach needs the guest to let go of the device; libvirt waits a
 # few seconds per request, the driver asks again until this many seconds.
 DETACH_TIMEOUT = 60.0
+# How often a soft reboot looks whether the guest went down.
+SOFT_REBOOT_POLL_SECONDS = 0.5
 
 
 def _truthy(value):
@@ -298,6 +301,58 @@ class LibvirtDriver(driver.ComputeDriver):
         domain = self._domain(instance)
         if not self._call(instance, domain.isActive):
             self._call(instance, domain.create)
+
+    def reboot(self, instance, reboot_type):
+        """Soft: ACPI shutdown, wait up to ``[libvirt]
+        wait_soft_reboot_seconds`` for the guest to go down, start the
+        same domain again; hard when that does not happen (Nova's order).
+        Hard: destroy (dropping a suspended guest's saved memory) and
+        start the same definition: disks and volumes stay."""
+        domain = self._domain(instance)
+        if reboot_type == 'SOFT':
+            if self._soft_reboot(instance, domain):
+                LOG.info('Soft rebooted instance %s', instance['uuid'])
+                return self._host.power_state(domain)
+            LOG.warning('Instance %s did not shut down for a soft reboot '
+                        'within %d s; rebooting it hard', instance['uuid'],
+                        self.conf.libvirt.wait_soft_reboot_seconds)
+        self._hard_reboot(instance, domain)
+        LOG.info('Hard rebooted instance %s', instance['uuid'])
+        return self._host.power_state(domain)
+
+    def _soft_reboot(self, instance, domain):
+        """True once the guest shut down and was started again; False
+        when the caller must reboot it hard."""
+        if self._host.power_state(domain) != power_state.RUNNING:
+            return False
+        try:
+            domain.shutdown()
+        except libvirt.libvirtError as exc:
+            LOG.info('Soft reboot of %s refused (%s)', instance['uuid'], exc)
+            return False
+        deadline = time.monotonic() + \
+            self.conf.libvirt.wait_soft_reboot_seconds
+        while True:
+            if not self._call(instance, domain.isActive):
+                self._call(instance, domain.create)
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(SOFT_REBOOT_POLL_SECONDS)
+
+    def _hard_reboot(self, instance, domain):
+        if self._call(instance, domain.isActive):
+            try:
+                domain.destroy()
+            except libvirt.libvirtError as exc:
+                # The guest went down by itself meanwhile: fine.
+                if exc.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                    raise exception.HypervisorError(reason=str(exc))
+        # A hard reboot boots afresh: a suspended guest's saved memory
+        # would otherwise be restored by create().
+        if self._call(instance, domain.hasManagedSaveImage, 0):
+            self._call(instance, domain.managedSaveRemove, 0)
+        self._call(instance, domain.create)
 
     def get_console_output(self, instance):
         # The domain must exist: a console log of a deleted guest is gone.

@@ -64,7 +64,10 @@ class ClientMatchesManagerTest(unittest.TestCase):
                  'detach_volume': {'volume_id': 'vol'},
                  'shelve_instance': {'image_id': 'img'},
                  'backup_instance': {'image_id': 'img',
-                                     'backup_type': 'daily', 'rotation': 2}}
+                                     'backup_type': 'daily', 'rotation': 2},
+                 'reboot_instance': {'reboot_type': 'HARD'},
+                 'rebuild_instance': {'image_ref': 'img',
+                                      'preserve_ephemeral': True}}
         client_methods = _public_methods(compute_rpcapi.ComputeRPCAPI)
         for name in sorted(client_methods):
             getattr(self.rpcapi, name)(self.ctx, self.instance,

@@ -261,6 +261,13 @@ class DatabaseAPITests:
         again = self.db.instance_lock(inst['uuid'], 'admin', 'other')
         self.assertEqual(('owner', 'backup'),
                          (again['locked_by'], again['locked_reason']))
+        # An admin's lock takes it over; no reason keeps the old one.
+        taken = self.db.instance_lock(inst['uuid'], 'admin',
+                                      only_if_unlocked=False)
+        self.assertEqual(('admin', 'backup'),
+                         (taken['locked_by'], taken['locked_reason']))
+        self.db.instance_unlock(inst['uuid'])
+        self.db.instance_lock(inst['uuid'], 'owner', 'backup')
         # Unlock only if the holder is the expected one.
         kept = self.db.instance_unlock(inst['uuid'],
                                        expected_locked_by='admin')
