@@ -22,6 +22,7 @@
 endpoints.
 """
 
+import contextlib
 import json
 import logging
 import time
@@ -77,6 +78,10 @@ _OFFLOAD_TASK_STATES = (task_states.SHELVING,
 _UNSHELVE_TASK_STATES = (task_states.UNSHELVING, task_states.SPAWNING)
 
 UNSET = object()
+# Task states the API sets before its cast: one that stays unchanged, with
+# no work of the server on its host, was left by a lost cast.
+LOST_CAST_STATES = (task_states.SHELVING, task_states.SHELVING_OFFLOADING,
+                    task_states.UNSHELVING)
 
 
 class UnshelveInstanceInvalidState(exception.Conflict):
@@ -425,7 +430,7 @@ class ComputeShelve(object):
         record = self.manager._record(
             context, instance_uuid, EVENT_OFFLOAD, action='shelve_offload',
             revert_task_state=_OFFLOAD_TASK_STATES)
-        with record:
+        with self._owned(instance_uuid), record:
             instance = self.db.instance_get(instance_uuid)
             if instance['task_state'] not in _OFFLOAD_TASK_STATES:
                 raise _deleting_or_unexpected(instance,
@@ -484,7 +489,7 @@ class ComputeShelve(object):
         record.on_failure(lambda exc, outcome: self._unshelve_undo(
             context, record, outcome))
         record.on_release(lambda exc: self._unshelve_release(record))
-        with record:
+        with self._owned(instance_uuid), record:
             instance = self.db.instance_get(instance_uuid)
             if instance['task_state'] != task_states.UNSHELVING or \
                     instance['vm_state'] not in vm_states.UNSHELVE_ALLOWED:
@@ -710,7 +715,41 @@ class ComputeShelve(object):
             instance, 'Unshelve interrupted by a restart of the compute '
             'service', _UNSHELVE_TASK_STATES, **values)
 
+    # Lost casts (the reconciler)
+
+    def replay_lost_cast(self, context, instance):
+        """Run the work of a shelve, offload or unshelve whose cast never
+        reached this host (the reconciler found the API's task state
+        unchanged past its grace, with no work of the server here). A
+        late cast then finds the task state moved on and backs off.
+        Returns True when it ran something."""
+        uuid = instance['uuid']
+        state = instance.get('task_state')
+        image_id = (instance.get('system_metadata') or {}).get(
+            SHELVING_IMAGE_KEY)
+        if state == task_states.SHELVING and image_id:
+            self.shelve_instance(context, uuid, image_id)
+        elif state in _OFFLOAD_TASK_STATES:
+            # SHELVING without an image: a volume-backed shelve.
+            self.shelve_offload_instance(context, uuid)
+        elif state == task_states.UNSHELVING and \
+                instance.get('vm_state') in vm_states.UNSHELVE_ALLOWED:
+            self.unshelve_instance(context, uuid)
+        else:
+            return False
+        return True
+
     # Helpers
+
+    @contextlib.contextmanager
+    def _owned(self, instance_uuid):
+        """Busy (the reconciler leaves the server alone) and the server's
+        lock, so a replayed or duplicate cast waits and then finds the
+        task state moved on."""
+        deadline = time.monotonic() + self.conf.compute.snapshot_wait_timeout
+        with self.manager._work.busy(instance_uuid):
+            with self.manager._work.locked(instance_uuid, deadline):
+                yield
 
     def _power_state(self, instance):
         try:

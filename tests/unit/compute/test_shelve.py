@@ -376,6 +376,43 @@ class ImageBackedShelveTest(ShelveTestCase):
         self.assertNotIn(orphan['id'], self.image_api.images)
 
 
+    def _lost(self, uuid):
+        """The row as the reconciler sees it once the grace is over."""
+        instance = self.db.instance_get(uuid)
+        instance['updated_at'] = '2020-01-01T00:00:00'
+        return instance
+
+    def test_reconciler_replays_a_lost_shelve_and_unshelve(self):
+        instance = self.boot()
+        reconciler = self.service.reconciler
+        with mock.patch.object(self.rpcapi, 'shelve_instance'):
+            self.api.shelve(self.ctx, instance)
+        lost = self._lost(instance['uuid'])
+        self.assertEqual(task_states.SHELVING, lost['task_state'])
+        # Within the grace, or with work of the server here: left alone.
+        fresh = self.db.instance_get(instance['uuid'])
+        self.assertFalse(reconciler.replay_lost_shelve(fresh, set()))
+        self.assertFalse(reconciler.replay_lost_shelve(
+            lost, {instance['uuid']}))
+        self.assertTrue(reconciler.replay_lost_shelve(lost, set()))
+        offloaded = self.wait_state(instance['uuid'],
+                                    vm_states.SHELVED_OFFLOADED)
+        self.assertIsNotNone(self.shelved_image(offloaded))
+        with mock.patch.object(self.rpcapi, 'unshelve_instance'):
+            self.api.unshelve(self.ctx, offloaded)
+        lost = self._lost(instance['uuid'])
+        self.assertEqual((task_states.UNSHELVING, self.HOST),
+                         (lost['task_state'], lost['host']))
+        self.assertTrue(reconciler.replay_lost_shelve(lost, set()))
+        self.wait_state(instance['uuid'], vm_states.ACTIVE)
+        # A late cast now backs off without touching the server.
+        self.manager.unshelve_instance(self.ctx, instance['uuid'])
+        after = self.db.instance_get(instance['uuid'])
+        self.assertEqual((vm_states.ACTIVE, None, power_state.RUNNING),
+                         (after['vm_state'], after['task_state'],
+                          after['power_state']))
+
+
 class VolumeBackedShelveTest(volume_fakes.VolumeComputeTestCase):
 
     def test_shelve_offload_unshelve_keeps_the_volumes(self):
