@@ -790,8 +790,10 @@ class ComputeManager(object):
         instead of image_snapshot), then the rotation of the server's
         backups of ``backup_type`` (compute/backup.py)."""
         def rotate(instance):
-            backup.rotate_and_record(self, context, instance, image_id,
-                                     backup_type, rotation)
+            # Busy while it runs: the reconciler must not close its event.
+            with self._work.busy(instance_uuid):
+                backup.rotate_and_record(self, context, instance, image_id,
+                                         backup_type, rotation)
         self._queue_capture(context, instance_uuid, image_id,
                             backup.BACKUP_EVENT, _BACKUP_STATES, then=rotate)
 

@@ -185,6 +185,19 @@ class RotationFailureTest(BackupTestCase):
         self.assertNotIn(old['id'], self.image_api.images)
         self.assertNotIn(new['id'], self.image_api.images)
 
+    def test_the_server_is_busy_while_its_rotation_runs(self):
+        instance = self.boot()
+        seen = []
+        rotate = backup.rotate
+
+        def watching(*args, **kwargs):
+            seen.append(self.manager.busy_instances())
+            return rotate(*args, **kwargs)
+        with mock.patch.object(backup, 'rotate', watching):
+            self.backup(instance, 'd', 1)
+        self.assertEqual([{instance['uuid']}], seen)
+        self.assertEqual(set(), self.manager.busy_instances())
+
     def test_a_glance_outage_in_the_listing_is_recorded(self):
         instance = self.boot()
         with mock.patch.object(self.image_api, 'list',
