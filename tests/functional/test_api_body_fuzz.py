@@ -61,8 +61,8 @@ from nova_snapshot.api.schemas import reboot as reboot_schemas
 from nova_snapshot.api.schemas import rebuild as rebuild_schemas
 from nova_snapshot.api.schemas import server_list as server_list_schemas
 from nova_snapshot.api.schemas import servers as server_schemas
-from nova_snapshot.api.schemas import shelve as shelve_schemas
 from nova_snapshot.api.schemas import services as service_schemas
+from nova_snapshot.api.schemas import shelve as shelve_schemas
 from nova_snapshot.api.schemas import volume_attachments as va_schemas
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot import conf as nova_conf

@@ -14,6 +14,8 @@ volumes and their data.
 import re
 import time
 
+import libvirt
+
 from nova_snapshot.db import api as db_api
 from tests.functional import e2e_base
 from tests.functional import test_volume_backed_e2e
@@ -107,7 +109,7 @@ class ShelveImageBackedTest(_ShelveSteps, e2e_base.EndToEndTestCase):
         self.assertEqual(4, offloaded['OS-EXT-STS:power_state'])
         self.assertIsNone(self.server_host(server_id))
         self.assertLess(self.node_usage(first), used_before)
-        self.assertRaises(Exception, self.domain, server_id)
+        self.assertRaises(libvirt.libvirtError, self.domain, server_id)
 
         second = self.other_host(first)
         self.unshelve_on(server_id, second)

@@ -101,10 +101,11 @@ class ConfigTest(unittest.TestCase):
 
     def test_features_the_api_lacks_are_off(self):
         features = self.parse()['compute-feature-enabled']
-        for name in ('resize', 'shelve', 'rescue', 'change_password',
+        for name in ('resize', 'rescue', 'change_password',
                      'live_migration', 'interface_attach'):
             self.assertEqual('false', features[name], name)
-        for name in ('snapshot', 'pause', 'suspend', 'console_output'):
+        for name in ('snapshot', 'pause', 'suspend', 'console_output',
+                     'shelve'):
             self.assertEqual('true', features[name], name)
 
 

@@ -27,7 +27,7 @@ COMPUTE_FEATURES = {
     # Server create takes OS-DCF:diskConfig and shows it back, as Nova.
     'disk_config': True,
     'resize': False,
-    'shelve': False,
+    'shelve': True,                # shelve, shelveOffload, unshelve
     'shelve_migrate': False,
     'rescue': False,
     'stable_rescue': False,
@@ -91,6 +91,9 @@ def render(facts):
         'max_microversion': MAX_MICROVERSION,
         'build_timeout': str(BUILD_TIMEOUT),
         'build_interval': '1',
+        # As the deployment's [DEFAULT] shelved_offload_time (Nova's
+        # default): a shelve ends SHELVED_OFFLOADED.
+        'shelved_offload_time': '0',
     }
     conf['compute-feature-enabled'] = {
         key: str(value).lower() for key, value in COMPUTE_FEATURES.items()}

@@ -355,7 +355,6 @@ class ImageBackedShelveTest(ShelveTestCase):
                           after['host'], after['claimed_memory_mb']))
         self.assertEqual((0, 0, 0), _usage(self.db, self.HOST))
 
-
     def test_reconciler_keeps_the_image_of_a_shelve_in_flight(self):
         instance = self.boot()
         old = '2020-01-01T00:00:00Z'
@@ -374,7 +373,6 @@ class ImageBackedShelveTest(ShelveTestCase):
         self.assertEqual(1, deleted)
         self.assertIn(shelving['id'], self.image_api.images)
         self.assertNotIn(orphan['id'], self.image_api.images)
-
 
     def _lost(self, uuid):
         """The row as the reconciler sees it once the grace is over."""
