@@ -200,6 +200,21 @@ class ImageBackedShelveTest(ShelveTestCase):
         self.assertNotIn(shelve.SHELVING_IMAGE_KEY, after['system_metadata'])
         self.assertEqual(before, set(self.image_api.images))
 
+    def test_unsent_offload_cast_gives_the_server_back(self):
+        self.conf.set_override('shelved_offload_time', -1)
+        instance = self.boot()
+        self.api.shelve(self.ctx, instance)
+        shelved = self.wait_state(instance['uuid'], vm_states.SHELVED)
+        with mock.patch.object(self.rpcapi, 'shelve_offload_instance',
+                               side_effect=exception.ComputeServiceUnavailable(
+                                   host=self.HOST, reason='test')):
+            self.raises(exception.ComputeServiceUnavailable,
+                        self.api.shelve_offload, self.ctx, shelved)
+        after = self.db.instance_get(instance['uuid'])
+        self.assertEqual((vm_states.SHELVED, None, self.HOST),
+                         (after['vm_state'], after['task_state'],
+                          after['host']))
+
     def test_unsent_unshelve_cast_releases_the_claim(self):
         instance = self.boot()
         self.api.shelve(self.ctx, instance)
