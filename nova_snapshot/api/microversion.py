@@ -88,14 +88,15 @@ CHANGES = {
     '2.84': 'Instance action events carry "details".',
     '2.89': 'Volume attachments show "attachment_id" and "bdm_uuid" and '
             'no longer "id".',
-    '2.90': 'OS-EXT-SRV-ATTR:hostname is in every server body, whatever '
-            'the policy; non-admins may pass "hostname" to the server '
-            'list (not applied: none is stored). Create '
-            'and rebuild do not take "hostname": none is stored, the '
-            'hostname is the server name (the key stays unknown, 400).',
+    '2.90': 'Create takes "hostname" (default: the name made a '
+            'hostname); OS-EXT-SRV-ATTR:hostname is in every server body, '
+            'whatever the policy; non-admins may pass "hostname" to the '
+            'server list (not applied, as for admins before). Rebuild '
+            'does not take one (api/handlers/rebuild).',
     '2.91': 'unshelve takes "host" and "availability_zone": null '
             '(api/handlers/shelve).',
     '2.93': 'rebuild of a volume-backed server (api/handlers/rebuild).',
+    '2.94': 'The create "hostname" may be an FQDN (1 to 255 characters).',
     '2.96': '"pinned_availability_zone" (the zone asked for at create, or '
             'null) in the server body (show, detail, rebuild).',
     '2.98': 'The embedded image of the server body carries the boot '
@@ -138,8 +139,6 @@ NOT_APPLICABLE = {
     '2.87': 'Rescue: not served.',
     '2.88': 'os-hypervisors: not served.',
     '2.92': 'Keypairs: not served.',
-    '2.94': 'FQDN hostnames on create, update and rebuild: no hostname '
-            'is taken here (see 2.90).',
     '2.95': 'Evacuate: not served.',
     '2.97': 'Server shares: not served.',
     '2.99': 'SPICE direct consoles: not served.',

@@ -271,7 +271,7 @@ def server(req, instance, show_extended=None):
             body.update({
                 'OS-EXT-SRV-ATTR:reservation_id': None,
                 'OS-EXT-SRV-ATTR:launch_index': 0,
-                'OS-EXT-SRV-ATTR:hostname': instance.get('name'),
+                'OS-EXT-SRV-ATTR:hostname': hostname(instance),
                 'OS-EXT-SRV-ATTR:kernel_id': None,
                 'OS-EXT-SRV-ATTR:ramdisk_id': None,
                 'OS-EXT-SRV-ATTR:root_device_name': instance.get(
@@ -289,8 +289,13 @@ def server(req, instance, show_extended=None):
 
 
 def hostname(instance):
-    """The server's hostname: none is stored here, so Nova's default, the
-    name made a valid hostname (lower case, [a-z0-9-], at most 63)."""
+    """The server's hostname: the one its create asked for (2.90, kept
+    in system_metadata under compute/api.py's HOSTNAME_KEY), else Nova's
+    default, the name made a valid hostname (lower case, [a-z0-9-], at
+    most 63)."""
+    asked = (instance.get('system_metadata') or {}).get('hostname')
+    if asked:
+        return asked
     name = re.sub(r'[^a-z0-9-]+', '-', (instance.get('name') or '').lower())
     name = name.strip('-.')[:63].strip('-')
     return name or 'server-%s' % instance['uuid']

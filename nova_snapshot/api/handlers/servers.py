@@ -52,6 +52,8 @@ def create(req):
     image_ref, bdms = block_device.from_request(server)
     kwargs = {'metadata': server.get('metadata')}
     kwargs.update(_access_and_disk_config(server))
+    if 'hostname' in server:  # 2.90
+        kwargs['hostname'] = server['hostname']
     if bdms:
         # Nova checks this one only when the request maps block devices.
         context.can(policies.CREATE_ATTACH_VOLUME, target=target)

@@ -51,7 +51,14 @@ _IMAGE_REF = {'oneOf': [{'type': 'string', 'pattern': UUID_PATTERN},
                         {'type': 'string', 'maxLength': 0}]}
 
 
-def _create(networks, networks_required, bdm_v2=None):
+# Nova's parameter_types.hostname (2.90) and fqdn (from 2.94).
+HOSTNAME = {'type': 'string', 'minLength': 2, 'maxLength': 63,
+            'pattern': '^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$'}
+FQDN = {'type': 'string', 'minLength': 1, 'maxLength': 255,
+        'pattern': '^[a-zA-Z0-9-._]*$'}
+
+
+def _create(networks, networks_required, bdm_v2=None, hostname=None):
     server = {
         'type': 'object',
         'properties': {
@@ -87,6 +94,8 @@ def _create(networks, networks_required, bdm_v2=None):
     }
     if networks_required:
         server['required'] = server['required'] + ['networks']
+    if hostname is not None:
+        server['properties']['hostname'] = hostname
     return {
         'type': 'object',
         'properties': {'server': server},
@@ -104,11 +113,18 @@ CREATE_V237 = _create({'oneOf': [_NETWORK_LIST, _NETWORK_KEYWORD]},
 
 def create_schema(version):
     """The create body schema for an APIVersion (networks from 2.37, the
-    BDM ``tag`` at 2.32 and from 2.42)."""
+    BDM ``tag`` at 2.32 and from 2.42, its ``volume_type`` from 2.67,
+    ``hostname`` from 2.90, an FQDN from 2.94)."""
     bdm_v2 = bdm_schema.v2_list(version)
+    hostname = None
+    if version.matches((2, 94)):
+        hostname = FQDN
+    elif version.matches((2, 90)):
+        hostname = HOSTNAME
     if version.matches((2, 37)):
         return _create({'oneOf': [_NETWORK_LIST, _NETWORK_KEYWORD]},
-                       networks_required=True, bdm_v2=bdm_v2)
+                       networks_required=True, bdm_v2=bdm_v2,
+                       hostname=hostname)
     return _create(_NETWORK_LIST, networks_required=False, bdm_v2=bdm_v2)
 
 

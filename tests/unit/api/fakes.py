@@ -97,8 +97,11 @@ class FakeComputeAPI:
     def create(self, context, name, image_ref, flavor_id, metadata=None,
                block_device_mapping=None, access_ip_v4=None,
                access_ip_v6=None, auto_disk_config=None,
-               availability_zone=None, forced_host=None, forced_node=None):
+               availability_zone=None, forced_host=None, forced_node=None,
+               hostname=None):
         self.calls.append(('create', name, image_ref, flavor_id, metadata))
+        if hostname is not None:
+            self.calls.append(('create_hostname', hostname))
         if availability_zone or forced_host or forced_node:
             self.calls.append(('create_destination', availability_zone,
                                forced_host, forced_node))

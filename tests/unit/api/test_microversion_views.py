@@ -42,6 +42,24 @@ class TestServerBody(base.APITestCase):
         response = self.request('GET', self.url, version='2.105')
         self.assertEqual(406, response.status_int)
 
+    def test_every_read_route_answers_at_every_version(self):
+        self.compute.add_volume(self.server)
+        routes = ['/v2.1/servers', '/v2.1/servers/detail', '/v2.1/flavors',
+                  '/v2.1/flavors/detail', '/v2.1/flavors/1',
+                  self.url + '/os-volume_attachments',
+                  self.url + '/os-instance-actions', '/v2.1', '/']
+        for minor in range(1, microversion.MAX_MINOR + 1):
+            for path in routes:
+                with self.subTest(minor=minor, path=path):
+                    response = self.request('GET', path,
+                                            version='2.%d' % minor)
+                    self.assertEqual(200, response.status_int,
+                                     response.text)
+            with self.subTest(minor=minor, path='/v2.1/os-services'):
+                self.assertEqual(200, self.request(
+                    'GET', '/v2.1/os-services', version='2.%d' % minor,
+                    roles=ADMIN).status_int)
+
     def test_flavor_is_embedded_from_2_47(self):
         self.assertEqual('1', self.show('2.46')['flavor']['id'])
         self.assertEqual(
@@ -88,6 +106,32 @@ class TestServerBody(base.APITestCase):
         response = self.request('GET', self.url + '?foo=1', version='2.102')
         self.assertEqual(400, response.status_int)
         self.assertIn('foo', response.json['badRequest']['message'])
+
+
+class TestCreateHostname(base.APITestCase):
+
+    def create(self, version, hostname):
+        return self.request('POST', '/v2.1/servers', {'server': {
+            'name': 'web', 'imageRef': str(uuid.uuid4()), 'flavorRef': '1',
+            'networks': 'none', 'hostname': hostname}}, version=version)
+
+    def test_by_version(self):
+        self.assertEqual(400, self.create('2.89', 'web-1').status_int)
+        response = self.create('2.90', 'web-1')
+        self.assertEqual(202, response.status_int, response.text)
+        self.assertIn(('create_hostname', 'web-1'), self.compute.calls)
+        fqdn = 'x' * 52 + '-guest-test.domaintest.com'
+        self.assertEqual(400, self.create('2.93', fqdn).status_int)
+        self.assertEqual(202, self.create('2.94', fqdn).status_int)
+        self.assertEqual(400, self.create('2.94', 'a b').status_int)
+
+    def test_shown_from_system_metadata(self):
+        server = self.compute.add_instance(
+            'project-a', system_metadata={'hostname': 'web-1.example.org'})
+        response = self.request('GET', '/v2.1/servers/%s' % server['uuid'],
+                                version='2.94')
+        self.assertEqual('web-1.example.org',
+                         response.json['server']['OS-EXT-SRV-ATTR:hostname'])
 
 
 class TestRebuildBody(base.APITestCase):
