@@ -71,12 +71,20 @@ def start(api, context, instance, name, backup_type, rotation,
     image_meta = snapshot_metadata.snapshot_image_meta(
         api.conf, context, instance, name, properties, image_type=IMAGE_TYPE)
     image = api.image_api.create(context, image_meta)
+
+    def allowed(current):
+        # The vm_state again, on the row the write is checked against.
+        compute_api.check_instance_state(current, ACTION,
+                                         vm_state=vm_states.SNAPSHOT_ALLOWED)
     try:
         instance = api.db.instance_update_checked(
             instance['uuid'], {'task_state': task_states.IMAGE_BACKUP},
-            expected_task_state=None,
+            expected_task_state=None, check=allowed,
             system_metadata={compute_api.SNAPSHOT_IMAGE_KEY: image['id'],
                              compute_api.VOLUME_SNAPSHOT_HOLD_KEY: None})
+    except exception.InstanceInvalidState:
+        api._delete_image_quietly(context, image['id'])
+        raise
     except (exception.InstanceNotFound,
             exception.UnexpectedTaskStateError) as exc:
         api._delete_image_quietly(context, image['id'])

@@ -241,6 +241,17 @@ class BackupAPITest(BackupTestCase):
         self.assertEqual('task_state', error.kwargs['attr'])
         self.assertEqual(before, set(self.image_api.images))
 
+    def test_a_state_change_before_the_write_is_409_and_no_image(self):
+        instance = self.boot()
+        # Read while active; the server went to error before the write.
+        self.db.instance_update(instance['uuid'], {'vm_state': 'error'})
+        before = set(self.image_api.images)
+        self.raises(exception.InstanceInvalidState, self.api.backup,
+                    self.ctx, instance, 'b', 'daily', 1)
+        self.assertEqual(before, set(self.image_api.images))
+        self.assertIsNone(
+            self.db.instance_get(instance['uuid'])['task_state'])
+
     def test_volume_backed_is_refused_after_the_state_check(self):
         instance = self.boot()
         self.db.instance_update(instance['uuid'], {'image_ref': ''})
