@@ -15,8 +15,8 @@ import time
 import libvirt
 
 from nova_snapshot.compute import api as compute_api
-from nova_snapshot import context as ns_context
 from nova_snapshot.compute import task_states
+from nova_snapshot import context as ns_context
 from nova_snapshot.db import api as db_api
 from nova_snapshot import exception
 from tests.functional import e2e_base
