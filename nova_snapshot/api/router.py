@@ -32,7 +32,8 @@ ROUTES = {
     '/': {'GET': versions.index},
     '/v2.1': {'GET': versions.show},
     '/v2.1/servers': {'GET': servers.index, 'POST': servers.create},
-    # os-services below 2.53: PUT /os-services/{enable,disable,...}.
+    # os-services: PUT /os-services/{enable,disable,...} below 2.53,
+    # PUT and DELETE /os-services/{service uuid} from 2.53.
     '/v2.1/os-services': {'GET': services.index},
     '/v2.1/os-services/{service_id}': {'PUT': services.update,
                                        'DELETE': services.delete},
