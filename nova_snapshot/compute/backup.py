@@ -29,6 +29,7 @@ from nova_snapshot.compute import snapshot_metadata
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot import exception
+from nova_snapshot import fault_injection
 
 LOG = logging.getLogger(__name__)
 
@@ -180,6 +181,8 @@ def rotate(image_api, delete, context, instance, backup_type, rotation,
     for image in reversed(doomed):
         if delete(context, image['id']):
             deleted.append(image['id'])
+            # Rotation half done: the oldest deleted, the rest kept.
+            fault_injection.point('backup.mid_rotation')
         else:
             LOG.warning('Rotation of %s could not delete backup image %s; '
                         'the next rotation of %s backups tries again',
@@ -205,6 +208,8 @@ def rotate_and_record(manager, context, instance, image_id, backup_type,
                       rotation):
     """The rotation after a successful backup, under its own event."""
     uuid = instance['uuid']
+    # The backup is made and its task state released; no rotation yet.
+    fault_injection.point('backup.captured')
     record = action_record.ActionRecord(manager, context, uuid, ROTATE_EVENT,
                                         outcomes=_ROTATION_OUTCOMES)
     with record:

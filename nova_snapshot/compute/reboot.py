@@ -24,6 +24,7 @@ from nova_snapshot.compute import power_state
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot import exception
+from nova_snapshot import fault_injection
 
 LOG = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ def run(manager, context, instance_uuid, reboot_type):
                                       {'task_state': started},
                                       expected_task_state=pending)
         record.instance = instance
+        fault_injection.point('reboot.started')
         state = manager.driver.reboot(instance, reboot_type)
         if state is None:
             state = manager.driver.get_power_state(instance)

@@ -39,6 +39,7 @@ from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot.compute import volumes as compute_volumes
 from nova_snapshot import exception
+from nova_snapshot import fault_injection
 
 LOG = logging.getLogger(__name__)
 
@@ -200,8 +201,10 @@ def run(manager, context, instance_uuid, image_ref,
             instance_uuid, {'task_state': task_states.REBUILD_SPAWNING},
             expected_task_state=task_states.REBUILD_BLOCK_DEVICE_MAPPING)
         record.instance = instance
+        fault_injection.point('rebuild.spawning_set')
         state = manager.driver.rebuild(context, instance, image,
                                        block_device_info)
+        fault_injection.point('rebuild.spawned')
         vm_state = vm_states.ACTIVE
         if orig_vm_state == vm_states.STOPPED:
             # Nova: a server rebuilt while stopped is stopped again.

@@ -39,6 +39,7 @@ from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot.compute import volumes as compute_volumes
 from nova_snapshot import exception
+from nova_snapshot import fault_injection
 
 LOG = logging.getLogger(__name__)
 
@@ -364,6 +365,7 @@ class ComputeShelve(object):
         state['was_running'] = self._power_state(instance) in (
             power_state.RUNNING, power_state.PAUSED)
         self._power_off(instance)
+        fault_injection.point('shelve.powered_off')
 
         def update_task_state(task_state,
                               expected_state=task_states.IMAGE_SNAPSHOT):
@@ -375,6 +377,8 @@ class ComputeShelve(object):
             self.db, uuid, self.conf.compute.progress_interval)
         facts = self.driver.snapshot(context, instance, image_id,
                                      update_task_state, progress)
+        # The image is active; the server is not SHELVED yet.
+        fault_injection.point('shelve.image_uploaded')
         record.details = ', '.join('%s=%s' % item
                                    for item in sorted((facts or {}).items()))
         offload = self.conf.shelved_offload_time == 0
@@ -391,6 +395,7 @@ class ComputeShelve(object):
                 SHELVED_AT_KEY: timeutils.utcnow().isoformat(),
                 SHELVED_IMAGE_KEY: image_id,
                 SHELVED_HOST_KEY: self.host})
+        fault_injection.point('shelve.shelved')
         LOG.info('Shelved instance %s to image %s', uuid, image_id)
 
     def _shelve_undo(self, context, record, image_id, state, outcome):
@@ -442,12 +447,14 @@ class ComputeShelve(object):
         uuid = instance['uuid']
         self._power_off(instance)
         self.driver.destroy(context, instance)
+        fault_injection.point('shelve.offload_destroyed')
         # The volumes stay the server's (reserved) but no longer connected
         # to this host, so the host that unshelves it can connect them.
         self._reserve_volumes(context, uuid)
         # Before the state change, as Nova: whoever polls for
         # SHELVED_OFFLOADED may schedule into this room at once.
         self.db.instance_release_claim(uuid)
+        fault_injection.point('shelve.offload_claim_released')
         values = {'vm_state': vm_states.SHELVED_OFFLOADED,
                   'task_state': None, 'host': None,
                   'power_state': power_state.SHUTDOWN}
@@ -512,6 +519,8 @@ class ComputeShelve(object):
         instance = record.instance = self.db.instance_update(
             uuid, {'task_state': task_states.SPAWNING},
             expected_task_state=task_states.UNSHELVING)
+        # This host is claimed; nothing spawned yet.
+        fault_injection.point('unshelve.spawning')
         image_id = (instance.get('system_metadata') or {}).get(
             SHELVED_IMAGE_KEY)
         if image_id:
@@ -528,6 +537,7 @@ class ComputeShelve(object):
                                           self.db.bdm_get_by_instance(uuid))
         if state is None:
             state = self._power_state(instance)
+        fault_injection.point('unshelve.spawned')
         record.instance = self._finish_unshelve(
             context, instance, task_states.SPAWNING, {
                 'power_state': state, 'launched_at': timeutils.utcnow()})
@@ -568,6 +578,7 @@ class ComputeShelve(object):
         gone = True
         if image_id:
             gone = self.manager._delete_image(context, image_id)
+            fault_injection.point('unshelve.image_deleted')
         updates = {key: None for key in SHELVED_KEYS}
         if not gone:
             updates[compute_api.SNAPSHOT_LEFTOVERS_KEY] = (

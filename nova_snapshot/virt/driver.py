@@ -17,6 +17,8 @@ import abc
 import os
 import socket
 
+from nova_snapshot import fault_injection
+
 GiB = 1024 ** 3
 
 
@@ -129,6 +131,8 @@ class ComputeDriver(abc.ABC):
         :returns: the power state after start.
         """
         self.destroy(context, instance)
+        # The old guest and its local disk are gone, the new not spawned.
+        fault_injection.point('rebuild.old_disk_gone')
         if block_device_info is None:
             return self.spawn(context, instance, image_meta)
         return self.spawn(context, instance, image_meta, block_device_info)

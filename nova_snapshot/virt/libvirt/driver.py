@@ -35,6 +35,7 @@ from oslo_log import log as logging
 
 from nova_snapshot.compute import power_state
 from nova_snapshot import exception
+from nova_snapshot import fault_injection
 from nova_snapshot.virt import driver
 from nova_snapshot.virt import image_inspection
 from nova_snapshot.virt.libvirt import config as vconfig
@@ -352,6 +353,8 @@ class LibvirtDriver(driver.ComputeDriver):
         # would otherwise be restored by create().
         if self._call(instance, domain.hasManagedSaveImage, 0):
             self._call(instance, domain.managedSaveRemove, 0)
+        # The guest is down, its definition and disks kept.
+        fault_injection.point('reboot.destroyed')
         self._call(instance, domain.create)
 
     def get_console_output(self, instance):
