@@ -93,6 +93,35 @@ POINT_PREFIX_PATHS = {
     'suspend': ('suspend',),
     'volume': ('volume-backed',),
     'image': IMAGE_PATHS,
+    # issue 8's actions: the image-backed server (on the live-stream
+    # compute: its options do not matter to them) and the volume-backed.
+    'backup': ('live-stream',),
+    'shelve': ('live-stream', 'volume-backed'),
+    'unshelve': ('live-stream', 'volume-backed'),
+    'rebuild': ('live-stream', 'volume-backed'),
+    'reboot': ('live-stream', 'volume-backed'),
+}
+# The action a kill point's trial sends, by the point's prefix (the rest
+# are createImage's).
+POINT_PREFIX_ACTION = {
+    'backup': 'createBackup',
+    'shelve': 'shelve',
+    'unshelve': 'unshelve',
+    'rebuild': 'rebuild',
+    'reboot': 'reboot',
+}
+# Points only an image-backed server reaches: a volume-backed shelve is
+# its offload (no image), and its unshelve deletes no image.
+IMAGE_ONLY_POINTS = ('shelve.powered_off', 'shelve.image_uploaded',
+                     'shelve.shelved', 'unshelve.image_deleted')
+# What a server may be after a trial of the action whose compute was
+# killed (besides what it was): a killed shelve is undone or finished, a
+# killed unshelve leaves it offloaded or finished, a killed rebuild is
+# Nova's ERROR (the old disk may be gone; the user rebuilds again).
+ACTION_OUTCOMES = {
+    'shelve': ('ACTIVE', 'SHELVED', 'SHELVED_OFFLOADED'),
+    'unshelve': ('ACTIVE', 'SHELVED_OFFLOADED'),
+    'rebuild': ('ACTIVE', 'ERROR'),
 }
 # The issue's trial counts for a full run.
 FULL_COUNTS = collections.OrderedDict([
@@ -112,6 +141,11 @@ FULL_COUNTS = collections.OrderedDict([
     ('race-pause', 50),
     ('race-stop', 50),
     ('race-delete', 50),
+    # issue 8's actions racing (createImage vs shelve and vs a hard
+    # reboot, createBackup vs stop)
+    ('race-shelve', 20),
+    ('race-reboot', 20),
+    ('race-backup', 20),
 ])
 ALL_KINDS = tuple(FULL_COUNTS)
 LIBVIRTD_KINDS = ('libvirtd-backup', 'libvirtd-managedsave', 'libvirtd-freeze')
@@ -175,7 +209,20 @@ def find_points(root=os.path.join(REPO, 'nova_snapshot')):
 
 
 def point_paths(point):
-    return POINT_PREFIX_PATHS.get(point.split('.', 1)[0], IMAGE_PATHS)
+    paths = POINT_PREFIX_PATHS.get(point.split('.', 1)[0], IMAGE_PATHS)
+    if point in IMAGE_ONLY_POINTS:
+        paths = tuple(p for p in paths if p != 'volume-backed')
+    return paths
+
+
+def backup_type(trial):
+    """The backup_type of a trial's backups (its own, for its rotation)."""
+    return 'camp-%s' % trial.image_name
+
+
+def point_action(point):
+    """The server action a trial of ``point`` sends."""
+    return POINT_PREFIX_ACTION.get(point.split('.', 1)[0], 'createImage')
 
 
 # -- private services ----------------------------------------------------
@@ -506,6 +553,9 @@ class Server:
         self.id, self.host = server_id, host
         self.volume_backed, self.role = volume_backed, role
         self.status = 'ACTIVE'
+        # Other statuses the last trial's outcome may leave (see
+        # ACTION_OUTCOMES); the check settles on the one it finds.
+        self.accept = ()
 
     def __repr__(self):
         return '%s(%s)' % (self.role, self.id[:8])
@@ -514,7 +564,12 @@ class Server:
 EXPECTED_POWER = {'ACTIVE': libvirt.VIR_DOMAIN_RUNNING,
                   'PAUSED': libvirt.VIR_DOMAIN_PAUSED,
                   'SHUTOFF': libvirt.VIR_DOMAIN_SHUTOFF,
-                  'SUSPENDED': libvirt.VIR_DOMAIN_SHUTOFF}
+                  'SUSPENDED': libvirt.VIR_DOMAIN_SHUTOFF,
+                  'SHELVED': libvirt.VIR_DOMAIN_SHUTOFF,
+                  # no domain at all (checked apart)
+                  'SHELVED_OFFLOADED': None,
+                  # a killed rebuild's: the guest may or may not be there
+                  'ERROR': None}
 
 
 class Trial:
@@ -522,6 +577,9 @@ class Trial:
         self.kind, self.number = kind, number
         self.path, self.point = path, point
         self.id = '%s#%d' % (kind, number)
+        self.action = point_action(point) if point else 'createImage'
+        # Images the trial made besides its own (e.g. earlier backups).
+        self.extra_images = []
         self.image_name = 'camp-%s-%d-%s' % (kind, number,
                                              uuid.uuid4().hex[:6])
         self.outages = []
@@ -545,7 +603,7 @@ class Trial:
 
     def as_dict(self):
         return {'id': self.id, 'kind': self.kind, 'path': self.path,
-                'point': self.point, 'violations': [
+                'point': self.point, 'action': self.action, 'violations': [
                     {'invariant': i, 'detail': d} for i, d in self.violations],
                 'recover_s': self.recover_s, '5xx': self.count_5xx,
                 'notes': self.notes, 'boot_checked': self.boot_checked,
@@ -848,18 +906,49 @@ class Campaign:
     # -- createImage -----------------------------------------------------
     def create_image(self, trial, server):
         """createImage; its answer is kept on the trial (None: none)."""
+        return self.send_action(trial, server, 'createImage')
+
+    def action_body(self, trial, server, action):
+        """(body, microversion) of the trial's ``action`` on ``server``."""
+        if action == 'createImage':
+            return {'createImage': {'name': trial.image_name}}, None
+        if action == 'createBackup':
+            # A type of the trial's own: the rotation counts only its
+            # backups (rotation 1: the earlier ones of the trial go).
+            return {'createBackup': {
+                'name': trial.image_name, 'rotation': 1,
+                'backup_type': backup_type(trial)}}, None
+        if action == 'shelve':
+            return {'shelve': None}, None
+        if action == 'unshelve':
+            # Back on the server's own host (2.91, admin): the kill points
+            # are armed there.
+            return {'unshelve': {'host': server.host}}, '2.91'
+        if action == 'rebuild':
+            # A volume-backed server only with its root volume's image.
+            image = self.vol_image if server.volume_backed \
+                else self.base_image
+            return {'rebuild': {'imageRef': image['id']}}, None
+        if action == 'reboot':
+            # HARD: the tiny guest ignores ACPI, so a soft reboot waits
+            # for [libvirt] wait_soft_reboot_seconds and then does this.
+            return {'reboot': {'type': 'HARD'}}, None
+        raise ValueError('unknown action %s' % action)
+
+    def send_action(self, trial, server, action):
+        """The trial's ``action``; its answer is kept on the trial."""
+        body, version = self.action_body(trial, server, action)
         resp = None
         try:
-            resp = self.client.action(server.id, {
-                'createImage': {'name': trial.image_name}})
+            resp = self.client.action(server.id, body, microversion=version)
             return resp
         finally:
             trial.create_answers.append(
                 resp.status_code if resp is not None else None)
 
-    def create_image_async(self, trial, server):
+    def create_image_async(self, trial, server, action='createImage'):
         pool = concurrent.futures.ThreadPoolExecutor(1)
-        future = pool.submit(self.create_image, trial, server)
+        future = pool.submit(self.send_action, trial, server, action)
         pool.shutdown(wait=False)
         return future
 
@@ -879,9 +968,19 @@ class Campaign:
 
     def trial_kill_point(self, trial):
         server = self._path_server(trial.path)
+        # What the action needs first, on an unarmed compute (a backup
+        # made now would reach backup.* itself).
+        prepare = {'createBackup': self._earlier_backups,
+                   'unshelve': self._shelved}.get(trial.action)
+        if prepare:
+            self.ensure_compute(self.victim, trial.path)
+            prepare(trial, server)
         self.ensure_compute(self.victim, trial.path, trial.point)
         outage = trial.outage(time.monotonic())
-        future = self.create_image_async(trial, server)
+        server.accept = tuple(s for s in ACTION_OUTCOMES.get(trial.action,
+                                                             ())
+                              if s != server.status)
+        future = self.create_image_async(trial, server, trial.action)
         died = wait_until(lambda: not self.compute_alive(self.victim),
                           self.args.point_timeout, 0.1)
         trial.in_flight = bool(died)
@@ -890,6 +989,36 @@ class Campaign:
         self.settle(future, 120 if died else 300)
         self.ensure_compute(self.victim, trial.path)
         outage[1] = time.monotonic()
+
+    def _earlier_backups(self, trial, server, count=2):
+        """Two backups of the trial's type, so that its rotation (1) has
+        two to delete: backup.mid_rotation falls between them."""
+        for n in range(count):
+            resp = self.client.action(server.id, {'createBackup': {
+                'name': '%s-earlier%d' % (trial.image_name, n),
+                'backup_type': backup_type(trial), 'rotation': 99}})
+            if resp.status_code != 202:
+                raise RuntimeError('earlier backup: %s %s' % (
+                    resp.status_code, resp.text[:200]))
+            image_id = resp.json()['image_id']
+            trial.extra_images.append(image_id)
+            if not wait_until(lambda: self.task_state(server.id) is None and
+                              self.images.get(self.ctx, image_id)['status']
+                              == 'active', 120, 0.5):
+                raise RuntimeError('earlier backup %s never finished'
+                                   % image_id)
+            # Glance orders by created_at (seconds on some backends).
+            time.sleep(1.1)
+
+    def _shelved(self, trial, server):
+        """The server shelved and offloaded, as an unshelve needs."""
+        resp = self.client.action(server.id, {'shelve': None})
+        if resp.status_code != 202:
+            raise RuntimeError('shelve before unshelve: %s %s' % (
+                resp.status_code, resp.text[:200]))
+        self.client.wait_for_server(server.id, 'SHELVED_OFFLOADED',
+                                    timeout=180)
+        server.status = 'SHELVED_OFFLOADED'
 
     def duration(self, path):
         """How long an undisturbed createImage of ``path`` takes here
@@ -1092,21 +1221,27 @@ class Campaign:
         trial.notes.append('createImage answered %s' % getattr(
             resp, 'status_code', resp))
 
-    def _race(self, trial, action, target_status):
+    def _race(self, trial, action, target_status, body=None,
+              first_action='createImage', accept=()):
+        """``first_action`` (the trial's) and ``action`` sent together;
+        ``accept``: other statuses the accepted action may end in."""
         server = self.server(trial.path_role)
         status_before = server.status
         offset = self.rng.uniform(-0.2, 0.4)
         trial.notes.append('%s offset %.2fs' % (action, offset))
-        body = {action: None}
+        body = body or {action: None}
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            first = pool.submit(self.create_image, trial, server)
+            first = pool.submit(self.send_action, trial, server,
+                                first_action)
             time.sleep(max(offset, 0))
             other = pool.submit(self.client.action, server.id, body)
             create_resp, other_resp = first.result(), other.result()
-        trial.notes.append('createImage %s, %s %s' % (
-            create_resp.status_code, action, other_resp.status_code))
+        trial.notes.append('%s %s, %s %s' % (
+            first_action, create_resp.status_code, action,
+            other_resp.status_code))
         if other_resp.status_code == 202:
             server.status = target_status
+            server.accept = tuple(accept)
         else:
             server.status = status_before
 
@@ -1118,6 +1253,20 @@ class Campaign:
 
     def trial_race_stop(self, trial):
         self._race(trial, 'os-stop', 'SHUTOFF')
+
+    def trial_race_shelve(self, trial):
+        # With shelved_offload_time 0 a shelve ends offloaded; SHELVED
+        # (offload still to come) is allowed too; either must unshelve.
+        self._race(trial, 'shelve', 'SHELVED_OFFLOADED',
+                   accept=('SHELVED',))
+
+    def trial_race_reboot(self, trial):
+        self._race(trial, 'reboot', 'ACTIVE',
+                   body={'reboot': {'type': 'HARD'}})
+
+    def trial_race_backup(self, trial):
+        trial.action = 'createBackup'
+        self._race(trial, 'os-stop', 'SHUTOFF', first_action='createBackup')
 
     def trial_race_delete(self, trial):
         server = self.server(trial.path_role)
@@ -1167,19 +1316,36 @@ class Campaign:
             problems.append(('task-state', '%s task_state %s'
                              % (server, task)))
         got = self.client.get_server(server.id)
-        if got['status'] != server.status:
+        status = got['status']
+        allowed = (server.status,) + tuple(server.accept)
+        if status not in allowed:
             problems.append(('power-state', '%s is %s, expected %s'
-                             % (server, got['status'], server.status)))
+                             % (server, status, ' or '.join(allowed))))
+            status = server.status
+        if status in ('SHELVED', 'SHELVED_OFFLOADED'):
+            problems += self._shelved_problems(server, status)
+        if status == 'SHELVED_OFFLOADED':
+            try:
+                self.domain(server.id)
+                problems.append(('domain-without-row', '%s is offloaded '
+                                 'but its domain is defined' % server))
+            except libvirt.libvirtError:
+                pass
+            return problems
+        if status == 'ERROR':
+            # Nova's end of an interrupted rebuild: the check's
+            # rebuild-recovers step judges it (see check()).
+            return problems
         try:
             state = self.domain(server.id).state()[0]
         except libvirt.libvirtError as exc:
             problems.append(('power-state', '%s: no domain (%s)'
                              % (server, exc)))
             return problems
-        if state != EXPECTED_POWER[server.status]:
+        if state != EXPECTED_POWER[status]:
             problems.append(('power-state', '%s domain state %s, expected '
                              '%s' % (server, state,
-                                     EXPECTED_POWER[server.status])))
+                                     EXPECTED_POWER[status])))
         if (server.volume_backed and state == libvirt.VIR_DOMAIN_RUNNING):
             try:
                 frozen = self.freeze_status(server.id)
@@ -1189,6 +1355,70 @@ class Campaign:
                 problems.append(('thawed', '%s filesystems %s'
                                  % (server, frozen)))
         return problems
+
+    def _row(self, server_id):
+        """(vm_state, host, claimed_memory_mb, system_metadata) of the
+        server's row."""
+        conn = self.pg.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute('select vm_state, host, claimed_memory_mb, '
+                            'system_metadata from instances where uuid = %s',
+                            (server_id,))
+                row = cur.fetchone()
+        finally:
+            conn.close()
+        if row is None:
+            return None
+        return row[:3] + (json.loads(row[3] or '{}'),)
+
+    def _shelved_problems(self, server, status):
+        """A shelved server can come back: an image-backed one's shelved
+        image is active; an offloaded one holds no host and no claim."""
+        problems = []
+        row = self._row(server.id)
+        if row is None:
+            return [('task-state', '%s has no row' % server)]
+        _vm_state, host, claimed, sysmeta = row
+        if not server.volume_backed:
+            image_id = sysmeta.get('shelved_image_id')
+            status_of = None
+            if image_id:
+                try:
+                    status_of = self.images.get(self.ctx, image_id)['status']
+                except Exception as exc:
+                    status_of = 'missing (%s)' % type(exc).__name__
+            if status_of != 'active':
+                problems.append(('shelved-image', '%s is %s but its shelved '
+                                 'image %s is %s' % (server, status, image_id,
+                                                     status_of)))
+        if status == 'SHELVED_OFFLOADED' and (host or claimed):
+            problems.append(('claim', '%s is offloaded but holds host %s, '
+                             '%s MiB claimed' % (server, host, claimed)))
+        return problems
+
+    def _shelve_leftovers(self, images):
+        """``*-shelved`` images that no server row holds: a failed or
+        finished shelve's (an unshelve deletes its image)."""
+        shelved = [i for i in images if i['name'].endswith('-shelved')]
+        if not shelved:
+            return []
+        conn = self.pg.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute('select system_metadata from instances where '
+                            'deleted = 0')
+                held = set()
+                for (text,) in cur.fetchall():
+                    meta = json.loads(text or '{}')
+                    held.update(v for k, v in meta.items()
+                                if k in ('shelved_image_id',
+                                         'shelving_image_id') and v)
+        finally:
+            conn.close()
+        return [('failed-image', 'shelve image %s (%s) %s is held by no '
+                 'server' % (i['name'], i['id'][:8], i['status']))
+                for i in shelved if i['id'] not in held]
 
     def _global_problems(self, trial):
         problems = []
@@ -1200,6 +1430,7 @@ class Campaign:
             if image['status'] != 'active':
                 problems.append(('failed-image', '%s (%s) is %s' % (
                     image['name'], image['id'][:8], image['status'])))
+        problems += self._shelve_leftovers(images)
         tracked = set()
         for image in images:
             tracked.update(self._image_snapshot_ids(image))
@@ -1273,6 +1504,8 @@ class Campaign:
             time.sleep(1.0)
         for invariant, detail in problems:
             trial.violate(invariant, detail)
+        if not problems:
+            self._comes_back(trial, servers)
         # 5xx answers: counted; outside an injected outage a violation.
         for started, ended, method, path, status, fault in list(
                 self.client.answers):
@@ -1308,6 +1541,88 @@ class Campaign:
                 trial.violate('image-boots', '%s: %s' % (images[0]['id'][:8],
                                                          exc))
         return trial
+
+    def _comes_back(self, trial, servers):
+        """A server a trial left shelved must unshelve, one it left in
+        ERROR (a killed rebuild, as Nova) must rebuild: both back to a
+        guest that boots (the user's way out, so part of the check)."""
+        for server in servers:
+            if server.status == 'DELETED':
+                continue
+            server.accept = ()
+            status = self.client.get_server(server.id)['status']
+            if status != server.status:
+                trial.notes.append('%s ended %s' % (server, status))
+            server.status = status
+            if status in ('SHELVED', 'SHELVED_OFFLOADED'):
+                invariant, action = 'unshelve-boots', 'unshelve'
+            elif status == 'ERROR':
+                invariant, action = 'rebuild-recovers', 'rebuild'
+            else:
+                continue
+            try:
+                self._bring_back(trial, server, action)
+            except Exception as exc:
+                trial.violate(invariant, '%s: %s' % (server, exc))
+
+    def _bring_back(self, trial, server, action):
+        """``action`` (unshelve or rebuild) on ``server``: it must end
+        ACTIVE with a freshly booted guest; an image-backed unshelve's
+        guest must find its tick (the shelved image holds it)."""
+        # A fresh guest: a new QEMU process (domain id), and a boot line
+        # more on the console; only an unshelve in place (SHELVED) keeps
+        # the old console, destroy + spawn start a new one.
+        old_id = self._domain_id(server.id)
+        row = self._row(server.id)
+        shelved_image = (row[3] if row else {}).get('shelved_image_id')
+        boots = self._console_count(server.id) \
+            if server.status == 'SHELVED' else 0
+        body, version = self.action_body(trial, server, action)
+        resp = self.client.action(server.id, body, microversion=version)
+        if resp.status_code != 202:
+            raise RuntimeError('%s answered %s %s' % (
+                action, resp.status_code, resp.text[:200]))
+        self.client.wait_for_server(server.id, timeout=240)
+        server.status = 'ACTIVE'
+        if not wait_until(lambda: self._domain_id(server.id) not in (
+                old_id, None, -1) and self._console_count(server.id) > boots,
+                120, 1):
+            raise RuntimeError('no guest boot after %s' % action)
+        last = self._console_ticks(server.id)[-1]
+        if action == 'unshelve' and not server.volume_backed and \
+                last == 'none':
+            raise RuntimeError('unshelved guest found no tick')
+        self.wait_console(server.id, r'nova-snapshot-guest: tick \d+', 60)
+        if server.volume_backed:
+            self.wait_console(server.id, 'qemu-ga started', 120)
+            guest_fixture.wait_for_guest_agent(self.domain(server.id), 60)
+        if action == 'unshelve' and shelved_image:
+            try:
+                left = self.images.get(self.ctx, shelved_image)['status']
+            except Exception:
+                left = 'deleted'
+            if left != 'deleted':
+                raise RuntimeError('unshelved, but its shelved image %s is '
+                                   'still %s' % (shelved_image[:8], left))
+        trial.notes.append('%s %s: ACTIVE, last tick %s' % (
+            server, action, last))
+
+    def _domain_id(self, server_id):
+        try:
+            return self.domain(server_id).ID()
+        except libvirt.libvirtError:
+            return None
+
+    def _console_ticks(self, server_id):
+        resp = self.client.action(server_id, {
+            'os-getConsoleOutput': {'length': None}})
+        if resp.status_code != 200:
+            return []
+        return re.findall(r'nova-snapshot-guest: last tick (\d+|none)\b',
+                          resp.json()['output'])
+
+    def _console_count(self, server_id):
+        return len(self._console_ticks(server_id))
 
     def _boot_sampled(self, trial):
         key = 'volume' if trial.path == 'volume-backed' else 'image'
@@ -1385,14 +1700,22 @@ class Campaign:
         """Servers back to ACTIVE for the next trial; a server a trial
         broke (or deleted) is replaced; the trial's images go."""
         for role, server in list(self.servers.items()):
-            if server.status == 'DELETED' or any(
+            server.accept = ()
+            if server.status in ('DELETED', 'ERROR') or any(
                     server.id[:8] in detail for _, detail in trial.violations):
                 self.drop_server(role)
                 continue
             undo = {'SUSPENDED': 'resume', 'PAUSED': 'unpause',
-                    'SHUTOFF': 'os-start'}.get(server.status)
+                    'SHUTOFF': 'os-start', 'SHELVED': 'unshelve',
+                    'SHELVED_OFFLOADED': 'unshelve'}.get(server.status)
             if undo:
-                resp = self.client.action(server.id, {undo: None})
+                body = {undo: None}
+                version = None
+                if server.status == 'SHELVED_OFFLOADED':
+                    # back to its host (the victim's points are there)
+                    body, version = {'unshelve': {'host': server.host}}, '2.91'
+                resp = self.client.action(server.id, body,
+                                          microversion=version)
                 try:
                     if resp.status_code != 202:
                         raise RuntimeError(resp.text[:200])
@@ -1406,6 +1729,11 @@ class Campaign:
                     log('%s could not be restored (%s): replaced', server,
                         exc)
                     self.drop_server(role)
+        for image_id in trial.extra_images:
+            try:
+                self.images.delete(self.ctx, image_id)
+            except Exception:
+                pass   # e.g. the rotation deleted it
         for image in self.images.list(self.ctx, name=trial.image_name):
             for snap in self._image_snapshot_ids(image):
                 try:
@@ -1459,13 +1787,7 @@ class Campaign:
                         'code; kind skipped')
                     continue
                 if self.args.quick:
-                    # one point per path
-                    by_path = collections.defaultdict(list)
-                    for name in sorted(points):
-                        for path in point_paths(name):
-                            by_path[path].append(name)
-                    for path, names in sorted(by_path.items()):
-                        trials.append((kind, path, self.rng.choice(names)))
+                    trials += self._quick_points(kind, points)
                     continue
                 for name in sorted(points):
                     paths = point_paths(name)
@@ -1486,6 +1808,27 @@ class Campaign:
                     ordered.append(queue.pop(0))
         return ordered
 
+    def _quick_points(self, kind, points):
+        """createImage: one point per path; every other action: one
+        point on one of its paths (a bounded CI pass)."""
+        trials = []
+        by_path = collections.defaultdict(list)
+        by_action = collections.defaultdict(list)
+        for name in sorted(points):
+            action = point_action(name)
+            if action == 'createImage':
+                for path in point_paths(name):
+                    by_path[path].append(name)
+            else:
+                by_action[action].extend((path, name)
+                                         for path in point_paths(name))
+        for path, names in sorted(by_path.items()):
+            trials.append((kind, path, self.rng.choice(names)))
+        for action, choices in sorted(by_action.items()):
+            path, name = self.rng.choice(choices)
+            trials.append((kind, path, name))
+        return trials
+
     def _path_for(self, kind, n):
         if kind in ('kill-random', 'rabbit-restart', 'pg-restart',
                     'pg-terminate'):
@@ -1500,6 +1843,8 @@ class Campaign:
             return ('live-push', 'suspend')[n % 2]
         if kind in ('cinder-api-kill', 'libvirtd-freeze'):
             return 'volume-backed'
+        if kind == 'race-backup':
+            return 'live-stream'   # a volume-backed backup is a 400
         if kind.startswith('race-'):
             # the volume-backed cut first (issue 7's item 4), then both
             return ('volume-backed', 'live-stream')[n % 2]
@@ -1574,21 +1919,24 @@ class Campaign:
 def summarise(trials):
     rows = collections.OrderedDict()
     for trial in trials:
-        key = trial.kind if trial.kind != 'kill-point' else \
-            'kill-point %s' % trial.path
+        key = trial.kind
+        if trial.kind == 'kill-point':
+            key = 'kill-point %s' % trial.path
+            if trial.action != 'createImage':
+                key = 'kill-point %s %s' % (trial.action, trial.path)
         rows.setdefault(key, []).append(trial)
     return rows
 
 
 def print_table(trials, out=sys.stdout):
-    header = '%-28s %6s %9s %10s %12s %12s %5s' % (
+    header = '%-36s %6s %9s %10s %12s %12s %5s' % (
         'fault kind', 'trials', 'in flight', 'violations', 'recover p50',
         'recover max', '5xx')
     out.write('\n' + header + '\n' + '-' * len(header) + '\n')
     for key, group in summarise(trials).items():
         times = [t.recover_s for t in group if t.recover_s is not None]
         measured = [t.in_flight for t in group if t.in_flight is not None]
-        out.write('%-28s %6d %9s %10d %12s %12s %5d\n' % (
+        out.write('%-36s %6d %9s %10d %12s %12s %5d\n' % (
             key, len(group), '%d' % sum(measured) if measured else '-',
             sum(1 for t in group if t.violations),
             '%.1fs' % statistics.median(times) if times else '-',

@@ -67,6 +67,42 @@ class PointsTest(unittest.TestCase):
         self.assertEqual(('suspend',), fc.point_paths('suspend.saved'))
         self.assertEqual(fc.IMAGE_PATHS, fc.point_paths('image.uploaded'))
 
+    def test_prefix_says_the_action(self):
+        self.assertEqual('createImage', fc.point_action('image.uploaded'))
+        self.assertEqual('createImage', fc.point_action('volume.held'))
+        self.assertEqual('createBackup',
+                         fc.point_action('backup.mid_rotation'))
+        self.assertEqual('shelve', fc.point_action('shelve.offload_destroyed'))
+        # not shelve's: the prefix is the whole first word
+        self.assertEqual('unshelve', fc.point_action('unshelve.spawned'))
+        self.assertEqual('rebuild', fc.point_action('rebuild.old_disk_gone'))
+        self.assertEqual('reboot', fc.point_action('reboot.destroyed'))
+
+    def test_new_actions_run_on_both_kinds_of_server(self):
+        both = ('live-stream', 'volume-backed')
+        self.assertEqual(both, fc.point_paths('shelve.offload_destroyed'))
+        self.assertEqual(both, fc.point_paths('rebuild.old_disk_gone'))
+        self.assertEqual(both, fc.point_paths('reboot.started'))
+        # a volume-backed server is never backed up (400)
+        self.assertEqual(('live-stream',),
+                         fc.point_paths('backup.captured'))
+
+    def test_image_only_points_skip_the_volume_backed_server(self):
+        # a volume-backed shelve goes straight to its offload and its
+        # unshelve has no image to delete
+        for point in ('shelve.powered_off', 'shelve.image_uploaded',
+                      'shelve.shelved', 'unshelve.image_deleted'):
+            self.assertEqual(('live-stream',), fc.point_paths(point), point)
+
+    def test_every_point_in_the_code_has_an_action_and_a_path(self):
+        for point in fc.find_points():
+            self.assertIn(fc.point_action(point), (
+                'createImage', 'createBackup', 'shelve', 'unshelve',
+                'rebuild', 'reboot'), point)
+            self.assertTrue(fc.point_paths(point), point)
+            for path in fc.point_paths(point):
+                self.assertIn(path, fc.PATHS, point)
+
 
 class PlanTest(unittest.TestCase):
 
@@ -89,6 +125,46 @@ class PlanTest(unittest.TestCase):
                          {path for path, _ in kill_points})
         self.assertEqual(len(fc.ALL_KINDS) - 1,
                          len([k for k, _, _ in plan if k != 'kill-point']))
+
+    def test_quick_adds_one_point_per_new_action(self):
+        points = {'image.a': 'f', 'volume.b': 'f', 'backup.captured': 'f',
+                  'backup.mid_rotation': 'f', 'shelve.powered_off': 'f',
+                  'shelve.offload_destroyed': 'f', 'unshelve.spawned': 'f',
+                  'rebuild.spawned': 'f', 'reboot.started': 'f'}
+        plan = self._plan(['--quick', '--kinds', 'kill-point'], points)
+        actions = [fc.point_action(point) for _, _, point in plan]
+        # createImage: one per path (three image paths, volume-backed)
+        self.assertEqual(4, actions.count('createImage'))
+        for action in ('createBackup', 'shelve', 'unshelve', 'rebuild',
+                       'reboot'):
+            self.assertEqual(1, actions.count(action), action)
+        for _, path, point in plan:
+            self.assertIn(path, fc.point_paths(point))
+
+    def test_full_plan_spreads_a_point_over_its_paths(self):
+        plan = self._plan(['--kinds', 'kill-point', '--trials', '3',
+                           '--points', 'shelve.'],
+                          {'shelve.offload_destroyed': 'f',
+                           'shelve.shelved': 'f', 'unshelve.spawned': 'f'})
+        self.assertEqual(
+            [('live-stream', 'shelve.offload_destroyed'),
+             ('volume-backed', 'shelve.offload_destroyed'),
+             ('live-stream', 'shelve.offload_destroyed'),
+             ('live-stream', 'shelve.shelved'),
+             ('live-stream', 'shelve.shelved'),
+             ('live-stream', 'shelve.shelved')],
+            [(path, point) for _, path, point in plan])
+
+    def test_new_race_kinds_are_planned(self):
+        plan = self._plan(['--kinds', 'race-shelve,race-reboot,race-backup',
+                           '--trials', '2'], {})
+        self.assertEqual(
+            [('race-shelve', 'volume-backed'), ('race-reboot', 'volume-backed'),
+             ('race-backup', 'live-stream'), ('race-shelve', 'live-stream'),
+             ('race-reboot', 'live-stream'), ('race-backup', 'live-stream')],
+            [(kind, path) for kind, path, _ in plan])
+        for kind in ('race-shelve', 'race-reboot', 'race-backup'):
+            self.assertIn(kind, fc.FULL_COUNTS)
 
     def test_counts_and_round_robin(self):
         plan = self._plan(['--kinds', 'pg-restart,race-stop', '--count',
@@ -121,3 +197,122 @@ class TableTest(unittest.TestCase):
         self.assertIn('race-stop#1', text)
         self.assertIn('thawed', text)
         self.assertIn('2 trials, 1 with violations', text)
+
+
+class ActionBodyTest(unittest.TestCase):
+
+    def setUp(self):
+        self.campaign = fc.Campaign.__new__(fc.Campaign)
+        self.campaign.base_image = {'id': 'base'}
+        self.campaign.vol_image = {'id': 'ext4'}
+        self.trial = fc.Trial('kill-point', 1, 'live-stream',
+                              'backup.captured')
+        self.image_server = fc.Server('i' * 36, 'host-a', False, 'image')
+        self.volume_server = fc.Server('v' * 36, 'host-a', True, 'volume')
+
+    def body(self, action, server=None):
+        return self.campaign.action_body(self.trial,
+                                         server or self.image_server, action)
+
+    def test_trial_knows_its_action(self):
+        self.assertEqual('createBackup', self.trial.action)
+        self.assertEqual('createImage', fc.Trial('race-stop', 1).action)
+        self.assertEqual('createBackup', self.trial.as_dict()['action'])
+
+    def test_backup_rotates_the_trials_own_type(self):
+        body, version = self.body('createBackup')
+        self.assertIsNone(version)
+        self.assertEqual({'name': self.trial.image_name, 'rotation': 1,
+                          'backup_type': fc.backup_type(self.trial)},
+                         body['createBackup'])
+        other = fc.Trial('kill-point', 2, 'live-stream', 'backup.captured')
+        self.assertNotEqual(fc.backup_type(self.trial),
+                            fc.backup_type(other))
+
+    def test_unshelve_goes_back_to_the_servers_host(self):
+        self.assertEqual(({'unshelve': {'host': 'host-a'}}, '2.91'),
+                         self.body('unshelve'))
+
+    def test_rebuild_image_by_kind_of_server(self):
+        self.assertEqual('base',
+                         self.body('rebuild')[0]['rebuild']['imageRef'])
+        self.assertEqual('ext4', self.body(
+            'rebuild', self.volume_server)[0]['rebuild']['imageRef'])
+
+    def test_reboot_is_hard_and_shelve_has_no_body(self):
+        self.assertEqual({'reboot': {'type': 'HARD'}},
+                         self.body('reboot')[0])
+        self.assertEqual({'shelve': None}, self.body('shelve')[0])
+        self.assertEqual({'createImage': {'name': self.trial.image_name}},
+                         self.body('createImage')[0])
+
+
+class ShelvedCheckTest(unittest.TestCase):
+
+    def setUp(self):
+        self.campaign = fc.Campaign.__new__(fc.Campaign)
+        self.campaign.images = mock.Mock()
+        self.campaign.ctx = None
+        self.server = fc.Server('s' * 36, 'host-a', False, 'image')
+
+    def problems(self, row, status='SHELVED_OFFLOADED'):
+        with mock.patch.object(self.campaign, '_row', return_value=row):
+            return self.campaign._shelved_problems(self.server, status)
+
+    def test_offloaded_with_active_image_holds(self):
+        self.campaign.images.get.return_value = {'status': 'active'}
+        self.assertEqual([], self.problems(
+            ('shelved_offloaded', None, 0, {'shelved_image_id': 'img'})))
+
+    def test_offloaded_without_image_is_a_violation(self):
+        # an offloaded server with neither host nor image can never come
+        # back
+        self.campaign.images.get.side_effect = Exception('404')
+        found = self.problems(('shelved_offloaded', None, 0,
+                               {'shelved_image_id': 'img'}))
+        self.assertEqual(['shelved-image'], [i for i, _ in found])
+        self.assertEqual(['shelved-image'], [i for i, _ in self.problems(
+            ('shelved_offloaded', None, 0, {}))])
+
+    def test_offloaded_holding_a_claim_is_a_violation(self):
+        self.campaign.images.get.return_value = {'status': 'active'}
+        found = self.problems(('shelved_offloaded', 'host-a', 512,
+                               {'shelved_image_id': 'img'}))
+        self.assertEqual(['claim'], [i for i, _ in found])
+        # SHELVED keeps its host
+        self.assertEqual([], self.problems(
+            ('shelved', 'host-a', 512, {'shelved_image_id': 'img'}),
+            status='SHELVED'))
+
+    def test_volume_backed_needs_no_image(self):
+        self.server.volume_backed = True
+        self.assertEqual([], self.problems(('shelved_offloaded', None, 0,
+                                            {})))
+
+    def test_shelve_image_no_row_holds_is_left_over(self):
+        conn = mock.MagicMock()
+        cursor = conn.cursor.return_value.__enter__.return_value
+        cursor.fetchall.return_value = [
+            ('{"shelved_image_id": "held"}',), (None,)]
+        self.campaign.pg = mock.Mock()
+        self.campaign.pg.connect.return_value = conn
+        found = self.campaign._shelve_leftovers([
+            {'id': 'held', 'name': 'camp-image-shelved', 'status': 'active'},
+            {'id': 'lost', 'name': 'camp-image-shelved', 'status': 'active'},
+            {'id': 'other', 'name': 'camp-x', 'status': 'active'}])
+        self.assertEqual(1, len(found))
+        self.assertEqual('failed-image', found[0][0])
+        self.assertIn('lost', found[0][1])
+
+
+class SummaryTest(unittest.TestCase):
+
+    def test_new_actions_have_their_own_rows(self):
+        trials = [fc.Trial('kill-point', 1, 'live-stream', 'image.uploaded'),
+                  fc.Trial('kill-point', 2, 'live-stream', 'shelve.shelved'),
+                  fc.Trial('kill-point', 3, 'volume-backed',
+                           'reboot.started')]
+        self.assertEqual(['kill-point live-stream',
+                          'kill-point shelve live-stream',
+                          'kill-point reboot volume-backed'],
+                         list(fc.summarise(trials)))
