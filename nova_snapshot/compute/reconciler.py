@@ -40,6 +40,8 @@ from oslo_utils import timeutils
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import backup
 from nova_snapshot.compute import block_device
+from nova_snapshot.compute import reboot
+from nova_snapshot.compute import rebuild
 from nova_snapshot.compute import shelve
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
@@ -56,6 +58,13 @@ SNAPSHOT_EVENT = 'compute_snapshot_instance'
 VOLUME_SNAPSHOT_EVENT = 'compute_snapshot_volume_backed'
 # createBackup's capture and rotation events (nova_snapshot.compute.backup).
 BACKUP_EVENTS = (backup.BACKUP_EVENT, backup.ROTATE_EVENT)
+# Events of the shelve actions, rebuild and reboot: a compute killed
+# mid-action leaves its event open (the start-up repair puts the server
+# right but cannot finish an event of the dead process's work). Closed
+# once the server holds no task state (no such action runs) and nothing
+# of it is busy here (found by the fault campaign's kill points).
+ACTION_EVENTS = (shelve.EVENT_SHELVE, shelve.EVENT_OFFLOAD,
+                 shelve.EVENT_UNSHELVE, rebuild.EVENT, reboot.EVENT)
 # image_type of the images image-backed captures create.
 CAPTURE_IMAGE_TYPES = ('snapshot', backup.IMAGE_TYPE)
 # Glance statuses of an image whose data never arrived.
@@ -526,7 +535,10 @@ class Reconciler(object):
         uuid = instance['uuid']
         deleted = 0
         for event_name in (SNAPSHOT_EVENT, VOLUME_SNAPSHOT_EVENT) + \
-                BACKUP_EVENTS:
+                BACKUP_EVENTS + ACTION_EVENTS:
+            if event_name in ACTION_EVENTS and \
+                    instance.get('task_state') is not None:
+                continue
             for event in self.db.action_events_unfinished(uuid, event_name,
                                                           self.host):
                 self._check_time()

@@ -17,7 +17,10 @@ import uuid as uuidlib
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import manager as compute_manager
 from nova_snapshot.compute import power_state
+from nova_snapshot.compute import reboot
+from nova_snapshot.compute import rebuild
 from nova_snapshot.compute import reconciler
+from nova_snapshot.compute import shelve
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import volume_snapshot
 from nova_snapshot import conf as ns_conf
@@ -712,6 +715,31 @@ class OrphanVolumeSnapshotTest(ReconcilerTestCase):
                          events[reconciler.VOLUME_SNAPSHOT_EVENT]['result'])
         self.assertEqual([], self.db.action_events_unfinished(
             instance['uuid'], reconciler.VOLUME_SNAPSHOT_EVENT, HOST))
+
+    def test_an_interrupted_reboot_event_is_finished_once_released(self):
+        instance = self.instance()
+        ctx = self.start_action(instance)
+        self.db.action_event_start(ctx, instance['uuid'], reboot.EVENT,
+                                   host=HOST)
+        self.now = datetime.datetime.utcnow() + datetime.timedelta(
+            seconds=121)
+        # Still rebooting: the action may be running (its own end
+        # finishes the event).
+        held = dict(instance, task_state='reboot_started_hard')
+        self.reconciler.finish_stale_events(held, set())
+        self.assertEqual(1, len(self.db.action_events_unfinished(
+            instance['uuid'], reboot.EVENT, HOST)))
+        # Released by the start-up repair: nobody will finish it.
+        self.reconciler.finish_stale_events(instance, set())
+        self.assertEqual([], self.db.action_events_unfinished(
+            instance['uuid'], reboot.EVENT, HOST))
+        events = {e['event']: e for e in self.events(instance, ctx)}
+        self.assertEqual('Error', events[reboot.EVENT]['result'])
+
+    def test_action_events_cover_shelve_rebuild_reboot(self):
+        for name in (shelve.EVENT_SHELVE, shelve.EVENT_OFFLOAD,
+                     shelve.EVENT_UNSHELVE, rebuild.EVENT, reboot.EVENT):
+            self.assertIn(name, reconciler.ACTION_EVENTS)
 
     def test_event_names_match_the_manager(self):
         self.assertEqual(compute_manager.SNAPSHOT_EVENT,
