@@ -217,7 +217,7 @@ def point_paths(point):
 
 def backup_type(trial):
     """The backup_type of a trial's backups (its own, for its rotation)."""
-    return 'camp-%s' % trial.image_name
+    return trial.image_name
 
 
 def point_action(point):
@@ -1521,12 +1521,20 @@ class Campaign:
                    for started, ended, method, path, status, _ in list(
                        self.client.answers)
                    if started >= trial.started and method == 'POST'
-                   and path.endswith('/action')]
+                   and path.endswith('/action') and status != 200]
         if actions:
             trial.notes.append('actions answered %s' % ', '.join(actions))
         images = [i for i in self._trial_images(trial)
                   if i['status'] == 'active']
         trial.notes.append('image %s' % ('active' if images else 'none'))
+        if trial.action == 'createBackup':
+            # Not an invariant: a rotation cut short is finished by the
+            # next backup of the type (Nova's too), so only reported.
+            kept = [i for i in self.images.list(
+                self.ctx, backup_type=backup_type(trial))
+                if i.get('owner') == self.project]
+            trial.notes.append('%d backups of its type left (rotation 1)'
+                               % len(kept))
         failed = [a for a in trial.create_answers if a is None or a >= 400]
         if images and failed and len(failed) == len(trial.create_answers):
             # The user was told the request failed, yet its image (and,
