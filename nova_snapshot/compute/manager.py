@@ -66,6 +66,11 @@ _EXPECTED_VOLUME_SNAPSHOT = _EXPECTED + (
     exception.VolumeError, exception.ImageNotAuthorized,
     exception.ImageBadRequest, exception.Conflict)
 VOLUME_SNAPSHOT_EVENT = 'compute_snapshot_volume_backed'
+# Events of actions whose work runs in this process: at start-up none
+# runs, so one this host left unfinished was cut short by the restart
+# (the repairs put the server right; this closes its record).
+_RESTART_CLOSED_EVENTS = (shelve.EVENT_SHELVE, shelve.EVENT_OFFLOAD,
+                          shelve.EVENT_UNSHELVE, rebuild.EVENT, reboot.EVENT)
 # A failed snapshot's image delete is tried this often (backoff in s x n)
 # before the reference moves to the instance's leftovers.
 IMAGE_DELETE_ATTEMPTS = 3
@@ -313,6 +318,7 @@ class ComputeManager(object):
 
     def _init_instance(self, context, instance):
         self._thaw_if_frozen(instance)
+        self._finish_interrupted_events(instance)
         self._finish_interrupted_volume_snapshots(instance)
         self._delete_leftover_images(context, instance)
         task_state = instance['task_state']
@@ -344,6 +350,28 @@ class ComputeManager(object):
                 instance, 'Action %s interrupted by a restart of the compute '
                 'service' % task_state)
         self._sync_power_state(instance)
+
+    def _finish_interrupted_events(self, instance):
+        """Error for every event of ``_RESTART_CLOSED_EVENTS`` this host
+        started for ``instance`` and never finished (a shelve killed
+        before its offload would otherwise leave an offloaded server, no
+        host's reconciler sees, with an open event)."""
+        uuid = instance['uuid']
+        for name in _RESTART_CLOSED_EVENTS:
+            try:
+                for event in self.db.action_events_unfinished(uuid, name,
+                                                              self.host):
+                    ctx = ns_context.RequestContext(
+                        request_id=event['request_id'],
+                        user_id=event.get('user_id'),
+                        project_id=event.get('project_id'), overwrite=False)
+                    self.db.action_event_finish(
+                        ctx, uuid, name, 'Error',
+                        details='interrupted by a restart of the compute '
+                                'service on %s' % self.host)
+            except Exception:
+                LOG.warning('Could not finish the interrupted %s events of '
+                            '%s', name, uuid, exc_info=True)
 
     def _thaw_if_frozen(self, instance):
         """Ask the driver about every guest that may have been frozen or

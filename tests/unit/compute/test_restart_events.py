@@ -1,0 +1,50 @@
+"""The compute service's start-up closes the events of the shelve,
+offload, unshelve, rebuild and reboot work a restart cut short (the fault
+campaign's kill points found them open for ever)."""
+
+from nova_snapshot.compute import manager as compute_manager
+from nova_snapshot.compute import reboot
+from nova_snapshot.compute import shelve
+from nova_snapshot.compute import task_states
+from tests.unit.compute import fakes
+
+
+class RestartEventsTest(fakes.ComputeTestCase):
+
+    def _open_event(self, instance, action, event, host=None):
+        self.db.action_start(self.ctx, instance['uuid'], action)
+        self.db.action_event_start(self.ctx, instance['uuid'], event,
+                                   host=host or self.manager.host)
+
+    def test_a_killed_reboot_event_is_finished_at_start_up(self):
+        instance = self.boot()
+        self._open_event(instance, reboot.ACTION, reboot.EVENT)
+        self.db.instance_update(instance['uuid'], {
+            'task_state': task_states.REBOOT_STARTED_HARD})
+        self.manager.init_host()
+        self.assertEqual([], self.db.action_events_unfinished(
+            instance['uuid'], reboot.EVENT, self.manager.host))
+        action = self.db.action_get_by_request_id(instance['uuid'],
+                                                  self.ctx.request_id)
+        event = [e for e in action['events']
+                 if e['event'] == reboot.EVENT][0]
+        self.assertEqual('Error', event['result'])
+        self.assertIn('restart', event['details'])
+        # the repair itself still ran
+        self.assertIsNone(self.db.instance_get(instance['uuid'])[
+            'task_state'])
+
+    def test_another_hosts_event_is_left_alone(self):
+        instance = self.boot()
+        self._open_event(instance, shelve.ACTION_SHELVE, shelve.EVENT_SHELVE,
+                         host='elsewhere')
+        self.manager.init_host()
+        self.assertEqual(1, len(self.db.action_events_unfinished(
+            instance['uuid'], shelve.EVENT_SHELVE, 'elsewhere')))
+
+    def test_the_closed_events_are_the_new_actions(self):
+        self.assertEqual(
+            {shelve.EVENT_SHELVE, shelve.EVENT_OFFLOAD,
+             shelve.EVENT_UNSHELVE, 'compute_rebuild_instance',
+             reboot.EVENT},
+            set(compute_manager._RESTART_CLOSED_EVENTS))
