@@ -13,17 +13,13 @@
 The body was validated against ``schemas.create_backup.CREATE_BACKUP``.
 """
 
-from oslo_log import log as logging
-
 from nova_snapshot.api import faults
 from nova_snapshot.api.handlers import create_image
 from nova_snapshot.api.handlers import servers
 from nova_snapshot.api.schemas import create_backup as schema
 from nova_snapshot.api import util
-from nova_snapshot import exception
 from nova_snapshot.policies import create_backup as policies
 
-LOG = logging.getLogger(__name__)
 ACTION = 'createBackup'
 # More digits than this keep every backup there could be; int() of a
 # string of thousands of digits would raise (a 500) instead.
@@ -58,23 +54,9 @@ def create_backup(req, server_id, body):
             len(metadata) > create_image.METADATA_ITEMS_LIMIT:
         raise faults.APIFault(403, 'Image metadata limit exceeded')
 
-    try:
+    with create_image.image_request_errors(ACTION, server_id):
         image = compute_api.backup(context, instance, name, backup_type,
                                    rotation, extra_properties=metadata)
-    except exception.InstanceInvalidState as exc:
-        raise servers.conflict(exc, ACTION, server_id)
-    except exception.OverQuota as exc:
-        raise faults.APIFault(403, exc.format_message())
-    except exception.Invalid as exc:
-        raise faults.APIFault(400, exc.format_message())
-    except exception.Forbidden as exc:
-        raise faults.APIFault(403, exc.format_message())
-    except exception.ServiceUnavailable:
-        raise  # a 503 fault (faults.from_exception)
-    except exception.NovaSnapshotException as exc:
-        LOG.error('createBackup of server %s failed: %s', server_id,
-                  exc.format_message())
-        raise faults.APIFault(500, '%s\n%s' % (faults.UNEXPECTED, type(exc)))
 
     image_id = str(image['id'])
     if version.matches((2, 45)):

@@ -15,6 +15,8 @@
 The body was validated against ``schemas.servers.CREATE_IMAGE`` already.
 """
 
+import contextlib
+
 from oslo_log import log as logging
 
 from nova_snapshot.api import faults
@@ -36,6 +38,34 @@ def image_location(req, image_id):
     return util.compute_api(req).image_api.generate_image_url(image_id)
 
 
+@contextlib.contextmanager
+def image_request_errors(action, server_id):
+    """Nova's answers to what a request that makes an image raises
+    (createImage, createBackup): see step 5 above."""
+    try:
+        yield
+    except exception.InstanceInvalidState as exc:
+        raise servers.conflict(exc, action, server_id)
+    except (exception.InstanceQuiesceFailed, exception.Conflict) as exc:
+        # Conflict: the compute host's wait for the server's lock or a
+        # snapshot slot ran out within the call's deadline.
+        raise faults.APIFault(409, exc.format_message())
+    except exception.OverQuota as exc:
+        # Before Forbidden/Invalid: Nova answers 403 even where the
+        # exception says 413.
+        raise faults.APIFault(403, exc.format_message())
+    except exception.Invalid as exc:
+        raise faults.APIFault(400, exc.format_message())
+    except exception.Forbidden as exc:
+        raise faults.APIFault(403, exc.format_message())
+    except exception.ServiceUnavailable:
+        raise  # a 503 fault (faults.from_exception)
+    except exception.NovaSnapshotException as exc:
+        LOG.error('%s of server %s failed: %s', action, server_id,
+                  exc.format_message())
+        raise faults.APIFault(500, '%s\n%s' % (faults.UNEXPECTED, type(exc)))
+
+
 def create_image(req, server_id, body):
     context = util.context(req)
     compute_api = util.compute_api(req)
@@ -54,7 +84,7 @@ def create_image(req, server_id, body):
     if not version.matches((2, 39)) and len(metadata) > METADATA_ITEMS_LIMIT:
         raise faults.APIFault(403, 'Image metadata limit exceeded')
 
-    try:
+    with image_request_errors(ACTION, server_id):
         if compute_api.is_volume_backed(context, instance):
             context.can(policies.CREATE_IMAGE_VOLUME_BACKED, target=target)
             image = compute_api.snapshot_volume_backed(
@@ -62,26 +92,6 @@ def create_image(req, server_id, body):
         else:
             image = compute_api.snapshot(
                 context, instance, name, extra_properties=metadata)
-    except exception.InstanceInvalidState as exc:
-        raise servers.conflict(exc, ACTION, server_id)
-    except (exception.InstanceQuiesceFailed, exception.Conflict) as exc:
-        # Conflict: the compute host's wait for the server's lock or a
-        # snapshot slot ran out within the call's deadline.
-        raise faults.APIFault(409, exc.format_message())
-    except exception.OverQuota as exc:
-        # Before Forbidden/Invalid: Nova answers 403 even where the
-        # exception says 413.
-        raise faults.APIFault(403, exc.format_message())
-    except exception.Invalid as exc:
-        raise faults.APIFault(400, exc.format_message())
-    except exception.Forbidden as exc:
-        raise faults.APIFault(403, exc.format_message())
-    except exception.ServiceUnavailable:
-        raise  # a 503 fault (faults.from_exception)
-    except exception.NovaSnapshotException as exc:
-        LOG.error('createImage of server %s failed: %s', server_id,
-                  exc.format_message())
-        raise faults.APIFault(500, '%s\n%s' % (faults.UNEXPECTED, type(exc)))
 
     image_id = str(image['id'])
     if version.matches((2, 45)):
