@@ -704,10 +704,23 @@ class ComputeShelve(object):
             SHELVING_IMAGE_KEY)
         if image_id:
             self.manager._delete_image(context, image_id)
-        return self._interrupted(
+        repaired = self._interrupted(
             instance, 'Shelve interrupted by a restart of the compute '
             'service (task_state was %s)' % instance['task_state'],
             task_states.SHELVING_STATES)
+        # The shelve powered the guest off first: a server still ACTIVE
+        # runs again, as after a failed shelve (_shelve_undo). Found by
+        # the fault campaign (shelve.image_uploaded: ACTIVE, guest off).
+        if repaired['vm_state'] == vm_states.ACTIVE and \
+                repaired['task_state'] is None and \
+                self._power_state(repaired) != power_state.RUNNING:
+            try:
+                self.driver.power_on(context, repaired)
+            except Exception:
+                LOG.warning('Could not power %s on again after its '
+                            'interrupted shelve', repaired['uuid'],
+                            exc_info=True)
+        return repaired
 
     def _repair_unshelve(self, context, instance):
         LOG.warning('Instance %s was being unshelved at start-up; giving it '

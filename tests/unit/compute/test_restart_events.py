@@ -3,9 +3,11 @@ offload, unshelve, rebuild and reboot work a restart cut short (the fault
 campaign's kill points found them open for ever)."""
 
 from nova_snapshot.compute import manager as compute_manager
+from nova_snapshot.compute import power_state
 from nova_snapshot.compute import reboot
 from nova_snapshot.compute import shelve
 from nova_snapshot.compute import task_states
+from nova_snapshot.compute import vm_states
 from tests.unit.compute import fakes
 
 
@@ -48,3 +50,33 @@ class RestartEventsTest(fakes.ComputeTestCase):
              shelve.EVENT_UNSHELVE, 'compute_rebuild_instance',
              reboot.EVENT},
             set(compute_manager._RESTART_CLOSED_EVENTS))
+
+
+class RestartMidShelveTest(fakes.ComputeTestCase):
+
+    def _killed_shelve(self, vm_state=None):
+        instance = self.boot()
+        if vm_state:
+            self.db.instance_update(instance['uuid'], {'vm_state': vm_state})
+        image = self.image_api.create(self.ctx, {'name': 'vm-shelved'})
+        # The shelve powered the guest off, then the service died.
+        self.driver.instances[instance['uuid']] = power_state.SHUTDOWN
+        self.db.instance_update_checked(
+            instance['uuid'],
+            {'task_state': task_states.SHELVING_IMAGE_UPLOADING},
+            system_metadata={shelve.SHELVING_IMAGE_KEY: image['id']})
+        self.manager.init_host()
+        return self.db.instance_get(instance['uuid'])
+
+    def test_an_active_servers_guest_runs_again(self):
+        after = self._killed_shelve()
+        self.assertEqual((vm_states.ACTIVE, None, power_state.RUNNING),
+                         (after['vm_state'], after['task_state'],
+                          after['power_state']))
+        self.assertEqual(power_state.RUNNING,
+                         self.driver.instances[after['uuid']])
+
+    def test_a_stopped_server_stays_off(self):
+        after = self._killed_shelve(vm_states.STOPPED)
+        self.assertEqual(power_state.SHUTDOWN,
+                         self.driver.instances[after['uuid']])
