@@ -229,6 +229,26 @@ def _dict(row):
     return None if row is None else dict(row._mapping)
 
 
+def _claim_update(host, usage, topic):
+    """The parts of a claim's compare-and-swap ``UPDATE`` of ``host``'s
+    node: the amounts by counter column, the ``WHERE`` (the host's service
+    enabled, each non-zero amount within capacity) and the new counters."""
+    amounts = {column: int(usage.get(key) or 0)
+               for key, column in _CLAIM_KEYS.items()}
+    where = [_nodes.c.host == host, sa.exists().where(
+        _services.c.host == host, _services.c.topic == topic,
+        _services.c.disabled == sa.false())]
+    counters = {}
+    for column, amount in amounts.items():
+        total, reserved, ratio = _CAPACITY[column]
+        used = _nodes.c[column]
+        counters[column] = used + amount
+        if amount:
+            where.append(used + amount <= (
+                _nodes.c[total] - _nodes.c[reserved]) * _nodes.c[ratio])
+    return amounts, where, counters
+
+
 @_with_retries
 class Database:
     """All reads and writes of nova-snapshot state.
@@ -976,19 +996,7 @@ class Database:
             amount is not tested (a server booted from a volume takes no
             local disk).
         """
-        amounts = {column: int(usage.get(key) or 0)
-                   for key, column in _CLAIM_KEYS.items()}
-        where = [_nodes.c.host == host, sa.exists().where(
-            _services.c.host == host, _services.c.topic == topic,
-            _services.c.disabled == sa.false())]
-        counters = {}
-        for column, amount in amounts.items():
-            total, reserved, ratio = _CAPACITY[column]
-            used = _nodes.c[column]
-            counters[column] = used + amount
-            if amount:
-                where.append(used + amount <= (
-                    _nodes.c[total] - _nodes.c[reserved]) * _nodes.c[ratio])
+        amounts, where, counters = _claim_update(host, usage, topic)
         values = dict(values, host=host)
         for column, claimed in _INSTANCE_CLAIMS.items():
             values[claimed] = amounts[column]
@@ -1016,19 +1024,7 @@ class Database:
         and ``task_state`` is ``expected_task_state`` (else the node
         update is rolled back and UnexpectedTaskStateError raised).
         """
-        amounts = {column: int(usage.get(key) or 0)
-                   for key, column in _CLAIM_KEYS.items()}
-        where = [_nodes.c.host == host, sa.exists().where(
-            _services.c.host == host, _services.c.topic == topic,
-            _services.c.disabled == sa.false())]
-        counters = {}
-        for column, amount in amounts.items():
-            total, reserved, ratio = _CAPACITY[column]
-            used = _nodes.c[column]
-            counters[column] = used + amount
-            if amount:
-                where.append(used + amount <= (
-                    _nodes.c[total] - _nodes.c[reserved]) * _nodes.c[ratio])
+        amounts, where, counters = _claim_update(host, usage, topic)
         row = _encode_instance(dict(values or {}), forbidden=(
             'id', 'uuid', 'deleted', 'host'))
         row.update(host=host, updated_at=timeutils.utcnow())
