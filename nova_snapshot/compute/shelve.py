@@ -670,6 +670,18 @@ class ComputeShelve(object):
         if vm_state in vm_states.UNSHELVE_ALLOWED and \
                 task_state in _UNSHELVE_TASK_STATES:
             return self._repair_unshelve(context, instance)
+        if task_state == task_states.SHELVING and not (
+                instance.get('system_metadata') or {}).get(
+                    SHELVING_IMAGE_KEY):
+            # A volume-backed shelve is its offload (no image): its guest
+            # and claim may be gone already, so giving the server back
+            # would leave it ACTIVE without either (found by the fault
+            # campaign's shelve.offload_claim_released kill point).
+            # Finish it instead, as below.
+            LOG.warning('Instance %s was being shelved (volume-backed) at '
+                        'start-up; finishing the offload', instance['uuid'])
+            self.shelve_offload_instance(context, instance['uuid'])
+            return self.db.instance_get(instance['uuid'])
         if task_state in task_states.SHELVING_STATES:
             return self._repair_shelve(context, instance)
         if task_state == task_states.SHELVING_OFFLOADING:

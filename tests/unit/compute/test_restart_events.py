@@ -80,3 +80,17 @@ class RestartMidShelveTest(fakes.ComputeTestCase):
         after = self._killed_shelve(vm_states.STOPPED)
         self.assertEqual(power_state.SHUTDOWN,
                          self.driver.instances[after['uuid']])
+
+    def test_a_volume_backed_shelve_finishes_its_offload(self):
+        # No shelving image: the shelve was its offload, which may have
+        # destroyed the guest and released the claim already.
+        instance = self.boot()
+        self.driver.destroy(self.ctx, instance)
+        self.db.instance_release_claim(instance['uuid'])
+        self.db.instance_update(instance['uuid'],
+                                {'task_state': task_states.SHELVING})
+        self.manager.init_host()
+        after = self.db.instance_get(instance['uuid'])
+        self.assertEqual((vm_states.SHELVED_OFFLOADED, None, None, 0),
+                         (after['vm_state'], after['task_state'],
+                          after['host'], after['claimed_memory_mb']))
