@@ -205,13 +205,12 @@ def _forced_candidates(nodes, host, node_name, down_time):
     return live
 
 
-def schedule_and_create(conf, db, values, usage, force_host=None,
-                        force_node=None):
-    """Pick a host and create the instance there with its claim.
+def _schedule(conf, db, usage, claim, force_host=None, force_node=None):
+    """Claim ``usage`` on the first host that takes it, in the filters'
+    and weighers' order (or on the forced host): ``claim(host)`` is the
+    claim's compare-and-swap, returning the instance or None when it lost
+    (no room left, or the host was disabled meanwhile).
 
-    :param values: the instance row (without ``host``).
-    :param usage: from :func:`usage_for`.
-    :returns: the instance dict (``host`` set, ``claimed_*`` filled).
     :raises: NoValidHost (``reason`` says what each host lacked).
     """
     nodes = db.compute_node_get_all(TOPIC)
@@ -223,8 +222,7 @@ def schedule_and_create(conf, db, values, usage, force_host=None,
         candidates, rejected = filter_hosts(conf, nodes, usage)
         candidates = order_hosts(conf, candidates)
     for node in candidates:
-        instance = db.instance_create_claimed(values, node['host'], usage,
-                                              TOPIC)
+        instance = claim(node['host'])
         if instance is not None:
             LOG.info('Scheduled instance %s to %s', instance['uuid'],
                      node['host'])
@@ -238,6 +236,21 @@ def schedule_and_create(conf, db, values, usage, force_host=None,
     raise exception.NoValidHost(reason=why)
 
 
+def schedule_and_create(conf, db, values, usage, force_host=None,
+                        force_node=None):
+    """Pick a host and create the instance there with its claim.
+
+    :param values: the instance row (without ``host``).
+    :param usage: from :func:`usage_for`.
+    :returns: the instance dict (``host`` set, ``claimed_*`` filled).
+    :raises: NoValidHost (``reason`` says what each host lacked).
+    """
+    return _schedule(
+        conf, db, usage,
+        lambda host: db.instance_create_claimed(values, host, usage, TOPIC),
+        force_host, force_node)
+
+
 def schedule_existing(conf, db, instance_uuid, usage, expected_task_state,
                       force_host=None, values=None):
     """Pick a host for a live instance without one (unshelving a
@@ -249,25 +262,9 @@ def schedule_existing(conf, db, instance_uuid, usage, expected_task_state,
     :raises: NoValidHost; UnexpectedTaskStateError when the instance is
         no longer in ``expected_task_state`` without a host.
     """
-    nodes = db.compute_node_get_all(TOPIC)
-    if force_host:
-        candidates = _forced_candidates(nodes, force_host, None,
-                                        conf.service_down_time)
-        rejected = {}
-    else:
-        candidates, rejected = filter_hosts(conf, nodes, usage)
-        candidates = order_hosts(conf, candidates)
-    for node in candidates:
-        instance = db.instance_claim_existing(
-            instance_uuid, node['host'], usage, TOPIC, expected_task_state,
-            values=values)
-        if instance is not None:
-            LOG.info('Scheduled instance %s to %s', instance_uuid,
-                     node['host'])
-            return instance
-        rejected[node['host']] = 'claim refused (no room left, or disabled)'
-    if not nodes:
-        why = 'No compute service has reported its capacity.'
-    else:
-        why = '; '.join('%s: %s' % item for item in sorted(rejected.items()))
-    raise exception.NoValidHost(reason=why)
+    return _schedule(
+        conf, db, usage,
+        lambda host: db.instance_claim_existing(
+            instance_uuid, host, usage, TOPIC, expected_task_state,
+            values=values),
+        force_host)
