@@ -735,6 +735,17 @@ class ComputeShelve(object):
         return repaired
 
     def _repair_unshelve(self, context, instance):
+        if self._only_the_row_left(context, instance):
+            # The guest runs here and its shelved image is deleted: there
+            # is no way back to SHELVED_OFFLOADED (it would be offloaded
+            # with no image to boot from: found by the fault campaign's
+            # unshelve.image_deleted kill point), only the write is left.
+            LOG.warning('Instance %s was unshelved but for its state at '
+                        'start-up; finishing the unshelve', instance['uuid'])
+            return self._finish_unshelve(
+                context, instance, task_states.SPAWNING, {
+                    'power_state': power_state.RUNNING,
+                    'launched_at': timeutils.utcnow()})
         LOG.warning('Instance %s was being unshelved at start-up; giving it '
                     'back', instance['uuid'])
         values = {}
@@ -750,6 +761,25 @@ class ComputeShelve(object):
         return self._interrupted(
             instance, 'Unshelve interrupted by a restart of the compute '
             'service', _UNSHELVE_TASK_STATES, **values)
+
+    def _only_the_row_left(self, context, instance):
+        """An offloaded server's unshelve spawned its guest (running) and
+        deleted the shelved image; only the final write is missing."""
+        image_id = (instance.get('system_metadata') or {}).get(
+            SHELVED_IMAGE_KEY)
+        if instance['vm_state'] != vm_states.SHELVED_OFFLOADED or \
+                instance['task_state'] != task_states.SPAWNING or \
+                not image_id:
+            return False
+        try:
+            gone = self.image_api.get(context, image_id).get(
+                'status') == 'deleted'
+        except exception.ImageNotFound:
+            gone = True
+        except Exception:
+            return False   # Glance cannot say: the usual way back
+        return gone and \
+            self._power_state(instance) == power_state.RUNNING
 
     # Lost casts (the reconciler)
 

@@ -94,3 +94,36 @@ class RestartMidShelveTest(fakes.ComputeTestCase):
         self.assertEqual((vm_states.SHELVED_OFFLOADED, None, None, 0),
                          (after['vm_state'], after['task_state'],
                           after['host'], after['claimed_memory_mb']))
+
+
+class RestartMidUnshelveTest(fakes.ComputeTestCase):
+
+    def _killed_unshelve(self, image_gone):
+        # The unshelve spawned the guest (running here), then the service
+        # died, before (image kept) or after (gone) deleting the image.
+        instance = self.boot()
+        image = self.image_api.create(self.ctx, {'name': 'vm-shelved'})
+        if image_gone:
+            self.image_api.delete(self.ctx, image['id'])
+        self.db.instance_update_checked(
+            instance['uuid'], {'vm_state': vm_states.SHELVED_OFFLOADED,
+                               'task_state': task_states.SPAWNING},
+            system_metadata={shelve.SHELVED_IMAGE_KEY: image['id']})
+        self.manager.init_host()
+        return self.db.instance_get(instance['uuid'])
+
+    def test_image_deleted_finishes_the_unshelve(self):
+        after = self._killed_unshelve(image_gone=True)
+        self.assertEqual((vm_states.ACTIVE, None, self.manager.host),
+                         (after['vm_state'], after['task_state'],
+                          after['host']))
+        self.assertNotIn(shelve.SHELVED_IMAGE_KEY, after['system_metadata'])
+        self.assertEqual(power_state.RUNNING,
+                         self.driver.instances[after['uuid']])
+
+    def test_image_kept_goes_back_offloaded(self):
+        after = self._killed_unshelve(image_gone=False)
+        self.assertEqual((vm_states.SHELVED_OFFLOADED, None, None),
+                         (after['vm_state'], after['task_state'],
+                          after['host']))
+        self.assertIn(shelve.SHELVED_IMAGE_KEY, after['system_metadata'])
