@@ -316,3 +316,46 @@ class SummaryTest(unittest.TestCase):
                           'kill-point shelve live-stream',
                           'kill-point reboot volume-backed'],
                          list(fc.summarise(trials)))
+
+
+class OutcomeTest(unittest.TestCase):
+    """What a server may be after a trial of a new action."""
+
+    def setUp(self):
+        self.campaign = fc.Campaign.__new__(fc.Campaign)
+        self.campaign.client = mock.Mock()
+        self.campaign.task_state = mock.Mock(return_value=None)
+        self.campaign.domain = mock.Mock()
+        self.campaign.domain.return_value.state.return_value = [
+            fc.libvirt.VIR_DOMAIN_RUNNING]
+        self.server = fc.Server('s' * 36, 'host-a', False, 'image')
+
+    def problems(self, status):
+        self.campaign.client.get_server.return_value = {'status': status}
+        with mock.patch.object(self.campaign, '_shelved_problems',
+                               return_value=[]):
+            return self.campaign._server_problems(self.server)
+
+    def test_outcomes_by_action(self):
+        self.assertEqual(('ACTIVE', 'ERROR'), fc.ACTION_OUTCOMES['rebuild'])
+        self.assertNotIn('ERROR', fc.ACTION_OUTCOMES['shelve'])
+        self.assertNotIn('reboot', fc.ACTION_OUTCOMES)
+        self.assertNotIn('createBackup', fc.ACTION_OUTCOMES)
+
+    def test_an_accepted_error_is_left_to_the_rebuild_check(self):
+        self.server.accept = ('ERROR',)
+        self.assertEqual([], self.problems('ERROR'))
+        self.campaign.domain.assert_not_called()
+
+    def test_a_status_outside_the_outcomes_is_a_violation(self):
+        self.server.accept = ('SHELVED_OFFLOADED',)
+        found = self.problems('SHUTOFF')
+        self.assertEqual('power-state', found[0][0])
+        self.assertIn('ACTIVE or SHELVED_OFFLOADED', found[0][1])
+
+    def test_offloaded_must_have_no_domain(self):
+        self.server.accept = ('SHELVED_OFFLOADED',)
+        found = self.problems('SHELVED_OFFLOADED')
+        self.assertEqual(['domain-without-row'], [i for i, _ in found])
+        self.campaign.domain.side_effect = fc.libvirt.libvirtError('gone')
+        self.assertEqual([], self.problems('SHELVED_OFFLOADED'))
