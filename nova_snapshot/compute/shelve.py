@@ -38,6 +38,7 @@ from nova_snapshot.compute import snapshot_metadata
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot.compute import volumes as compute_volumes
+from nova_snapshot import context as ns_context
 from nova_snapshot import exception
 from nova_snapshot import fault_injection
 
@@ -667,9 +668,17 @@ class ComputeShelve(object):
         returns the instance to go on with, or None when none of ours."""
         task_state = instance['task_state']
         vm_state = instance['vm_state']
+        # The offload and unshelve repairs call Cinder as the server's
+        # project (the start-up's admin context has none, which Cinder
+        # without Keystone refuses: a volume-backed offload failed so in
+        # the fault campaign), as the reconciler does.
+        volume_context = ns_context.RequestContext(
+            user_id=instance.get('user_id'),
+            project_id=instance.get('project_id'),
+            roles=['member', 'reader'], overwrite=False)
         if vm_state in vm_states.UNSHELVE_ALLOWED and \
                 task_state in _UNSHELVE_TASK_STATES:
-            return self._repair_unshelve(context, instance)
+            return self._repair_unshelve(volume_context, instance)
         if task_state == task_states.SHELVING and not (
                 instance.get('system_metadata') or {}).get(
                     SHELVING_IMAGE_KEY):
@@ -680,7 +689,7 @@ class ComputeShelve(object):
             # Finish it instead, as below.
             LOG.warning('Instance %s was being shelved (volume-backed) at '
                         'start-up; finishing the offload', instance['uuid'])
-            self.shelve_offload_instance(context, instance['uuid'])
+            self.shelve_offload_instance(volume_context, instance['uuid'])
             return self.db.instance_get(instance['uuid'])
         if task_state in task_states.SHELVING_STATES:
             return self._repair_shelve(context, instance)
@@ -688,7 +697,7 @@ class ComputeShelve(object):
             # Offloading again is safe (every step is idempotent).
             LOG.warning('Instance %s was being offloaded at start-up; '
                         'finishing the offload', instance['uuid'])
-            self.shelve_offload_instance(context, instance['uuid'])
+            self.shelve_offload_instance(volume_context, instance['uuid'])
             return self.db.instance_get(instance['uuid'])
         return None
 

@@ -2,6 +2,8 @@
 offload, unshelve, rebuild and reboot work a restart cut short (the fault
 campaign's kill points found them open for ever)."""
 
+from unittest import mock
+
 from nova_snapshot.compute import manager as compute_manager
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute import reboot
@@ -127,3 +129,16 @@ class RestartMidUnshelveTest(fakes.ComputeTestCase):
                          (after['vm_state'], after['task_state'],
                           after['host']))
         self.assertIn(shelve.SHELVED_IMAGE_KEY, after['system_metadata'])
+
+
+class RestartOffloadContextTest(fakes.ComputeTestCase):
+
+    def test_the_repair_offloads_as_the_servers_project(self):
+        instance = self.boot()
+        self.db.instance_update(instance['uuid'],
+                                {'task_state': task_states.SHELVING})
+        with mock.patch.object(shelve.ComputeShelve,
+                               'shelve_offload_instance') as offload:
+            self.manager.init_host()
+        context = offload.call_args[0][0]
+        self.assertEqual(instance['project_id'], context.project_id)
