@@ -8,7 +8,10 @@ injects one fault while a createImage is in flight (a compute SIGKILLed at
 a named point or at a random time, RabbitMQ or PostgreSQL restarted,
 Glance killed or black-holed, cinder-api killed during the cut, libvirtd
 restarted, a full snapshots directory, a racing suspend/pause/stop/delete),
-lets the system recover and then checks the invariants of issue 7:
+lets the system recover and then checks the invariants of issue 7. Issue
+8's actions (createBackup, shelve and its offload, unshelve, rebuild, a
+hard reboot) have kill points of their own and race kinds; what they may
+leave and how a shelved or ERROR server must come back is checked too:
 
 - no task state left set (within ``--grace`` seconds of recovery);
 - every guest in its pre-trial power state, thawed, paused only if the
