@@ -24,5 +24,14 @@ rules = [
 ]
 
 
+def server_action(name, action, check_str, description):
+    """The rule of one ``POST /servers/{server_id}/action`` body key."""
+    return policy.DocumentedRuleDefault(
+        name=name, check_str=check_str, description=description,
+        operations=[{'method': 'POST',
+                     'path': '/servers/{server_id}/action (%s)' % action}],
+        scope_types=['project'])
+
+
 def list_rules():
     return rules

@@ -1,23 +1,14 @@
 """Policies of the lock and unlock server actions (Nova's
 ``os-lock-server`` rule names and defaults)."""
 
-from oslo_policy import policy
-
 from nova_snapshot.policies import base
 
 ROOT = 'os_compute_api:os-lock-server:%s'
 LOCK = ROOT % 'lock'
 UNLOCK = ROOT % 'unlock'
 UNLOCK_OVERRIDE = ROOT % 'unlock:unlock_override'
-
-
-def _action(name, action, check_str, description):
-    return policy.DocumentedRuleDefault(
-        name=name, check_str=check_str, description=description,
-        operations=[{'method': 'POST',
-                     'path': '/servers/{server_id}/action (%s)' % action}],
-        scope_types=['project'])
-
+# One rule per action body key.
+_action = base.server_action
 
 rules = [
     _action(LOCK, 'lock', base.PROJECT_MEMBER_OR_ADMIN,

@@ -25,15 +25,8 @@ UNPAUSE = 'os_compute_api:os-pause-server:unpause'
 SUSPEND = 'os_compute_api:os-suspend-server:suspend'
 RESUME = 'os_compute_api:os-suspend-server:resume'
 CONSOLE_OUTPUT = 'os_compute_api:os-console-output'
-
-
-def _action(name, action, check_str, description):
-    return policy.DocumentedRuleDefault(
-        name=name, check_str=check_str, description=description,
-        operations=[{'method': 'POST',
-                     'path': '/servers/{server_id}/action (%s)' % action}],
-        scope_types=['project'])
-
+# One rule per action body key.
+_action = base.server_action
 
 rules = [
     policy.DocumentedRuleDefault(

@@ -1,7 +1,5 @@
 """Policies of the os-shelve actions (Nova's names and defaults)."""
 
-from oslo_policy import policy
-
 from nova_snapshot.policies import base
 
 POLICY_ROOT = 'os_compute_api:os-shelve:%s'
@@ -9,15 +7,8 @@ SHELVE = POLICY_ROOT % 'shelve'
 UNSHELVE = POLICY_ROOT % 'unshelve'
 UNSHELVE_TO_HOST = POLICY_ROOT % 'unshelve_to_host'
 SHELVE_OFFLOAD = POLICY_ROOT % 'shelve_offload'
-
-
-def _action(name, action, check_str, description):
-    return policy.DocumentedRuleDefault(
-        name=name, check_str=check_str, description=description,
-        operations=[{'method': 'POST',
-                     'path': '/servers/{server_id}/action (%s)' % action}],
-        scope_types=['project'])
-
+# One rule per action body key.
+_action = base.server_action
 
 rules = [
     _action(SHELVE, 'shelve', base.PROJECT_MEMBER_OR_ADMIN, 'Shelve server'),
