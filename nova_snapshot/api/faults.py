@@ -7,7 +7,9 @@ without a name (406 among them) are ``computeFault``, as in Nova.
 
 import json
 
+from oslo_db import exception as db_exc
 from oslo_log import log as logging
+import sqlalchemy.exc
 import webob
 import webob.dec
 
@@ -73,6 +75,15 @@ def from_exception(exc):
         return fault_response(exc.code, exc.format_message())
     if isinstance(exc, exception.ServiceUnavailable):
         return unavailable_response(exc)
+    if isinstance(exc, (db_exc.DBConnectionError,
+                        sqlalchemy.exc.OperationalError)):
+        # The database restarting or unreachable, after oslo.db's own
+        # retries: an outage, as a silent Glance is. (oslo.db wraps what
+        # a statement raises; a refused new connection at pool checkout
+        # comes as SQLAlchemy's OperationalError.)
+        LOG.error('Database unavailable: %s', exc)
+        return fault_response(503, 'The database is unavailable; try '
+                                   'again later.')
     LOG.exception('Unexpected error handling an API request')
     return fault_response(500, '%s\n%s' % (UNEXPECTED, type(exc)))
 

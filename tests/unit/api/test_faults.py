@@ -2,6 +2,8 @@
 
 from unittest import mock
 
+from oslo_db import exception as db_exc
+import sqlalchemy.exc
 import webob
 
 from nova_snapshot.api import auth
@@ -47,6 +49,26 @@ class TestFaults(base.APITestCase):
         self.assertEqual(
             'The image service is unavailable; try again later.',
             response.json['serviceUnavailable']['message'])
+
+    def test_database_down_is_503(self):
+        # What a PostgreSQL restart gives a request once oslo.db's
+        # retries ran out (the fault campaign's pg-restart saw both as
+        # 500s): a statement's error, and a refused new connection.
+        for exc in (db_exc.DBConnectionError('connection refused'),
+                    sqlalchemy.exc.OperationalError(
+                        'connect', {}, Exception('shutting down'))):
+            with self.subTest(exc=type(exc).__name__):
+                with mock.patch.object(self.compute, 'get_all',
+                                       side_effect=exc):
+                    with self.assertLogs('nova_snapshot.api.faults',
+                                         'ERROR'):
+                        response = self.request('GET', '/v2.1/servers')
+                self.assertEqual(503, response.status_int)
+                self.assertEqual(
+                    'The database is unavailable; try again later.',
+                    response.json['serviceUnavailable']['message'])
+                self.assertNotIn('connection refused', response.text)
+                self.assertNotIn('shutting down', response.text)
 
     def test_middleware_failure_is_caught_by_the_wrapper(self):
         with mock.patch('nova_snapshot.api.microversion.extract_version',
