@@ -24,16 +24,22 @@ from nova_snapshot.api import util
 from nova_snapshot.api import validation
 from nova_snapshot import exception
 from nova_snapshot.policies import servers as policies
+from nova_snapshot.policies import shelve as shelve_policies
 
 
-def _simple(method, policy, nova_action):
-    """An action that loads the server, checks policy and calls
-    ``ComputeAPI.<method>``; 202 with no body."""
+def _project_target(instance):
+    return {'project_id': instance['project_id']}
+
+
+def _simple(method, policy, nova_action, target=_project_target):
+    """An action that loads the server, checks policy (against
+    ``target(instance)``) and calls ``ComputeAPI.<method>``; 202 with no
+    body."""
 
     def handler(req, server_id, body):
         context = util.context(req)
         instance = servers.load_server(req, server_id)
-        context.can(policy, target={'project_id': instance['project_id']})
+        context.can(policy, target=target(instance))
         try:
             getattr(util.compute_api(req), method)(context, instance)
         except exception.InstanceInvalidState as exc:
@@ -83,8 +89,12 @@ ACTIONS = {
     'rebuild': (rebuild_schema.ANY_VERSION, rebuild.rebuild),
     'lock': (lock_schema.LOCK, lock.lock),
     'unlock': (lock_schema.UNLOCK, lock.unlock),
-    'shelve': (shelve_schema.SHELVE, shelve.shelve),
-    'shelveOffload': (shelve_schema.SHELVE_OFFLOAD, shelve.shelve_offload),
+    'shelve': (shelve_schema.SHELVE,
+               _simple('shelve', shelve_policies.SHELVE, 'shelve',
+                       target=shelve.policy_target)),
+    'shelveOffload': (shelve_schema.SHELVE_OFFLOAD,
+                      _simple('shelve_offload', shelve_policies.SHELVE_OFFLOAD,
+                              'shelveOffload', target=shelve.policy_target)),
     # unshelve's body depends on the microversion: checked by its handler.
     'unshelve': (shelve_schema.UNSHELVE, shelve.unshelve),
     'createBackup': (backup_schema.CREATE_BACKUP,

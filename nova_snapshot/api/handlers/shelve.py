@@ -1,7 +1,9 @@
-"""The shelve, shelveOffload and unshelve server actions (Nova's
-os-shelve): load the server (404), policy against its project (403), the
-compute API's state checks (409), 202 with no body. Unshelve's body is
-checked by microversion here (the action table checks only the key)."""
+"""The unshelve server action and the policy target of the os-shelve
+actions (shelve and shelveOffload are simple actions of
+server_actions.ACTIONS): load the server (404), policy against its
+project (403), the compute API's state checks (409), 202 with no body.
+Unshelve's body is checked by microversion here (the action table checks
+only the key)."""
 
 from nova_snapshot.api import faults
 from nova_snapshot.api.handlers import servers
@@ -13,31 +15,11 @@ from nova_snapshot import exception
 from nova_snapshot.policies import shelve as policies
 
 
-def _target(instance):
+def policy_target(instance):
+    """Nova's target of the os-shelve rules: the server's project and
+    user."""
     return {'project_id': instance['project_id'],
             'user_id': instance.get('user_id')}
-
-
-def shelve(req, server_id, body):
-    context = util.context(req)
-    instance = servers.load_server(req, server_id)
-    context.can(policies.SHELVE, target=_target(instance))
-    try:
-        util.compute_api(req).shelve(context, instance)
-    except exception.InstanceInvalidState as exc:
-        raise servers.conflict(exc, 'shelve', server_id)
-    return util.empty_response(202)
-
-
-def shelve_offload(req, server_id, body):
-    context = util.context(req)
-    instance = servers.load_server(req, server_id)
-    context.can(policies.SHELVE_OFFLOAD, target=_target(instance))
-    try:
-        util.compute_api(req).shelve_offload(context, instance)
-    except exception.InstanceInvalidState as exc:
-        raise servers.conflict(exc, 'shelveOffload', server_id)
-    return util.empty_response(202)
 
 
 def unshelve(req, server_id, body):
@@ -54,7 +36,7 @@ def unshelve(req, server_id, body):
             kwargs['new_az'] = entity['availability_zone']
         if version.matches((2, 91)) and entity.get('host'):
             kwargs['host'] = entity['host']
-            context.can(policies.UNSHELVE_TO_HOST, target=_target(instance))
+            context.can(policies.UNSHELVE_TO_HOST, target=policy_target(instance))
     try:
         util.compute_api(req).unshelve(context, instance, **kwargs)
     except compute_shelve.UnshelveInstanceInvalidState as exc:
