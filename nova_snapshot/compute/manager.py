@@ -497,14 +497,20 @@ class ComputeManager(object):
         except exception.UnexpectedTaskStateError:
             return self.db.instance_get(instance['uuid'])
 
-    def _repair_interrupted_snapshot(self, context, instance):
-        LOG.warning('Instance %s was in task_state %s at start-up; cleaning '
-                    'up the interrupted snapshot', instance['uuid'],
-                    instance['task_state'])
+    def _repair_guest(self, instance):
+        """The driver's clean-up of what an interrupted capture left (a
+        paused guest, scratch files); a failure is logged, the repair of
+        the row goes on."""
         try:
             self.driver.repair_after_crash(instance)
         except Exception:
             LOG.exception('Driver repair of %s failed', instance['uuid'])
+
+    def _repair_interrupted_snapshot(self, context, instance):
+        LOG.warning('Instance %s was in task_state %s at start-up; cleaning '
+                    'up the interrupted snapshot', instance['uuid'],
+                    instance['task_state'])
+        self._repair_guest(instance)
         image_id = (instance.get('system_metadata') or {}).get(
             compute_api.SNAPSHOT_IMAGE_KEY)
         gone = True

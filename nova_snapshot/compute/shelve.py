@@ -717,10 +717,7 @@ class ComputeShelve(object):
         LOG.warning('Instance %s was being shelved (%s) at start-up; '
                     'giving it back', instance['uuid'],
                     instance['task_state'])
-        try:
-            self.driver.repair_after_crash(instance)
-        except Exception:
-            LOG.exception('Driver repair of %s failed', instance['uuid'])
+        self.manager._repair_guest(instance)
         image_id = (instance.get('system_metadata') or {}).get(
             SHELVING_IMAGE_KEY)
         if image_id:
