@@ -1800,9 +1800,11 @@ class Campaign:
                 if self.args.quick:
                     trials += self._quick_points(kind, points)
                     continue
-                for name in sorted(points):
-                    paths = point_paths(name)
-                    for n in range(count):
+                # Trial n of every point before trial n + 1 of any: a run
+                # cut short by --max-minutes has reached every point.
+                for n in range(count):
+                    for name in sorted(points):
+                        paths = point_paths(name)
                         trials.append((kind, paths[n % len(paths)], name))
                 continue
             for n in range(count):
