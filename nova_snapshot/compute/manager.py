@@ -28,6 +28,7 @@ from nova_snapshot.compute.rpcapi import RPC_API_VERSION
 from nova_snapshot.compute import shelve
 from nova_snapshot.compute import snapshot_metadata
 from nova_snapshot.compute import snapshot_work
+from nova_snapshot.compute import soft_delete
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot.compute import volume_snapshot
@@ -70,7 +71,8 @@ VOLUME_SNAPSHOT_EVENT = 'compute_snapshot_volume_backed'
 # runs, so one this host left unfinished was cut short by the restart
 # (the repairs put the server right; this closes its record).
 _RESTART_CLOSED_EVENTS = (shelve.EVENT_SHELVE, shelve.EVENT_OFFLOAD,
-                          shelve.EVENT_UNSHELVE, rebuild.EVENT, reboot.EVENT)
+                          shelve.EVENT_UNSHELVE, rebuild.EVENT, reboot.EVENT
+                          ) + soft_delete.EVENTS
 # A failed snapshot's image delete is tried this often (backoff in s x n)
 # before the reference moves to the instance's leftovers.
 IMAGE_DELETE_ATTEMPTS = 3
@@ -343,6 +345,10 @@ class ComputeManager(object):
             instance = rebuild.repair_at_start_up(self, instance)
         elif task_state in reboot.REBOOT_STATES:
             instance = reboot.repair_at_start_up(self, instance)
+        elif task_state in soft_delete.LOST_CAST_STATES:
+            instance = soft_delete.repair_at_start_up(self, instance)
+            if instance is None:
+                return
         elif task_state is not None:
             # A power action that never finished: the power state sync
             # below tells what actually happened.
@@ -724,6 +730,20 @@ class ComputeManager(object):
             record.instance = instance
         else:
             self._notify(context, instance, 'delete', 'end')
+
+    # Soft delete (1.5; the logic is in compute/soft_delete.py)
+
+    def soft_delete_instance(self, context, instance_uuid):
+        soft_delete.run_soft_delete(self, context, instance_uuid)
+
+    def restore_instance(self, context, instance_uuid):
+        soft_delete.run_restore(self, context, instance_uuid)
+
+    def _reclaim_queued_deletes(self):
+        """Delete for good this host's servers soft-deleted longer than
+        ``reclaim_instance_interval`` (the service calls it
+        periodically)."""
+        return soft_delete.reclaim_expired(self)
 
     # Shelve (1.3; the logic is in compute/shelve.py)
 

@@ -13,6 +13,7 @@ API version history:
 * 1.2 - createBackup: backup_instance (cast).
 * 1.3 - shelve_instance, shelve_offload_instance, unshelve_instance (casts).
 * 1.4 - rebuild_instance, reboot_instance (casts).
+* 1.5 - Soft delete: soft_delete_instance, restore_instance (casts).
 """
 
 from oslo_log import log as logging
@@ -24,7 +25,7 @@ from nova_snapshot import rpc
 
 LOG = logging.getLogger(__name__)
 
-RPC_API_VERSION = '1.4'
+RPC_API_VERSION = '1.5'
 TOPIC = 'nova-snapshot-compute'
 # A console read is small; do not let an API worker hang for the transport's
 # full default when a compute service is gone.
@@ -186,3 +187,11 @@ class ComputeRPCAPI(object):
     def reboot_instance(self, context, instance, reboot_type):
         self._cast(context, instance, 'reboot_instance',
                    reboot_type=reboot_type)
+
+    # 1.5
+
+    def soft_delete_instance(self, context, instance):
+        self._cast(context, instance, 'soft_delete_instance')
+
+    def restore_instance(self, context, instance):
+        self._cast(context, instance, 'restore_instance')

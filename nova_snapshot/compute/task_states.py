@@ -3,6 +3,9 @@
 SCHEDULING = 'scheduling'
 SPAWNING = 'spawning'
 DELETING = 'deleting'
+# Soft delete and restore (compute/soft_delete.py; Nova's values).
+SOFT_DELETING = 'soft-deleting'
+RESTORING = 'restoring'
 POWERING_OFF = 'powering-off'
 POWERING_ON = 'powering-on'
 PAUSING = 'pausing'

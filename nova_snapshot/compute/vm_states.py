@@ -9,6 +9,9 @@ DELETED = 'deleted'
 ERROR = 'error'
 SHELVED = 'shelved'
 SHELVED_OFFLOADED = 'shelved_offloaded'
+# Deleted with [DEFAULT] reclaim_instance_interval > 0: the guest is
+# powered off and kept until restored or reclaimed (Nova's value).
+SOFT_DELETED = 'soft-delete'
 
 # vm_states from which createImage is accepted (Nova's check_instance_state).
 SNAPSHOT_ALLOWED = (ACTIVE, STOPPED, PAUSED, SUSPENDED)

@@ -50,7 +50,8 @@ class RestartEventsTest(fakes.ComputeTestCase):
         self.assertEqual(
             {shelve.EVENT_SHELVE, shelve.EVENT_OFFLOAD,
              shelve.EVENT_UNSHELVE, 'compute_rebuild_instance',
-             reboot.EVENT},
+             reboot.EVENT, 'compute_soft_delete_instance',
+             'compute_restore_instance'},
             set(compute_manager._RESTART_CLOSED_EVENTS))
 
 
