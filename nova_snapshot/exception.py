@@ -300,3 +300,20 @@ class HostBinaryNotFound(NotFound):
 class ServiceHasInstances(Conflict):
     msg_fmt = ('Unable to delete compute service that is hosting instances. '
                'Migrate or delete the instances first.')
+
+
+# Keypairs (os-keypairs; Nova's messages)
+class InvalidKeypair(Invalid):
+    msg_fmt = 'Keypair data is invalid: %(reason)s'
+
+
+class KeypairNotFound(NotFound):
+    msg_fmt = 'Keypair %(name)s not found for user %(user_id)s'
+
+
+class KeyPairExists(Conflict):
+    msg_fmt = "Key pair '%(key_name)s' already exists."
+
+
+class KeypairLimitExceeded(OverQuota):
+    msg_fmt = 'Quota exceeded, too many key pairs.'

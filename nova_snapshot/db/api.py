@@ -57,6 +57,7 @@ _events = models.instance_actions_events
 _faults = models.instance_faults
 _services = models.services
 _nodes = models.compute_nodes
+_keypairs = models.key_pairs
 
 # Node counter -> (total, reserved, allocation ratio) columns.
 _CAPACITY = {
@@ -1118,3 +1119,65 @@ class Database:
                 _nodes.c.host == host,
                 *[_nodes.c[c] == v for c, v in seen.items()]).values(actual))
         return actual if result.rowcount == 1 else None
+
+    # Keypairs (os-keypairs): a user's, by name
+
+    def keypair_create(self, values):
+        """Insert a keypair; returns it.
+
+        :raises: KeyPairExists (the user has one of that name: the unique
+            constraint decides, so two concurrent creates cannot both win)
+        """
+        values = _checked(_keypairs, values)
+        values.setdefault('created_at', timeutils.utcnow())
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(_keypairs.insert().values(values))
+                return self._keypair_get(conn, values['user_id'],
+                                         values['name'])
+        except (sa_exc.IntegrityError, db_exc.DBDuplicateEntry):
+            raise exception.KeyPairExists(key_name=values['name'])
+
+    def keypair_get(self, user_id, name):
+        """:raises: KeypairNotFound"""
+        with self.engine.connect() as conn:
+            return self._keypair_get(conn, user_id, name)
+
+    def _keypair_get(self, conn, user_id, name):
+        row = conn.execute(sa.select(_keypairs).where(
+            _keypairs.c.user_id == user_id,
+            _keypairs.c.name == name)).first()
+        if row is None:
+            raise exception.KeypairNotFound(name=name, user_id=user_id)
+        return _dict(row)
+
+    def keypair_list(self, user_id, limit=None, marker=None):
+        """The user's keypairs by name; ``marker`` (a name) starts the
+        page after it. :raises: MarkerNotFound (no keypair of that name)
+        """
+        query = sa.select(_keypairs).where(
+            _keypairs.c.user_id == user_id).order_by(_keypairs.c.name)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            if marker is not None:
+                found = conn.execute(sa.select(_keypairs.c.id).where(
+                    _keypairs.c.user_id == user_id,
+                    _keypairs.c.name == marker)).first()
+                if found is None:
+                    raise exception.MarkerNotFound(marker=marker)
+                query = query.where(_keypairs.c.name > marker)
+            return [_dict(row) for row in conn.execute(query)]
+
+    def keypair_count(self, user_id):
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.func.count()).where(
+                _keypairs.c.user_id == user_id)).scalar()
+
+    def keypair_destroy(self, user_id, name):
+        """:raises: KeypairNotFound"""
+        with self.engine.begin() as conn:
+            result = conn.execute(_keypairs.delete().where(
+                _keypairs.c.user_id == user_id, _keypairs.c.name == name))
+        if result.rowcount != 1:
+            raise exception.KeypairNotFound(name=name, user_id=user_id)

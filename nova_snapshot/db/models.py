@@ -72,9 +72,20 @@ instances = sa.Table(
     sa.Column('locked', sa.Boolean, nullable=False, server_default='0'),
     sa.Column('locked_by', sa.String(5), nullable=True),
     sa.Column('locked_reason', sa.String(255), nullable=True),
+    # The keypair of the create (or of a 2.54 rebuild) and its public key
+    # then (0005; the keypair itself may be deleted since).
+    sa.Column('key_name', sa.String(255), nullable=True),
+    sa.Column('key_data', sa.Text, nullable=True),
+    # The server description (0006; 2.19 create, update, rebuild).
+    sa.Column('description', sa.String(255), nullable=True),
+    # The create request a server came from and its place in it (0007;
+    # os-multiple-create's min_count/max_count).
+    sa.Column('reservation_id', sa.String(255), nullable=True),
+    sa.Column('launch_index', sa.Integer, nullable=True),
     sa.UniqueConstraint('uuid', name='uniq_instances0uuid'),
     sa.Index('instances_project_id_deleted_idx', 'project_id', 'deleted'),
     sa.Index('instances_host_deleted_idx', 'host', 'deleted'),
+    sa.Index('instances_reservation_id_idx', 'reservation_id'),
 )
 
 block_device_mappings = sa.Table(
@@ -150,6 +161,20 @@ instance_faults = sa.Table(
     sa.Column('host', sa.String(255), nullable=True),
     sa.Column('created_at', _datetime(), nullable=True),
     sa.Index('instance_faults_instance_uuid_idx', 'instance_uuid'),
+)
+
+# os-keypairs (0005): a keypair belongs to a user, unique by name for it.
+key_pairs = sa.Table(
+    'key_pairs', metadata,
+    sa.Column('id', sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column('name', sa.String(255), nullable=False),
+    sa.Column('user_id', sa.String(255), nullable=False),
+    sa.Column('fingerprint', sa.String(255), nullable=True),
+    sa.Column('public_key', sa.Text, nullable=True),
+    sa.Column('type', sa.String(5), nullable=False, server_default='ssh'),
+    *_timestamps(),
+    sa.UniqueConstraint('user_id', 'name',
+                        name='uniq_key_pairs0user_id0name'),
 )
 
 services = sa.Table(
