@@ -46,6 +46,17 @@ OPTS = [
                help='Seconds between the compute service\'s checks for '
                     'shelved servers older than shelved_offload_time; 0 or '
                     '-1 turns the check off.'),
+    # Soft delete (Nova's name, default and meaning; doc/soft-delete.rst).
+    cfg.IntOpt('reclaim_instance_interval', default=0, min=0,
+               help='Seconds a deleted server is kept before it is deleted '
+                    'for good. 0: DELETE deletes at once. Above 0: DELETE '
+                    'soft-deletes (status SOFT_DELETED: the guest is powered '
+                    'off, its disks and volumes kept) and the "restore" '
+                    'action brings it back; each compute service reclaims '
+                    'its servers soft-deleted longer than this, checking '
+                    'every reclaim_instance_interval seconds, and '
+                    '"forceDelete" deletes one at once. Set the same value '
+                    'on the API and the compute services.'),
 ]
 
 FILTER_SCHEDULER_GROUP = 'filter_scheduler'
@@ -94,6 +105,13 @@ COMPUTE_OPTS = [
                     '(a locked SQLite file, a PostgreSQL restart). If it '
                     'still fails the image is kept and the periodic '
                     'reconciler releases the server.'),
+    cfg.IntOpt('hypervisor_retry_timeout', default=60, min=0,
+               help='Seconds a server delete on a compute host retries, '
+                    'with backoff, while the hypervisor cannot be reached '
+                    '(libvirtd restarting or down). A delete that still '
+                    'cannot reach it keeps the server deleting (not ERROR), '
+                    'and the periodic reconciler finishes it once the '
+                    'hypervisor is back.'),
     cfg.FloatOpt('progress_interval', default=2.0, min=0.1,
                  help='Seconds between progress updates written to the '
                       'instance while a snapshot runs.'),
@@ -137,6 +155,14 @@ COMPUTE_OPTS = [
                     'GiB, since a volume from an image copies its data.'),
     cfg.IntOpt('volume_create_timeout_per_gb', default=30, min=0,
                help='Extra seconds per GiB of a volume being created.'),
+    cfg.IntOpt('reimage_timeout', default=60, min=1,
+               help='Base seconds a rebuild of a volume-backed server '
+                    '(microversion 2.93) waits for Cinder to re-image its '
+                    'root volume; reimage_timeout_per_gb is added per GiB '
+                    'of the volume (Cinder writes all of it).'),
+    cfg.IntOpt('reimage_timeout_per_gb', default=20, min=1,
+               help='Extra seconds per GiB of the root volume being '
+                    're-imaged (Nova\'s [DEFAULT] reimage_timeout_per_gb).'),
 ]
 
 

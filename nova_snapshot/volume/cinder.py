@@ -39,6 +39,8 @@ LOG = logging.getLogger(__name__)
 
 # Cinder's default project_id_regex.
 _HEX_PROJECT = re.compile(r'^[0-9a-f\-]+$')
+# The volume API version of the os-reimage action.
+REIMAGE_MICROVERSION = '3.68'
 # Statuses a wait gives up on unless the caller asked for them.
 _ERROR_STATUSES = frozenset(['error', 'error_deleting', 'error_restoring',
                              'error_extending', 'error_managing'])
@@ -226,20 +228,21 @@ class CinderAPI(object):
         return _NoAuthPlugin(self.endpoint, context.user_id or 'nova-snapshot',
                              project, roles=context.roles)
 
-    def _client(self, context):
+    def _client(self, context, microversion=None):
         kwargs = {}
         if self.auth_mode == 'noauth':
             auth = self._auth(context)
         else:
             auth, kwargs['os_endpoint'] = self._keystone_auth(context)
         return cinder_client.Client(
-            self.microversion, session=self._session, auth=auth,
+            microversion or self.microversion, session=self._session,
+            auth=auth,
             global_request_id=getattr(context, 'global_id', None), **kwargs)
 
-    def _call(self, context, func, **ids):
+    def _call(self, context, func, microversion=None, **ids):
         """Run ``func(client)``; translate what goes wrong."""
         try:
-            return func(self._client(context))
+            return func(self._client(context, microversion))
         except (cinder_exc.ClientException, cinder_exc.ConnectionError,
                 ksa_exc.ClientException) as exc:
             raise translate_error(exc, **ids)
@@ -332,6 +335,19 @@ class CinderAPI(object):
         """Return once the volume is gone (VolumeError on error/timeout)."""
         self._wait_gone('volume', lambda: self.get(context, volume_id),
                         exception.VolumeNotFound, volume_id, timeout)
+
+    def reimage(self, context, volume_id, image_id, reimage_reserved=False):
+        """Ask Cinder to write ``image_id`` over the volume (the
+        ``os-reimage`` action, volume API 3.68); returns at once, the volume
+        in ``downloading``. Cinder accepts a volume that is ``available`` or
+        ``error``, and ``reserved`` (an attachment without a connection)
+        only with ``reimage_reserved``; when done the volume is back in its
+        previous status, on failure in ``error``. A refusal (another status,
+        an image larger than the volume) is InvalidVolume."""
+        self._call(context,
+                   lambda c: c.volumes.reimage(volume_id, image_id,
+                                               reimage_reserved),
+                   microversion=REIMAGE_MICROVERSION, volume_id=volume_id)
 
     # -- attachments ----------------------------------------------------------
 

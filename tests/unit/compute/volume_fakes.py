@@ -82,7 +82,9 @@ class FakeCinder(object):
             size=size, name=name, snapshot_id=snapshot_id, image_id=image_id,
             volume_type=volume_type,
             status=('error' if source in self.fail_create_volume_for
-                    else 'available'))
+                    else 'available'),
+            volume_image_metadata=({'image_id': image_id} if image_id
+                                   else {}))
         time.sleep(0.05)
         self._record('create', start, source)
         return volume
@@ -146,8 +148,30 @@ class FakeCinder(object):
                 raise exception.NotFound()
             self.deleted_attachments.append(attachment_id)
             volume = self.volumes.get(attachment['volume_id'])
+            left = [a for a in self.attachments.values()
+                    if a['volume_id'] == attachment['volume_id']]
             if volume is not None:
-                volume['status'] = 'available'
+                # Cinder: the volume follows the attachments it still has.
+                volume['status'] = (
+                    'available' if not left else
+                    'in-use' if any(a['status'] == 'attached' for a in left)
+                    else 'reserved')
+
+    def reimage(self, context, volume_id, image_id, reimage_reserved=False):
+        """Cinder's os-reimage, done at once (``reimage_result``: the
+        status it ends in, None for the one it had)."""
+        start = time.monotonic()
+        with self._lock:
+            volume = self.volumes[volume_id]
+            allowed = ('available', 'error') + (
+                ('reserved',) if reimage_reserved else ())
+            if volume['status'] not in allowed:
+                raise exception.InvalidVolume(
+                    reason='volume %s is %s' % (volume_id, volume['status']))
+            volume['volume_image_metadata'] = {'image_id': image_id}
+            volume['status'] = (getattr(self, 'reimage_result', None) or
+                                volume['status'])
+        self._record('reimage', start, (volume_id, image_id))
 
     # snapshots
 
