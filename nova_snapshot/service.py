@@ -93,6 +93,7 @@ class ComputeService(object):
         self._heartbeat_thread = None
         self._reconciler_thread = None
         self._shelved_thread = None
+        self._reclaim_thread = None
 
     def start(self):
         """Repair the host, then take RPC messages and report in."""
@@ -120,6 +121,11 @@ class ComputeService(object):
                 target=self._shelved_poll_loop,
                 name='shelved-poll-%s' % self.host, daemon=True)
             self._shelved_thread.start()
+        if self.conf.reclaim_instance_interval > 0:
+            self._reclaim_thread = threading.Thread(
+                target=self._reclaim_loop, name='reclaim-%s' % self.host,
+                daemon=True)
+            self._reclaim_thread.start()
         LOG.info('%s started on host %s', BINARY, self.host)
         return self
 
@@ -172,6 +178,16 @@ class ComputeService(object):
                 self.manager._poll_shelved_instances()
             except Exception:
                 LOG.exception('Offloading shelved servers on %s failed',
+                              self.host)
+
+    def _reclaim_loop(self):
+        # Nova's _reclaim_queued_deletes periodic task (its spacing is the
+        # interval too).
+        while not self._stopping.wait(self.conf.reclaim_instance_interval):
+            try:
+                self.manager._reclaim_queued_deletes()
+            except Exception:
+                LOG.exception('Reclaiming soft-deleted servers on %s failed',
                               self.host)
 
     def stop(self, task_timeout=STOP_TASK_TIMEOUT):

@@ -34,7 +34,11 @@ CHANGES = {
            'volumes_attached items carry delete_on_termination.',
     '2.9': '"locked" in the server body.',
     '2.16': 'Nova adds host_status for admins (not reported here).',
-    '2.19': '"description" in the server body.',
+    '2.19': '"description" in the server body; server update (PUT '
+            '/servers/{id}) and rebuild take "description" (null removes '
+            'it).',
+    '2.21': 'os-instance-actions (list and show) of a deleted server '
+            '(of the caller\'s project; 404 before 2.21).',
     '2.26': '"tags" in the server body.',
     '2.32': '"tag" in block_device_mapping_v2 items (removed in 2.33).',
     '2.36': 'The compute images proxy (/images) answers 404.',
@@ -76,7 +80,8 @@ CHANGES = {
             '{"locked_reason"}; the server list filters and sorts by '
             '"locked".',
     '2.75': 'Unknown server list query parameters are a 400; the rebuild '
-            'body is the full show body; flavor "swap" is 0, not "".',
+            'and server update bodies are the full show body; flavor '
+            '"swap" is 0, not "".',
     '2.77': 'unshelve of an offloaded server takes "availability_zone" '
             '(api/handlers/shelve).',
     '2.79': 'POST os-volume_attachments takes "delete_on_termination"; '
@@ -91,12 +96,14 @@ CHANGES = {
     '2.90': 'Create takes "hostname" (default: the name made a '
             'hostname); OS-EXT-SRV-ATTR:hostname is in every server body, '
             'whatever the policy; non-admins may pass "hostname" to the '
-            'server list (not applied, as for admins before). Rebuild '
-            'does not take one (api/handlers/rebuild).',
+            'server list (not applied, as for admins before). Server '
+            'update takes "hostname"; rebuild does not '
+            '(api/handlers/rebuild).',
     '2.91': 'unshelve takes "host" and "availability_zone": null '
             '(api/handlers/shelve).',
     '2.93': 'rebuild of a volume-backed server (api/handlers/rebuild).',
-    '2.94': 'The create "hostname" may be an FQDN (1 to 255 characters).',
+    '2.94': 'The create and update "hostname" may be an FQDN (1 to 255 '
+            'characters).',
     '2.96': '"pinned_availability_zone" (the zone asked for at create, or '
             'null) in the server body (show, detail, rebuild).',
     '2.98': 'The embedded image of the server body carries the boot '
@@ -107,6 +114,9 @@ CHANGES = {
     '2.102': 'Flavors lose "rxtx_factor" and "OS-FLV-DISABLED:disabled"; '
              'the flavor list filters by "name"; routes without query '
              'parameters refuse any (400).',
+    '2.104': 'Server update takes "pinned_availability_zone": null unpins, '
+             'the server\'s own zone pins an unpinned server (409 for '
+             'another zone, or to re-pin a pinned one elsewhere).',
 }
 
 NOT_APPLICABLE = {
@@ -143,8 +153,6 @@ NOT_APPLICABLE = {
     '2.97': 'Server shares: not served.',
     '2.99': 'SPICE direct consoles: not served.',
     '2.103': 'os-volumes_boot: not served.',
-    '2.104': 'PUT /servers/{id} (pinned_availability_zone update): server '
-             'update is not served.',
 }
 MAX_MINOR = 104
 VERSIONS = ['2.%d' % minor for minor in range(1, MAX_MINOR + 1)]

@@ -10,6 +10,7 @@ from urllib import parse
 from oslo_utils import strutils
 
 from nova_snapshot.api import util
+from nova_snapshot.compute import server_update as updates
 from nova_snapshot.compute import snapshot_metadata
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
@@ -29,6 +30,7 @@ _STATE_MAP = {
     vm_states.DELETED: {'default': 'DELETED'},
     vm_states.SHELVED: {'default': 'SHELVED'},
     vm_states.SHELVED_OFFLOADED: {'default': 'SHELVED_OFFLOADED'},
+    vm_states.SOFT_DELETED: {'default': 'SOFT_DELETED'},
 }
 # Reboots and rebuilds show as Nova shows them (REBOOT, HARD_REBOOT,
 # REBUILD; a rebuild also from STOPPED and ERROR).
@@ -243,11 +245,14 @@ def server(req, instance, show_extended=None):
         'accessIPv4': _access_ip(instance.get('access_ip_v4')),
         'accessIPv6': _access_ip(instance.get('access_ip_v6')),
         'links': util.links(req, 'servers', instance['uuid']),
-        'key_name': None,
+        'key_name': instance.get('key_name'),
         'config_drive': '',
         'security_groups': [{'name': 'default'}],
         'OS-DCF:diskConfig': disk_config(instance),
-        'OS-EXT-AZ:availability_zone': 'nova',
+        # Every host is in the one zone ([DEFAULT]
+        # default_availability_zone, 'nova' unless set).
+        'OS-EXT-AZ:availability_zone': util.conf(
+            req).default_availability_zone,
         'OS-EXT-STS:task_state': instance.get('task_state'),
         'OS-EXT-STS:vm_state': instance.get('vm_state'),
         'OS-EXT-STS:power_state': int(instance.get('power_state') or 0),
@@ -269,8 +274,11 @@ def server(req, instance, show_extended=None):
             _INSTANCE_NAME_PREFIX + instance['uuid'])
         if version.matches((2, 3)):
             body.update({
-                'OS-EXT-SRV-ATTR:reservation_id': None,
-                'OS-EXT-SRV-ATTR:launch_index': 0,
+                # The create request's (servers made before 0007: null).
+                'OS-EXT-SRV-ATTR:reservation_id': instance.get(
+                    'reservation_id'),
+                'OS-EXT-SRV-ATTR:launch_index': int(
+                    instance.get('launch_index') or 0),
                 'OS-EXT-SRV-ATTR:hostname': hostname(instance),
                 'OS-EXT-SRV-ATTR:kernel_id': None,
                 'OS-EXT-SRV-ATTR:ramdisk_id': None,
@@ -289,16 +297,14 @@ def server(req, instance, show_extended=None):
 
 
 def hostname(instance):
-    """The server's hostname: the one its create asked for (2.90, kept
-    in system_metadata under compute/api.py's HOSTNAME_KEY), else Nova's
-    default, the name made a valid hostname (lower case, [a-z0-9-], at
-    most 63)."""
+    """The server's hostname: the one its create or an update asked for
+    (2.90, kept in system_metadata under compute/api.py's HOSTNAME_KEY; a
+    rename writes down the one it had), else Nova's default, the name made
+    a valid hostname (lower case, [a-z0-9-], at most 63)."""
     asked = (instance.get('system_metadata') or {}).get('hostname')
     if asked:
         return asked
-    name = re.sub(r'[^a-z0-9-]+', '-', (instance.get('name') or '').lower())
-    name = name.strip('-.')[:63].strip('-')
-    return name or 'server-%s' % instance['uuid']
+    return updates.default_hostname(instance.get('name'), instance['uuid'])
 
 
 def _add_later_fields(req, version, instance, body, show_extended):
@@ -326,7 +332,7 @@ def server_show(req, instance):
     return body
 
 
-# Fields Nova leaves out of the rebuild body below 2.75.
+# Fields Nova leaves out of the rebuild and update bodies below 2.75.
 _NOT_IN_OLD_REBUILD = (
     'OS-EXT-AZ:availability_zone', 'config_drive', 'key_name',
     'OS-SRV-USG:launched_at', 'OS-SRV-USG:terminated_at', 'security_groups',
@@ -345,7 +351,7 @@ def server_rebuild(req, instance, admin_password=None):
     Below 2.75 Nova answers a reduced body (no zone, states, usage,
     volumes, security groups or extended attributes); from 2.75 the body
     of GET /servers/{id}. ``key_name`` from 2.54 and ``user_data`` from
-    2.57 (neither is kept here: null); OS-EXT-SRV-ATTR:user_data is never
+    2.57 (not kept here: null); OS-EXT-SRV-ATTR:user_data is never
     in it. ``admin_password`` is added as ``adminPass`` when given.
     """
     version = util.version(req)
@@ -355,11 +361,22 @@ def server_rebuild(req, instance, admin_password=None):
         for key in _NOT_IN_OLD_REBUILD:
             body.pop(key, None)
     if version.matches((2, 54)):
-        body['key_name'] = None  # no keypairs here
+        body['key_name'] = instance.get('key_name')
     if version.matches((2, 57)):
         body['user_data'] = None
     if admin_password is not None:
         body['adminPass'] = admin_password
+    return body
+
+
+def server_update(req, instance):
+    """The server body of an update response (200), per microversion:
+    Nova's reduced body below 2.75 (as for rebuild), from 2.75 the body
+    of GET /servers/{id}."""
+    body = server_show(req, instance)
+    if not util.version(req).matches((2, 75)):
+        for key in _NOT_IN_OLD_REBUILD:
+            body.pop(key, None)
     return body
 
 

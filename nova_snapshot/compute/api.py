@@ -16,11 +16,14 @@ from nova_snapshot.compute import backup
 from nova_snapshot.compute import block_device
 from nova_snapshot.compute import flavors
 from nova_snapshot.compute import lock as instance_lock
+from nova_snapshot.compute import multiple_create
 from nova_snapshot.compute import power_state
 from nova_snapshot.compute import reboot
 from nova_snapshot.compute import rebuild
 from nova_snapshot.compute import scheduler
+from nova_snapshot.compute import server_update
 from nova_snapshot.compute import snapshot_metadata
+from nova_snapshot.compute import soft_delete
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot.compute import volume_snapshot
@@ -185,8 +188,20 @@ class ComputeAPI(object):
     def _visible(self, context, instance):
         return context.is_admin or instance['project_id'] == context.project_id
 
-    def get(self, context, uuid):
-        instance = self.db.instance_get(uuid)
+    def get(self, context, uuid, read_deleted=False):
+        """The instance (404 when another project's).
+
+        :param read_deleted: a deleted instance too (its last row), as
+            Nova's read_deleted='yes' for the 2.21 instance actions.
+        """
+        if read_deleted:
+            rows = self.db.instance_list({'uuid': uuid, 'deleted': None})
+            live = [row for row in rows if not row.get('deleted')]
+            if not rows:
+                raise exception.InstanceNotFound(instance_id=uuid)
+            instance = (live or rows)[0]
+        else:
+            instance = self.db.instance_get(uuid)
         if not self._visible(context, instance):
             # Another project's server does not exist for this caller.
             raise exception.InstanceNotFound(instance_id=uuid)
@@ -229,8 +244,10 @@ class ComputeAPI(object):
     def create(self, context, name, image_ref, flavor_id, metadata=None,
                block_device_mapping=None, availability_zone=None,
                forced_host=None, forced_node=None, access_ip_v4=None,
-               access_ip_v6=None, auto_disk_config=None, hostname=None):
-        """Create a server.
+               access_ip_v6=None, auto_disk_config=None, hostname=None,
+               min_count=None, max_count=None, key_name=None):
+        """Create a server, or several (``min_count``/``max_count``:
+        compute/multiple_create.py); returns the first.
 
         :param access_ip_v4: the request's ``accessIPv4`` (and
             ``access_ip_v6`` its ``accessIPv6``) in canonical text; stored
@@ -249,7 +266,18 @@ class ComputeAPI(object):
             An ``image_ref`` naming a volume-backed snapshot (a zero-byte
             image with ``block_device_mapping``/``bdm_v2``) restores its
             volumes from their snapshots.
+
+        :param key_name: a keypair of the caller's user (KeypairNotFound
+            otherwise); the server keeps its name and public key.
         """
+        key_pair = (self.db.keypair_get(context.user_id, key_name)
+                    if key_name is not None else None)
+        # Nova's defaults; the per-request bound is checked once the
+        # request is otherwise valid, where Nova checks the quota.
+        min_count = min_count or 1
+        max_count = max_count or min_count
+        if hostname and max_count > 1:
+            raise exception.AmbiguousHostnameForMultipleInstances()
         if availability_zone and \
                 availability_zone != self.conf.default_availability_zone:
             raise exception.AvailabilityZoneNotAvailable()
@@ -263,7 +291,8 @@ class ComputeAPI(object):
                 image = self.image_api.get(context, image_ref)
             except exception.ImageNotFound:
                 raise exception.ImageNotFoundBadRequest(image_id=image_ref)
-        bdms = self._bdms_for_create(context, image, block_device_mapping)
+        bdms = self._bdms_for_create(context, image, block_device_mapping,
+                                     min_count, max_count)
         root = block_device.root_bdm(bdms)
         volume_backed = root is not None and block_device.is_volume(root)
         if root is not None and not volume_backed and image is None:
@@ -316,17 +345,18 @@ class ComputeAPI(object):
             'auto_disk_config': disk_config_for_create(boot_image,
                                                        auto_disk_config),
         }
-        instance = self._create_instance(
-            context, values, bdms, scheduler.usage_for(flavor, volume_backed),
-            forced_host, forced_node)
-        if instance['host'] and instance['vm_state'] == vm_states.BUILDING:
-            try:
-                self.rpcapi.build_instance(context, instance,
-                                           values['image_ref'])
-            except Exception as exc:
-                with excutils.save_and_reraise_exception():
-                    self._fail_unsent_build(instance, exc)
-        return instance
+        if key_pair is not None:
+            values.update(key_name=key_pair['name'],
+                          key_data=key_pair['public_key'])
+        min_count, max_count = multiple_create.counts(
+            min_count, max_count, self.conf.api.max_servers_per_request)
+        instances = multiple_create.create(
+            self, context, values, bdms,
+            scheduler.usage_for(flavor, volume_backed), min_count,
+            max_count, forced_host, forced_node)
+        multiple_create.send_builds(self, context, instances,
+                                    values['image_ref'])
+        return instances[0]
 
     def _fail_unsent_build(self, instance, exc):
         """The build cast never left: nobody would build the server or
@@ -352,7 +382,8 @@ class ComputeAPI(object):
         except exception.ImageNotFound:
             raise exception.ImageNotFoundBadRequest(image_id=image_id)
 
-    def _bdms_for_create(self, context, image, block_device_mapping):
+    def _bdms_for_create(self, context, image, block_device_mapping,
+                         min_count=1, max_count=1):
         """BDM rows from the request, merged over the image's mapping."""
         try:
             user = block_device.from_api(block_device_mapping)
@@ -361,6 +392,7 @@ class ComputeAPI(object):
                 from_image = block_device.from_image_mapping(
                     image['block_device_mapping'])
             bdms = block_device.merge(from_image, user)
+            multiple_create.check_volumes(bdms, min_count, max_count)
             block_device.check_boot_sequence(bdms)
         except exception.InvalidBDM as exc:
             raise exception.Invalid(reason=exc.format_message())
@@ -432,37 +464,36 @@ class ComputeAPI(object):
         return snapshot_metadata.system_metadata_from_image(
             image_props, {'root_gb': 0})
 
-    def _create_instance(self, context, values, bdms, usage,
-                         forced_host=None, forced_node=None):
-        """Store the instance with its host and claim, and its BDMs."""
+    def _place(self, values, usage, forced_host=None, forced_node=None):
+        """Store one new instance with its host and claim (the scheduler's
+        compare-and-swap); nothing else of it.
+
+        :raises: NoValidHost (nothing stored).
+        """
         override = self.conf.compute.default_schedule_host
-        try:
-            if override and not (forced_host or forced_node):
-                # Deprecated: no filters, no claim (the old behaviour).
-                instance = self.db.instance_create(dict(values,
-                                                        host=override))
-            else:
-                instance = scheduler.schedule_and_create(
-                    self.conf, self.db, values, usage,
-                    force_host=forced_host, force_node=forced_node)
-        except exception.NoValidHost as exc:
-            # Like Nova: the request is accepted and the server goes to
-            # ERROR with Nova's fault; the details say what each host
-            # lacked.
-            LOG.warning('No valid host for instance %s: %s',
-                        values['uuid'], exc.kwargs.get('reason'))
-            values.update(vm_state=vm_states.ERROR, task_state=None,
-                          host=None)
-            instance = self.db.instance_create(values)
-            self._store_bdms(instance, bdms)
-            self.db.action_start(context, instance['uuid'], ACTION_CREATE)
-            self.db.fault_create(
-                instance['uuid'], 500, 'No valid host was found. %s'
-                % scheduler.NO_VALID_HOST, exc.kwargs.get('reason'))
-            return instance
+        if override and not (forced_host or forced_node):
+            # Deprecated: no filters, no claim (the old behaviour).
+            return self.db.instance_create(dict(values, host=override))
+        return scheduler.schedule_and_create(
+            self.conf, self.db, values, usage, force_host=forced_host,
+            force_node=forced_node)
+
+    def _store_unplaced(self, values):
+        """Store one new instance that no host takes: like Nova, the
+        request is accepted and the server is in ERROR (with the fault
+        :meth:`_record_create` adds)."""
+        return self.db.instance_create(dict(
+            values, vm_state=vm_states.ERROR, task_state=None, host=None))
+
+    def _record_create(self, context, instance, bdms, no_valid_host=None):
+        """The BDMs and create action of a stored instance; with
+        ``no_valid_host`` (what each host lacked) Nova's fault too."""
         self._store_bdms(instance, bdms)
         self.db.action_start(context, instance['uuid'], ACTION_CREATE)
-        return instance
+        if no_valid_host is not None:
+            self.db.fault_create(
+                instance['uuid'], 500, 'No valid host was found. %s'
+                % scheduler.NO_VALID_HOST, no_valid_host)
 
     def _store_bdms(self, instance, bdms):
         for bdm in bdms:
@@ -559,6 +590,19 @@ class ComputeAPI(object):
         # delete failed must keep the image it unshelves from.
         self._shelve_api().before_delete(context, instance)
 
+    # Soft delete (compute/soft_delete.py)
+
+    def soft_delete(self, context, instance):
+        """DELETE with reclaim_instance_interval > 0; raises
+        soft_delete.NotSoftDeletable for a server deleted at once."""
+        return soft_delete.soft_delete(self, context, instance)
+
+    def restore(self, context, instance):
+        return soft_delete.restore(self, context, instance)
+
+    def force_delete(self, context, instance):
+        return soft_delete.force_delete(self, context, instance)
+
     def _host_is_up(self, host):
         return any(service['host'] == host and scheduler.service_is_up(
             service, self.conf.service_down_time)
@@ -640,6 +684,12 @@ class ComputeAPI(object):
 
     def rebuild(self, context, instance, image_href, **kwargs):
         return rebuild.request(self, context, instance, image_href, **kwargs)
+
+    def update_instance(self, context, instance, values, **kwargs):
+        """PUT /servers/{id} (compute/server_update.py); the instance as
+        updated, with the fault ``instance`` was read with."""
+        updated = server_update.request(self, instance, values, **kwargs)
+        return dict(updated, fault=instance.get('fault'))
 
     def lock(self, context, instance, reason=None):
         return instance_lock.lock(self.db, context, instance, reason=reason)

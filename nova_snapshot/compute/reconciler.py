@@ -9,6 +9,12 @@ while the service keeps running:
   not changed for ``task_state_grace``;
 * a server left ``scheduling``, ``rebooting``, ``rebooting_hard`` or
   ``rebuilding`` by a lost cast: the work runs here, late but not never;
+  ``soft-deleting`` and ``restoring`` likewise (compute/soft_delete.py);
+* a server left ``deleting`` (a lost cast, or a delete that could not
+  reach the hypervisor): the delete runs again;
+* a shelved-offloaded server left ``unshelving`` with no host (the API's
+  scheduling step died): it goes back to SHELVED_OFFLOADED, whichever
+  host's pass sees it first;
 * a guest left frozen (its agent says so) or paused by a freeze, with no
   freeze of it in progress here;
 * a guest of this service whose instance row is deleted (Nova's
@@ -43,6 +49,7 @@ from nova_snapshot.compute import block_device
 from nova_snapshot.compute import reboot
 from nova_snapshot.compute import rebuild
 from nova_snapshot.compute import shelve
+from nova_snapshot.compute import soft_delete
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
 from nova_snapshot.compute import volume_snapshot
@@ -64,7 +71,8 @@ BACKUP_EVENTS = (backup.BACKUP_EVENT, backup.ROTATE_EVENT)
 # once the server holds no task state (no such action runs) and nothing
 # of it is busy here (found by the fault campaign's kill points).
 ACTION_EVENTS = (shelve.EVENT_SHELVE, shelve.EVENT_OFFLOAD,
-                 shelve.EVENT_UNSHELVE, rebuild.EVENT, reboot.EVENT)
+                 shelve.EVENT_UNSHELVE, rebuild.EVENT, reboot.EVENT
+                 ) + soft_delete.EVENTS
 # image_type of the images image-backed captures create.
 CAPTURE_IMAGE_TYPES = ('snapshot', backup.IMAGE_TYPE)
 # Glance statuses of an image whose data never arrived.
@@ -136,8 +144,9 @@ class Reconciler(object):
         self._stop = stop
         counts = {'task_states': 0, 'lost_builds': 0, 'thawed': 0,
                   'lost_casts': 0, 'snapshot_leftovers': 0,
-                  'lost_shelve_casts': 0,
+                  'lost_shelve_casts': 0, 'lost_soft_delete_casts': 0,
                   'running_deleted': 0,
+                  'deletes': 0, 'hostless_unshelves': 0,
                   'images': 0, 'volume_snapshots': 0}
         busy = self.busy_instances()
         try:
@@ -156,6 +165,13 @@ class Reconciler(object):
                 elif self._guarded(self.replay_lost_shelve, instance, busy):
                     counts['lost_shelve_casts'] += 1
                     instance = self._reload(instance)
+                elif self._guarded(self.retry_delete, instance, busy):
+                    counts['deletes'] += 1
+                    instance = self._reload(instance)
+                elif self._guarded(self.replay_lost_soft_delete, instance,
+                                   busy):
+                    counts['lost_soft_delete_casts'] += 1
+                    instance = self._reload(instance)
                 if instance is None:
                     continue
                 if self._guarded(self.thaw_guest, instance, busy):
@@ -167,6 +183,8 @@ class Reconciler(object):
                     self.finish_stale_events, instance, busy) or 0
                 counts['images'] += self._guarded(
                     self.retry_leftovers, instance, busy) or 0
+            counts['hostless_unshelves'] = self._guarded(
+                self.repair_hostless_unshelves) or 0
             counts['running_deleted'] = self._guarded(
                 self.handle_running_deleted,
                 {i['uuid'] for i in instances}, busy) or 0
@@ -456,6 +474,97 @@ class Reconciler(object):
         context = self.project_context(
             instance, request_id=action and action['request_id'])
         return self.manager._shelve.replay_lost_cast(context, instance)
+
+    def replay_lost_soft_delete(self, instance, busy):
+        """A server still ``soft-deleting`` or ``restoring`` on this host
+        after the grace: its cast never arrived (an arriving one finishes
+        at once: one power action). The work runs now under the request's
+        id (compute/soft_delete.py); a late cast backs off. Returns True
+        when it ran the work."""
+        if instance.get('task_state') not in soft_delete.LOST_CAST_STATES \
+                or self.manager is None or busy is None or \
+                instance['uuid'] in busy or \
+                not self._older_than(instance.get('updated_at') or
+                                     instance.get('created_at'),
+                                     self.opts.task_state_grace):
+            return False
+        LOG.warning('Instance %s: its %s request never reached host %s '
+                    'within %d s (a lost cast); running it now',
+                    instance['uuid'], instance['task_state'], self.host,
+                    self.opts.task_state_grace)
+        return soft_delete.rerun(self.manager, instance)
+
+    def retry_delete(self, instance, busy):
+        """A server still ``deleting`` on this host after the grace with
+        no delete of it running here: its cast never arrived, or its
+        delete gave up on a hypervisor it could not reach (it stays
+        deleting for this; Nova would leave it in ERROR for the user to
+        delete again). The delete runs again under the delete request's
+        id; it is idempotent. Returns True when it ran."""
+        if instance.get('task_state') != task_states.DELETING or \
+                self.manager is None or busy is None or \
+                instance['uuid'] in busy or \
+                not self._older_than(instance.get('updated_at') or
+                                     instance.get('created_at'),
+                                     self.opts.task_state_grace):
+            return False
+        uuid = instance['uuid']
+        action = self._newest_action(uuid, compute_api.ACTION_DELETE)
+        LOG.warning('Instance %s: still deleting on host %s after %d s with '
+                    'no delete running (a lost cast, or the hypervisor was '
+                    'unreachable); deleting it now', uuid, self.host,
+                    self.opts.task_state_grace)
+        self.manager.terminate_instance(
+            self.project_context(instance,
+                                 request_id=action and action['request_id']),
+            uuid)
+        return True
+
+    def repair_hostless_unshelves(self):
+        """Shelved-offloaded servers left ``unshelving`` with no host past
+        the grace: the API set the task state, then stopped (its process,
+        or the database under it) before its scheduling step gave the
+        server a host or gave it back. No host owns such a server, so
+        every host's pass looks, and a compare-and-swap (still unshelving,
+        still no host) decides who repairs it. It goes back to
+        SHELVED_OFFLOADED as a NoValidHost leaves it: a fault, and an
+        Error event under the unshelve action; the user unshelves again.
+        Returns how many."""
+        repaired = 0
+        for instance in self.db.instance_get_all(
+                task_states=(task_states.UNSHELVING,)):
+            self._check_time()
+            if instance.get('host') or \
+                    instance.get('vm_state') != vm_states.SHELVED_OFFLOADED \
+                    or not self._older_than(instance.get('updated_at') or
+                                            instance.get('created_at'),
+                                            self.opts.task_state_grace):
+                continue
+            if self._guarded(self.give_back_hostless_unshelve, instance):
+                repaired += 1
+        return repaired
+
+    def give_back_hostless_unshelve(self, instance):
+        uuid = instance['uuid']
+        try:
+            self.db.instance_update(
+                uuid, {'task_state': None},
+                expected_task_state=task_states.UNSHELVING,
+                expected_vm_state=vm_states.SHELVED_OFFLOADED,
+                expected_host=None)
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError):
+            return False  # scheduled meanwhile, deleted, or another host's
+        action = self._newest_action(uuid, shelve.ACTION_UNSHELVE)
+        reason = ('Unshelve was never scheduled: task_state unshelving with '
+                  'no host for over %d s (the API stopped after accepting '
+                  'it); the server is shelved-offloaded again, unshelve it '
+                  'again' % self.opts.task_state_grace)
+        LOG.warning('Instance %s: %s (seen by host %s, request %s)', uuid,
+                    reason, self.host, action and action['request_id'])
+        self.record(uuid, exception.NovaSnapshotException(reason),
+                    request_id=action and action['request_id'])
+        return True
 
     def _release_image_snapshot(self, uuid, state, image_id):
         """task_state None and the image from the snapshot's reference to

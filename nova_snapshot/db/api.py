@@ -29,6 +29,7 @@ from sqlalchemy import exc as sa_exc
 from nova_snapshot.conf import database as database_conf
 
 from nova_snapshot.compute import task_states
+from nova_snapshot.compute import vm_states
 from nova_snapshot.db import models
 from nova_snapshot import exception
 
@@ -230,6 +231,12 @@ def _dict(row):
     return None if row is None else dict(row._mapping)
 
 
+# instance_list filters matched as the database's regular expressions
+# (Nova's), and the column each one reads.
+_REGEX_FILTERS = {'name_regex': 'name',
+                  'reservation_id_regex': 'reservation_id'}
+
+
 def _claim_update(host, usage, topic):
     """The parts of a claim's compare-and-swap ``UPDATE`` of ``host``'s
     node: the amounts by counter column, the ``WHERE`` (the host's service
@@ -333,10 +340,15 @@ class Database:
     # need, in a fixed number of statements whatever the page size.
 
     #: Sort keys ``instance_list`` understands: the ``instances`` column.
+    #: Every column a Nova sort key names (api/handlers/server_list.py
+    #: sorts by nothing else).
     SORT_COLUMNS = ('created_at', 'updated_at', 'launched_at', 'name',
                     'host', 'image_ref', 'power_state', 'progress',
                     'project_id', 'user_id', 'root_device_name',
-                    'task_state', 'vm_state', 'uuid', 'id', 'locked')
+                    'task_state', 'vm_state', 'uuid', 'id', 'locked',
+                    'locked_by', 'access_ip_v4', 'access_ip_v6',
+                    'auto_disk_config', 'key_name', 'description',
+                    'launch_index')
 
     def instance_list(self, filters=None, limit=None, marker=None,
                       sort_keys=('created_at', 'id'),
@@ -346,10 +358,12 @@ class Database:
 
         :param filters: a dict, every key optional: ``project_id``,
             ``user_id``, ``host``, ``image_ref``, ``uuid`` (exact);
-            ``name_regex`` (the database's regular expression match);
+            ``name_regex``, ``reservation_id_regex`` (the database's
+            regular expression match);
             ``vm_state``/``task_state`` (lists; ``None`` allowed in
             task_state); ``flavor_id``; ``changes_before`` (a datetime);
-            ``locked`` (a bool); ``changes_since`` (a datetime:
+            ``locked`` (a bool); ``soft_deleted`` (see _list_where);
+            ``changes_since`` (a datetime:
             changed, created or deleted at or after it); ``deleted``
             (False: live only, the default; True: deleted only; None: both).
         :param marker: uuid of the last instance of the previous page,
@@ -391,13 +405,15 @@ class Database:
             except db_exc.DBError as exc:
                 # A pattern Python compiles but the server's regular
                 # expression dialect refuses is the caller's error.
-                if filters.get('name_regex') is None or not any(
+                patterns = [filters[key] for key in _REGEX_FILTERS
+                            if filters.get(key) is not None]
+                if not patterns or not any(
                         word in str(exc).lower()
                         for word in ('regular expression', 'regexp')):
                     raise
                 raise exception.Invalid(
                     reason='Invalid regular expression: %s'
-                    % filters['name_regex'])
+                    % ', '.join(patterns))
             instances = [_instance_dict(row) for row in rows]
             uuids = [instance['uuid'] for instance in instances]
             if with_faults:
@@ -418,16 +434,27 @@ class Database:
     def _list_where(self, filters):
         where = []
         deleted = filters.get('deleted', False)
+        # Nova's soft_deleted: False hides SOFT_DELETED servers from a
+        # live-only list; True adds them to a deleted-only one.
+        soft_deleted = filters.get('soft_deleted')
+        is_soft_deleted = _instances.c.vm_state == vm_states.SOFT_DELETED
         if deleted is False:
             where.append(_instances.c.deleted == 0)
+            if soft_deleted is False:
+                where.append(sa.or_(_instances.c.vm_state.is_(None),
+                                    sa.not_(is_soft_deleted)))
         elif deleted is True:
-            where.append(_instances.c.deleted != 0)
+            if soft_deleted:
+                where.append(sa.or_(_instances.c.deleted != 0,
+                                    is_soft_deleted))
+            else:
+                where.append(_instances.c.deleted != 0)
         for key in ('project_id', 'user_id', 'host', 'image_ref', 'uuid'):
             if filters.get(key) is not None:
                 where.append(_instances.c[key] == filters[key])
-        if filters.get('name_regex') is not None:
-            where.append(_instances.c.name.regexp_match(
-                filters['name_regex']))
+        for key, column in _REGEX_FILTERS.items():
+            if filters.get(key) is not None:
+                where.append(_instances.c[column].regexp_match(filters[key]))
         if filters.get('vm_state') is not None:
             where.append(_one_of(_instances.c.vm_state,
                                  _as_tuple(filters['vm_state'])))
@@ -478,12 +505,13 @@ class Database:
         return {row.instance_uuid: _dict(row) for row in rows}
 
     def instance_update(self, uuid, values, expected_task_state=UNSET,
-                        expected_vm_state=UNSET):
+                        expected_vm_state=UNSET, expected_host=UNSET):
         """Update one live instance if its states are as expected.
 
         :param expected_task_state: a value or tuple of values (``None``
             allowed) the current task_state must be one of; UNSET: any.
         :param expected_vm_state: the same for vm_state.
+        :param expected_host: the same for host (``None``: no host).
         :returns: the updated instance dict.
         :raises: InstanceNotFound, UnexpectedDeletingTaskStateError,
             UnexpectedTaskStateError (also for a vm_state mismatch).
@@ -495,6 +523,8 @@ class Database:
             expected['task_state'] = _as_tuple(expected_task_state)
         if expected_vm_state is not UNSET:
             expected['vm_state'] = _as_tuple(expected_vm_state)
+        if expected_host is not UNSET:
+            expected['host'] = _as_tuple(expected_host)
         where = [_instances.c.uuid == uuid, _instances.c.deleted == 0]
         where += [_one_of(_instances.c[field], allowed)
                   for field, allowed in expected.items()]
@@ -1085,6 +1115,24 @@ class Database:
                          for column, amount in held.items()}))
                 return True
         return False
+
+    def instance_discard(self, uuid):
+        """Undo the creation of an instance whose create request failed
+        before the server was handed to anyone (no build cast sent): give
+        back its claim (:meth:`instance_release_claim`), then remove its
+        rows (BDMs, actions and their events, faults, the instance) for
+        good, in one transaction. Gone already is fine."""
+        self.instance_release_claim(uuid)
+        with self.engine.begin() as conn:
+            actions = sa.select(_actions.c.id).where(
+                _actions.c.instance_uuid == uuid)
+            conn.execute(_events.delete().where(
+                _events.c.action_id.in_(actions)))
+            for table in (_actions, _faults, _bdms):
+                conn.execute(table.delete().where(
+                    table.c.instance_uuid == uuid))
+            conn.execute(_instances.delete().where(
+                _instances.c.uuid == uuid))
 
     def compute_node_repair_usage(self, host):
         """Set the host's counters to the sum of its live instances'

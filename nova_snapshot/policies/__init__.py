@@ -4,9 +4,11 @@ import itertools
 
 from nova_snapshot.policies import base
 from nova_snapshot.policies import create_backup
+from nova_snapshot.policies import deferred_delete
 from nova_snapshot.policies import flavors
 from nova_snapshot.policies import images
 from nova_snapshot.policies import instance_actions
+from nova_snapshot.policies import keypairs
 from nova_snapshot.policies import lock
 from nova_snapshot.policies import reboot
 from nova_snapshot.policies import rebuild
@@ -30,4 +32,6 @@ def list_rules():
         lock.list_rules(),
         shelve.list_rules(),
         create_backup.list_rules(),
+        keypairs.list_rules(),
+        deferred_delete.list_rules(),
     ))

@@ -27,6 +27,7 @@ SAMPLES = {
         'flavorRef': '1', 'networks': 'none'}}],
     ('/v2.1/servers/detail', 'GET'): [None],
     ('/v2.1/servers/{server_id}', 'GET'): [None],
+    ('/v2.1/servers/{server_id}', 'PUT'): [{'server': {'name': 'new'}}],
     ('/v2.1/servers/{server_id}', 'DELETE'): [None],
     ('/v2.1/servers/{server_id}/action', 'POST'): [
         {'createImage': {'name': 'snap'}},
@@ -39,6 +40,7 @@ SAMPLES = {
         {'reboot': {'type': 'HARD'}},
         {'rebuild': {'imageRef': '6b0c7a5d-0c86-4b2f-9c5f-1a0c7e0d1f11'}},
         {'lock': None}, {'unlock': None},
+        {'restore': None}, {'forceDelete': None},
     ],
     ('/v2.1/servers/{server_id}/os-instance-actions', 'GET'): [None],
     ('/v2.1/servers/{server_id}/os-instance-actions/{request_id}',

@@ -5,6 +5,8 @@ of the action (the traceback only with the events policy); 2.58 adds
 ``updated_at``, paging (limit, marker: a request id) and changes-since;
 2.62 ``hostId`` (and ``host`` with the events policy) on events; 2.66
 changes-before; 2.84 ``details`` on events (with the events policy).
+From 2.21 the actions of a deleted server are shown too (its project's, as
+for a live one: another project's deleted server is a 404, as Nova).
 """
 
 from urllib import parse
@@ -122,10 +124,19 @@ def _page(req, server_id, actions):
     return actions, links
 
 
+def _load_server(req, server_id):
+    """The server, deleted or not from 2.21 (Nova reads deleted
+    instances there); another project's is a 404 either way."""
+    if not util.version(req).matches((2, 21)):
+        return servers.load_server(req, server_id)
+    return util.compute_api(req).get(util.context(req), server_id,
+                                     read_deleted=True)
+
+
 def index(req, server_id):
     context = util.context(req)
     version = util.version(req)
-    instance = servers.load_server(req, server_id)
+    instance = _load_server(req, server_id)
     context.can(policies.LIST, target={'project_id': instance['project_id']})
     actions = util.compute_api(req).get_instance_actions(context, instance)
     links = []
@@ -141,7 +152,7 @@ def show(req, server_id, request_id):
     microversion.check_no_query(req)
     context = util.context(req)
     version = util.version(req)
-    instance = servers.load_server(req, server_id)
+    instance = _load_server(req, server_id)
     target = {'project_id': instance['project_id']}
     context.can(policies.SHOW, target=target)
     try:

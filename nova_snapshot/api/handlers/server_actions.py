@@ -6,6 +6,8 @@ action"). Each entry names its schema, checked before anything is loaded,
 as Nova's validation decorator does.
 """
 
+import re
+
 from nova_snapshot.api import faults
 from nova_snapshot.api.handlers import create_backup
 from nova_snapshot.api.handlers import create_image
@@ -15,6 +17,7 @@ from nova_snapshot.api.handlers import rebuild
 from nova_snapshot.api.handlers import servers
 from nova_snapshot.api.handlers import shelve
 from nova_snapshot.api.schemas import create_backup as backup_schema
+from nova_snapshot.api.schemas import deferred_delete as dd_schema
 from nova_snapshot.api.schemas import lock as lock_schema
 from nova_snapshot.api.schemas import reboot as reboot_schema
 from nova_snapshot.api.schemas import rebuild as rebuild_schema
@@ -23,12 +26,19 @@ from nova_snapshot.api.schemas import shelve as shelve_schema
 from nova_snapshot.api import util
 from nova_snapshot.api import validation
 from nova_snapshot import exception
+from nova_snapshot.policies import deferred_delete as dd_policies
 from nova_snapshot.policies import servers as policies
 from nova_snapshot.policies import shelve as shelve_policies
 
 
 def _project_target(instance):
     return {'project_id': instance['project_id']}
+
+
+def _owner_target(instance):
+    # Nova's forceDelete target: the server's user and project.
+    return {'project_id': instance['project_id'],
+            'user_id': instance.get('user_id')}
 
 
 def _simple(method, policy, nova_action, target=_project_target):
@@ -50,6 +60,11 @@ def _simple(method, policy, nova_action, target=_project_target):
     return handler
 
 
+# What Nova removes from a console's output (all C0 controls but tab and
+# newline).
+_CONSOLE_CONTROL_CHARS = re.compile('[\x00-\x08\x0B-\x1F]')
+
+
 def console_output(req, server_id, body):
     context = util.context(req)
     instance = servers.load_server(req, server_id)
@@ -64,9 +79,20 @@ def console_output(req, server_id, body):
         output = util.compute_api(req).get_console_output(
             context, instance, length=length)
     except exception.InstanceInvalidState as exc:
+        # No host yet (building) or being deleted: Nova's InstanceNotReady.
         raise servers.conflict(exc, 'getConsoleOutput', server_id)
+    except exception.InstanceNotFound as exc:
+        # No guest on its host (deleted meanwhile, or not defined yet):
+        # Nova's 404 for an instance its hypervisor does not know.
+        raise faults.APIFault(404, exc.format_message())
+    except exception.ServiceUnavailable:
+        # The compute service or its hypervisor (libvirtd restarting) did
+        # not answer: a 503 the client may retry (faults.from_exception).
+        raise
     except NotImplementedError:
         raise faults.APIFault(501, 'Unable to get console output.')
+    # Nova drops the control characters JSON clients choke on.
+    output = _CONSOLE_CONTROL_CHARS.sub('', output)
     return util.json_response(req, {'output': output},
                               schema=schema.CONSOLE_OUTPUT_RESPONSE)
 
@@ -99,6 +125,13 @@ ACTIONS = {
     'unshelve': (shelve_schema.UNSHELVE, shelve.unshelve),
     'createBackup': (backup_schema.CREATE_BACKUP,
                      create_backup.create_backup),
+    # Deferred delete ([DEFAULT] reclaim_instance_interval > 0;
+    # compute/soft_delete.py).
+    'restore': (dd_schema.RESTORE,
+                _simple('restore', dd_policies.RESTORE, 'restore')),
+    'forceDelete': (dd_schema.FORCE_DELETE,
+                    _simple('force_delete', dd_policies.FORCE, 'forceDelete',
+                            target=_owner_target)),
 }
 
 

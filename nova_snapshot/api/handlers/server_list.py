@@ -20,16 +20,17 @@ from nova_snapshot.api import validation
 from nova_snapshot.api import views
 from nova_snapshot.compute import flavors
 from nova_snapshot.compute import vm_states
+from nova_snapshot.db import api as db_api
 from nova_snapshot.db import models
 from nova_snapshot import exception
 from nova_snapshot.policies import servers as policies
 
 # Nova's sort keys that name a column here under another name.
-_SORT_COLUMN = {'display_name': 'name', 'hostname': 'name', 'node': 'host'}
+_SORT_COLUMN = {'display_name': 'name', 'hostname': 'name', 'node': 'host',
+                'display_description': 'description'}
 _ADMIN_SORT_KEYS = ('host', 'node')
-# Filters that no server here can match: it has no addresses, no
-# reservation id and no tags.
-_NEVER_MATCH = ('ip', 'ip6', 'reservation_id', 'tags', 'tags-any')
+# Filters that no server here can match: it has no addresses and no tags.
+_NEVER_MATCH = ('ip', 'ip6', 'tags', 'tags-any')
 # Exact-match filters an admin may use, and the column each one names.
 _ADMIN_EXACT = {'host': 'host', 'user_id': 'user_id', 'uuid': 'uuid',
                 'image_ref': 'image_ref'}
@@ -123,12 +124,18 @@ def _filters(context, version, params, options, detail):
             raise faults.APIFault(
                 403, 'Only administrators may list deleted instances')
         filters['deleted'] = True
+    # As Nova: SOFT_DELETED servers are not live in a list; an admin's
+    # deleted list has them.
+    filters['soft_deleted'] = filters.get('deleted', False) is not False
     # An admin's own vm_state/task_state filters (Nova's exact match).
     for key in ('vm_state', 'task_state'):
         if key in options and key not in filters:
             filters[key] = params[key]
     if 'name' in options:
         filters['name_regex'] = options['name']
+    if 'reservation_id' in options:
+        # Nova matches it as a regular expression, as the name.
+        filters['reservation_id_regex'] = options['reservation_id']
     if 'image' in options:
         filters['image_ref'] = options['image']
     for key, column in _ADMIN_EXACT.items():
@@ -153,8 +160,10 @@ def _filters(context, version, params, options, detail):
 
 def _sort(context, version, params):
     """Nova's get_sort_params, remove_invalid_sort_keys and
-    process_sort_params, then only the keys that are columns here (the
-    others hold one value for every server and cannot change the order).
+    process_sort_params, then only the keys that name a column of
+    ``Database.SORT_COLUMNS`` (the others hold one value for every server
+    and cannot change the order). The schema refused every key Nova does
+    not know (400); a key Nova knows is never the database's error.
     """
     keys = [key.strip() for key in params.get('sort_key', [])] or [
         'created_at']
@@ -187,7 +196,8 @@ def _sort(context, version, params):
         column = _SORT_COLUMN.get(key, key)
         if column in columns:
             continue  # a later key equal to an earlier one changes nothing
-        if column in models.instances.c:
+        if column in db_api.Database.SORT_COLUMNS and \
+                column in models.instances.c:
             columns.append(column)
             column_dirs.append(direction)
     return columns, column_dirs

@@ -1,17 +1,21 @@
-"""/servers: list, create, show, delete."""
+"""/servers: list, create, show, update, delete."""
 
 import ipaddress
+
+from oslo_utils import strutils
 
 from nova_snapshot.api import block_device
 from nova_snapshot.api import faults
 from nova_snapshot.api.handlers import server_list
 from nova_snapshot.api import microversion
 from nova_snapshot.api import password
+from nova_snapshot.api.schemas import server_update as update_schema
 from nova_snapshot.api.schemas import servers as schema
 from nova_snapshot.api import util
 from nova_snapshot.api import validation
 from nova_snapshot.api import views
 from nova_snapshot.compute import scheduler
+from nova_snapshot.compute import soft_delete
 from nova_snapshot import exception
 from nova_snapshot.policies import servers as policies
 
@@ -45,6 +49,7 @@ def create(req):
     context = util.context(req)
     body = util.extract_json(req)
     validation.validate(body, schema.create_schema(util.version(req)))
+    counts = _counts(body['server'])  # Nova: before the policy check
     target = {'project_id': context.project_id, 'user_id': context.user_id}
     context.can(policies.CREATE, target=target)
     server = body['server']
@@ -54,20 +59,43 @@ def create(req):
     kwargs.update(_access_and_disk_config(server))
     if 'hostname' in server:  # 2.90
         kwargs['hostname'] = server['hostname']
+    if server.get('key_name') is not None:
+        kwargs['key_name'] = server['key_name']
     if bdms:
         # Nova checks this one only when the request maps block devices.
         context.can(policies.CREATE_ATTACH_VOLUME, target=target)
         kwargs['block_device_mapping'] = bdms
     kwargs.update(_requested_destination(context, server, target))
-    instance = util.compute_api(req).create(
-        context, server['name'], image_ref, str(server['flavorRef']),
-        **kwargs)
+    kwargs.update(counts)
+    try:
+        instance = util.compute_api(req).create(
+            context, server['name'], image_ref, str(server['flavorRef']),
+            **kwargs)
+    except exception.KeypairNotFound:
+        raise faults.APIFault(400, 'Invalid key_name provided.')
+    if strutils.bool_from_string(server.get('return_reservation_id')):
+        # Nova: the request's reservation id instead of a server (202, no
+        # Location, no adminPass).
+        return util.json_response(
+            req, {'reservation_id': instance['reservation_id']},
+            status=202, schema=schema.CREATE_RESERVATION_RESPONSE)
     admin_password = password.for_create(util.conf(req), server)
     response = util.json_response(
         req, {'server': views.server_create(req, instance, admin_password)},
         status=202, schema=schema.CREATE_RESPONSE)
     response.location = util.link(req, 'servers', instance['uuid'])
     return response
+
+
+def _counts(server):
+    """ComputeAPI.create kwargs for os-multiple-create: ``min_count``
+    (default 1) and ``max_count`` (default min_count), integers or digit
+    strings (the schema); Nova's 400 when min_count > max_count."""
+    min_count = int(server.get('min_count', 1))
+    max_count = int(server.get('max_count', min_count))
+    if min_count > max_count:
+        raise faults.APIFault(400, 'min_count must be <= max_count')
+    return {'min_count': min_count, 'max_count': max_count}
 
 
 def _requested_destination(context, server, target):
@@ -97,12 +125,54 @@ def _access_and_disk_config(server):
     return kwargs
 
 
+def update(req, server_id):
+    """PUT /servers/{id} (Nova's ``update``): body against the version's
+    schema (400), the server (404), policy ``servers:update`` with its user
+    and project (403), then one compare-and-swap (compute/server_update.py;
+    409 for a pin Nova refuses). No lock or state check, as in Nova. 200
+    with the server: the reduced body below 2.75, the show body from it."""
+    context = util.context(req)
+    version = util.version(req)
+    body = util.extract_json(req)
+    validation.validate(body, update_schema.update_schema(version))
+    instance = load_server(req, server_id)
+    context.can(policies.UPDATE, target={
+        'user_id': instance['user_id'], 'project_id': instance['project_id']})
+    server = body['server']
+    values = _access_and_disk_config(server)
+    if 'name' in server:
+        values['name'] = server['name'].strip()
+    if 'description' in server:  # 2.19; null removes it
+        values['description'] = server['description']
+    kwargs = {}
+    if 'hostname' in server:  # 2.90
+        kwargs['hostname'] = server['hostname']
+    if 'pinned_availability_zone' in server:  # 2.104
+        kwargs['pinned_az'] = server['pinned_availability_zone']
+    instance = util.compute_api(req).update_instance(context, instance,
+                                                     values, **kwargs)
+    response_schema = (schema.SHOW_RESPONSE if version.matches((2, 75))
+                       else update_schema.UPDATE_RESPONSE)
+    return util.json_response(
+        req, {'server': views.server_update(req, instance)},
+        schema=response_schema)
+
+
 def delete(req, server_id):
     context = util.context(req)
     instance = load_server(req, server_id)
     context.can(policies.DELETE, target={'project_id': instance['project_id']})
+    api = util.compute_api(req)
     try:
-        util.compute_api(req).delete(context, instance)
+        if util.conf(req).reclaim_instance_interval > 0:
+            # Nova: a soft delete, or the normal delete for a server it
+            # does not apply to (compute/soft_delete.py).
+            try:
+                api.soft_delete(context, instance)
+                return util.empty_response(204)
+            except soft_delete.NotSoftDeletable:
+                pass
+        api.delete(context, instance)
     except exception.InstanceInvalidState as exc:
         raise conflict(exc, 'delete', server_id)
     return util.empty_response(204)

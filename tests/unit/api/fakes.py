@@ -63,9 +63,10 @@ class FakeComputeAPI:
         return instance
 
     # -- ComputeAPI --------------------------------------------------------
-    def get(self, context, uuid):
+    def get(self, context, uuid, read_deleted=False):
         instance = self.instances.get(uuid)
-        if instance is None or instance['vm_state'] == vm_states.DELETED or (
+        if instance is None or (not read_deleted and
+                                instance['vm_state'] == vm_states.DELETED) or (
                 not context.is_admin
                 and instance['project_id'] != context.project_id):
             raise exception.InstanceNotFound(instance_id=uuid)
@@ -98,8 +99,13 @@ class FakeComputeAPI:
                block_device_mapping=None, access_ip_v4=None,
                access_ip_v6=None, auto_disk_config=None,
                availability_zone=None, forced_host=None, forced_node=None,
-               hostname=None):
+               hostname=None, key_name=None, min_count=1, max_count=1):
         self.calls.append(('create', name, image_ref, flavor_id, metadata))
+        if (min_count, max_count) != (1, 1):
+            self.calls.append(('create_counts', min_count, max_count))
+        key_pair = {}
+        if key_name is not None:  # the real lookup, in self.db
+            key_pair = self.db.keypair_get(context.user_id, key_name)
         if hostname is not None:
             self.calls.append(('create_hostname', hostname))
         if availability_zone or forced_host or forced_node:
@@ -117,7 +123,9 @@ class FakeComputeAPI:
             vm_state=vm_states.BUILDING, task_state=task_states.SCHEDULING,
             launched_at=None, metadata=dict(metadata or {}),
             access_ip_v4=access_ip_v4, access_ip_v6=access_ip_v6,
-            auto_disk_config=bool(auto_disk_config))
+            auto_disk_config=bool(auto_disk_config),
+            key_name=key_pair.get('name'),
+            key_data=key_pair.get('public_key'), reservation_id='r-fake0001')
         for bdm in block_device_mapping or ():
             if bdm['destination_type'] == 'volume':
                 self.add_volume(instance, bdm.get('uuid'),
@@ -153,6 +161,13 @@ class FakeComputeAPI:
 
     def delete(self, context, instance):
         self.calls.append(('delete', instance['uuid']))
+        self.instances[instance['uuid']]['vm_state'] = vm_states.DELETED
+
+    def restore(self, context, instance):
+        self._power(context, instance, 'restore', (vm_states.SOFT_DELETED,))
+
+    def force_delete(self, context, instance):
+        self.calls.append(('force_delete', instance['uuid']))
         self.instances[instance['uuid']]['vm_state'] = vm_states.DELETED
 
     def _check(self, instance, method, allowed):
@@ -209,6 +224,13 @@ class FakeComputeAPI:
         self._power(context, instance, 'rebuild', (vm_states.ACTIVE,))
         self.instances[instance['uuid']].update(task_state='rebuilding',
                                                 image_ref=image_href)
+
+    def update_instance(self, context, instance, values, **kwargs):
+        self.calls.append(('update_instance', instance['uuid'], values,
+                           kwargs))
+        stored = self.instances[instance['uuid']]
+        stored.update(values)
+        return dict(stored)
 
     def lock(self, context, instance, reason=None):
         self.calls.append(('lock', instance['uuid'], reason))
