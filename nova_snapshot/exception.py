@@ -103,6 +103,17 @@ class OverQuota(Forbidden):
     msg_fmt = 'Quota exceeded for resources: %(overs)s'
 
 
+class TooManyInstances(OverQuota):
+    # Nova's name and first words; the bound here is per request
+    # ([api] max_servers_per_request), not a project's usage.
+    msg_fmt = ('Quota exceeded for instances: Requested %(req)s, but one '
+               'request creates at most %(allowed)s servers')
+
+
+class AmbiguousHostnameForMultipleInstances(Invalid):
+    msg_fmt = 'Unable to allocate a single hostname to multiple instances'
+
+
 # 404
 class NotFound(NovaSnapshotException):
     msg_fmt = 'Resource could not be found.'
@@ -204,6 +215,14 @@ class NoComputeHost(NovaSnapshotException):
 class ComputeServiceUnavailable(ServiceUnavailable):
     msg_fmt = ('The compute service of host %(host)s is unreachable: '
                '%(reason)s')
+
+
+class HypervisorUnavailable(HypervisorError, ServiceUnavailable):
+    """The hypervisor of this host cannot be reached (libvirtd restarting
+    or down): nothing was decided about the instance, and the same call
+    may work a moment later. A 503 if it reaches the API."""
+    msg_fmt = 'The hypervisor is unavailable: %(reason)s'
+    code = 503
 
 
 class DriverLoadError(NovaSnapshotException):

@@ -27,6 +27,13 @@ OPTS = [
                choices=('error', 'warn', 'ignore'),
                help='What to do when a response body does not match its '
                     'schema: tests use "error".'),
+    cfg.IntOpt('max_servers_per_request', default=10, min=1,
+               help='Most servers one create request makes (the request\'s '
+                    'max_count; os-multiple-create). A larger max_count is '
+                    'lowered to this, as Nova lowers it to what the '
+                    'instances quota allows; a min_count above it is a 403 '
+                    'quota fault and creates nothing. The default is Nova\'s '
+                    'default instances quota.'),
     cfg.IntOpt('max_limit', default=1000, min=0,
                help='Most items one list request returns (Nova\'s '
                     '[api] max_limit); a full page links to the next.'),

@@ -51,6 +51,15 @@ _IMAGE_REF = {'oneOf': [{'type': 'string', 'pattern': UUID_PATTERN},
                         {'type': 'string', 'maxLength': 0}]}
 
 
+# Nova's parameter_types.positive_integer (min_count, max_count; the
+# minimum applies to a digit string too, api/validation.py), with at most
+# 20 digits (ours: int() stays cheap; any larger count is lowered to
+# [api] max_servers_per_request anyway).
+COUNT = {'type': ['integer', 'string'], 'pattern': '^[0-9]*$',
+         'minimum': 1, 'minLength': 1, 'maxLength': 20}
+# Nova's parameter_types.boolean.
+BOOLEAN = bdm_schema.BOOLEAN
+
 # Nova's parameter_types.hostname (2.90) and fqdn (from 2.94).
 HOSTNAME = {'type': 'string', 'minLength': 2, 'maxLength': 63,
             'pattern': '^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$'}
@@ -72,16 +81,18 @@ def _create(networks, networks_required, bdm_v2=None, hostname=None):
                           'maxLength': 255},
             'metadata': METADATA,
             'networks': networks,
-            # Sent by python-openstackclient and novaclient on every
-            # create; only one server per request is supported.
-            'min_count': {'enum': [1, '1']},
-            'max_count': {'enum': [1, '1']},
+            # os-multiple-create (compute/multiple_create.py).
+            'min_count': COUNT,
+            'max_count': COUNT,
+            'return_reservation_id': BOOLEAN,
             'block_device_mapping': bdm_schema.LEGACY_LIST,
             'block_device_mapping_v2': bdm_v2 or {
                 'type': 'array', 'items': bdm_schema.ITEM},
             # "zone", or an admin's "zone:host", "zone::node",
             # "zone:host:node" (compute/scheduler.py).
             'availability_zone': NAME,
+            # A keypair of the caller's user (os-keypairs).
+            'key_name': NAME,
             # Nova takes any string and never stores it; it is returned
             # in the create response ([api] enable_instance_password).
             'adminPass': {'type': 'string'},
@@ -294,7 +305,7 @@ SERVER = {
         'accessIPv6': {'oneOf': [ACCESS_IPV6, {'enum': ['']}]},
         'links': _LINKS,
         'progress': {'type': 'integer'},
-        'key_name': {'type': 'null'},
+        'key_name': {'type': ['string', 'null']},
         'config_drive': {'type': 'string'},
         'security_groups': {
             'type': 'array',
@@ -405,6 +416,14 @@ CREATE_RESPONSE = {
     'additionalProperties': False,
 }
 
+# return_reservation_id: the request's reservation id, no server.
+CREATE_RESERVATION_RESPONSE = {
+    'type': 'object',
+    'properties': {'reservation_id': {'type': 'string'}},
+    'required': ['reservation_id'],
+    'additionalProperties': False,
+}
+
 CONSOLE_OUTPUT_RESPONSE = {
     'type': 'object',
     'properties': {'output': {'type': 'string'}},
@@ -415,7 +434,8 @@ CONSOLE_OUTPUT_RESPONSE = {
 for _schema in (CREATE, CREATE_V237, CREATE_IMAGE, STOP, START, PAUSE,
                 UNPAUSE, SUSPEND, RESUME, GET_CONSOLE_OUTPUT,
                 CREATE_IMAGE_RESPONSE_V245, SHOW_RESPONSE, DETAIL_RESPONSE,
-                INDEX_RESPONSE, CREATE_RESPONSE, CONSOLE_OUTPUT_RESPONSE):
+                INDEX_RESPONSE, CREATE_RESPONSE, CREATE_RESERVATION_RESPONSE,
+                CONSOLE_OUTPUT_RESPONSE):
     validation.check_schema(_schema)
 
 

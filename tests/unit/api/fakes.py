@@ -31,6 +31,9 @@ class FakeComputeAPI:
         self.calls = []
         # What snapshot_volume_backed raises; None: it succeeds.
         self.volume_snapshot_error = exception.VolumeBackedSnapshotNotSupported
+        # Cinder as the handlers see it (the swap-volume checks); None: no
+        # Cinder configured.
+        self.volume_api = None
 
     @property
     def db(self):
@@ -85,10 +88,11 @@ class FakeComputeAPI:
         return found[:limit] if limit is not None else found
 
     def add_volume(self, instance, volume_id=None, boot_index=None,
-                   device_name='/dev/vdb', delete_on_termination=False):
+                   device_name='/dev/vdb', delete_on_termination=False,
+                   tag=None):
         bdm = {'id': sum(len(b) for b in self.bdms.values()) + 1,
                'volume_id': volume_id or str(uuidlib.uuid4()),
-               'attachment_id': str(uuidlib.uuid4()), 'tag': None,
+               'attachment_id': str(uuidlib.uuid4()), 'tag': tag,
                'source_type': 'volume', 'destination_type': 'volume',
                'boot_index': boot_index, 'device_name': device_name,
                'delete_on_termination': delete_on_termination}
@@ -153,6 +157,16 @@ class FakeComputeAPI:
                for b in self.bdms.get(instance['uuid'], [])):
             raise exception.InvalidVolume(reason='already attached')
         return device or '/dev/vdc'
+
+    def update_volume_attachment(self, context, instance, bdm,
+                                 delete_on_termination):
+        self.calls.append(('update_volume_attachment', instance['uuid'],
+                           bdm['volume_id'], delete_on_termination))
+        for row in self.bdms.get(instance['uuid'], []):
+            if row['id'] == bdm['id']:
+                row['delete_on_termination'] = delete_on_termination
+                return dict(row)
+        raise exception.NotFound()
 
     def detach_volume(self, context, instance, volume_id):
         self.calls.append(('detach_volume', instance['uuid'], volume_id))

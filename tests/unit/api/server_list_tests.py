@@ -13,9 +13,13 @@ from urllib import parse
 from oslo_utils import timeutils
 import sqlalchemy as sa
 
+from nova_snapshot.api import microversion
+from nova_snapshot.api.schemas import server_list as server_list_schema
 from nova_snapshot.compute import api as compute_api
 from nova_snapshot.compute import flavors
 from nova_snapshot.compute import vm_states
+from nova_snapshot.db import api as db_api
+from nova_snapshot.db import models
 from tests.unit.api import base
 
 ADMIN = 'admin:project-admin'
@@ -211,6 +215,49 @@ class ServerListTests(_ListTestBase):
                          body['forbidden']['message'])
         self._list('sort_key=host', token=ADMIN)
 
+    def test_every_nova_sort_key_is_answered_as_nova_does(self):
+        # Nova sorts by every key of its list (200), drops the ignored
+        # ones below 2.75 and refuses them from 2.75 (400); nothing it
+        # knows is a database error here ("Cannot sort by ...", or a 500
+        # for a key whose column the database does not sort by).
+        self._server(name='a', access_ip_v4='10.0.0.2')
+        self._server(name='b', access_ip_v4='10.0.0.1')
+        newest = str(microversion.MAX_VERSION)
+        for version in ('2.1', '2.72', '2.73', '2.75', newest):
+            refused = set()
+            if version in ('2.75', newest):
+                refused = set(server_list_schema.IGNORED_SORT_KEYS_V273)
+            for key in server_list_schema.VALID_SORT_KEYS:
+                for direction in ('asc', 'desc'):
+                    query = 'sort_key=%s&sort_dir=%s' % (key, direction)
+                    response = self.request(
+                        'GET', '/v2.1/servers?' + query, token=ADMIN,
+                        version=version)
+                    expected = 400 if key in refused else 200
+                    self.assertEqual(expected, response.status_int,
+                                     '%s at %s: %s' % (query, version,
+                                                       response.text))
+
+    def test_sort_by_the_columns_nova_sorts_by(self):
+        low = self._server(name='low', access_ip_v4='10.0.0.1',
+                           access_ip_v6='::1', auto_disk_config=False,
+                           locked=True, locked_by='admin')
+        high = self._server(name='high', access_ip_v4='10.0.0.9',
+                            access_ip_v6='::9', auto_disk_config=True,
+                            locked=True, locked_by='owner')
+        for key in ('access_ip_v4', 'access_ip_v6', 'auto_disk_config',
+                    'locked_by'):
+            self.assertEqual([low['uuid'], high['uuid']], self._ids(
+                self._list('sort_key=%s&sort_dir=asc' % key)), key)
+            self.assertEqual([high['uuid'], low['uuid']], self._ids(
+                self._list('sort_key=%s&sort_dir=desc' % key)), key)
+
+    def test_sort_columns_are_columns(self):
+        # The handler sorts by no name the database would refuse, and the
+        # database by no name that is not a column.
+        for column in db_api.Database.SORT_COLUMNS:
+            self.assertIn(column, models.instances.c, column)
+
     def test_pages_with_nulls_in_the_sort_key(self):
         # task_state is NULL for most: paging must neither skip nor repeat.
         made = [self._server(task_state=state)['uuid'] for state in
@@ -339,7 +386,7 @@ class ServerListTests(_ListTestBase):
 
     def test_filters_no_server_here_can_match(self):
         self._server()
-        for query in ('ip=10.0', 'reservation_id=r-1'):
+        for query in ('ip=10.0',):
             self.assertEqual([], self._list(query)['servers'], query)
         # ip6 is a filter from 2.5; before, an unknown parameter.
         self.assertEqual([], self._list('ip6=::1', version='2.5')['servers'])
@@ -347,6 +394,38 @@ class ServerListTests(_ListTestBase):
         self.assertEqual([], self._list('tags=a', version='2.26')['servers'])
         # Before 2.26 tags are an unknown parameter: dropped.
         self.assertEqual(1, len(self._list('tags=a')['servers']))
+
+    def test_reservation_id_filter_and_fields(self):
+        # Two servers of one multiple create, one of another request, one
+        # made before reservation ids were kept (NULL).
+        first = self._server(name='web-1', reservation_id='r-aaaa1111',
+                             launch_index=0)
+        second = self._server(name='web-2', reservation_id='r-aaaa1111',
+                              launch_index=1)
+        other = self._server(name='db', reservation_id='r-bbbb2222',
+                             launch_index=0)
+        self._server(name='old')
+        body = self._list('reservation_id=r-aaaa1111')
+        self.assertEqual(sorted([first['uuid'], second['uuid']]),
+                         sorted(self._ids(body)))
+        # Nova matches it as a regular expression; any user may filter.
+        self.assertEqual([other['uuid']],
+                         self._ids(self._list('reservation_id=b{4}')))
+        self.assertEqual([], self._list('reservation_id=r-cccc')['servers'])
+        self._list('reservation_id=r-(', status=400)
+        # Admins see it (2.3) with each server's place in its request.
+        body = self._list('all_tenants=1&reservation_id=aaaa'
+                          '&sort_key=launch_index&sort_dir=asc',
+                          token=ADMIN, detail=True,
+                          version='2.3')
+        self.assertEqual(
+            [('r-aaaa1111', 0), ('r-aaaa1111', 1)],
+            [(s['OS-EXT-SRV-ATTR:reservation_id'],
+              s['OS-EXT-SRV-ATTR:launch_index']) for s in body['servers']])
+        old = self._list('all_tenants=1&name=old', token=ADMIN,
+                         detail=True, version='2.3')['servers']
+        self.assertEqual((None, 0), (old[0]['OS-EXT-SRV-ATTR:reservation_id'],
+                                     old[0]['OS-EXT-SRV-ATTR:launch_index']))
 
     # -- detail ------------------------------------------------------------
 
