@@ -39,6 +39,7 @@ ROUTES = {
                                        'DELETE': services.delete},
     '/v2.1/servers/detail': {'GET': servers.detail},
     '/v2.1/servers/{server_id}': {'GET': servers.show,
+                                  'PUT': servers.update,
                                   'DELETE': servers.delete},
     '/v2.1/servers/{server_id}/action': {'POST': server_actions.action},
     '/v2.1/servers/{server_id}/os-instance-actions': {

@@ -15,6 +15,7 @@ CREATE = SERVERS % 'create'
 CREATE_ATTACH_VOLUME = SERVERS % 'create:attach_volume'
 CREATE_FORCED_HOST = SERVERS % 'create:forced_host'
 DELETE = SERVERS % 'delete'
+UPDATE = SERVERS % 'update'
 STOP = SERVERS % 'stop'
 START = SERVERS % 'start'
 CREATE_IMAGE = SERVERS % 'create_image'
@@ -85,6 +86,13 @@ rules = [
         name=DELETE, check_str=base.PROJECT_MEMBER_OR_ADMIN,
         description='Delete a server.',
         operations=[{'method': 'DELETE', 'path': '/servers/{server_id}'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=UPDATE, check_str=base.PROJECT_MEMBER_OR_ADMIN,
+        description='Update a server (name, description, access '
+                    'addresses, diskConfig, hostname, pinned availability '
+                    'zone).',
+        operations=[{'method': 'PUT', 'path': '/servers/{server_id}'}],
         scope_types=['project']),
     policy.DocumentedRuleDefault(
         name=EXTENDED_ATTRIBUTES, check_str=base.ADMIN,

@@ -60,6 +60,7 @@ from nova_snapshot.api.schemas import lock as lock_schemas
 from nova_snapshot.api.schemas import reboot as reboot_schemas
 from nova_snapshot.api.schemas import rebuild as rebuild_schemas
 from nova_snapshot.api.schemas import server_list as server_list_schemas
+from nova_snapshot.api.schemas import server_update as update_schemas
 from nova_snapshot.api.schemas import servers as server_schemas
 from nova_snapshot.api.schemas import services as service_schemas
 from nova_snapshot.api.schemas import shelve as shelve_schemas
@@ -455,6 +456,16 @@ def _build_cases():
             server_schemas.create_schema(_version(version)), 400,
             realistic=_real_server, state='state_servers',
             sweep_base=_create_base if version == '2.45' else None))
+    for version in ('2.1', '2.19', '2.90', '2.94', '2.104'):
+        cases.append(Case(
+            'PUT /servers/{id}@%s' % version, 'PUT', '/v2.1/servers/{server}',
+            version, update_schemas.update_schema(_version(version)), 150,
+            state='state_server', sweep_base=_fixed({'server': {
+                'name': 'sweep', 'description': 'd', 'hostname': 'h1',
+                'accessIPv4': '10.0.0.1', 'accessIPv6': '::1',
+                'OS-DCF:diskConfig': 'AUTO',
+                'pinned_availability_zone': None}})
+            if version == '2.104' else None))
     action = '/v2.1/servers/{server}/action'
     for version in ('2.1', '2.38', '2.45', '2.104'):
         cases.append(Case(
@@ -657,7 +668,7 @@ class PostgreSQLBodyFuzzTest(_BodyFuzz, unittest.TestCase):
 
     SCALE = 0.15
     # The server create sweep: the columns PostgreSQL is strict about.
-    SWEEP = ('POST /servers@2.45',)
+    SWEEP = ('POST /servers@2.45', 'PUT /servers/{id}@2.104')
 
     @classmethod
     def database_url(cls):

@@ -87,6 +87,20 @@ def _name(prefix):
     return '%s-%s' % (prefix, uuid.uuid4().hex[:6])
 
 
+def _update_fields(version):
+    """A server update body with every field ``version`` takes."""
+    minor = int(version.split('.')[1])
+    fields = {'name': 'xp-stolen', 'accessIPv4': '10.9.9.9',
+              'OS-DCF:diskConfig': 'AUTO'}
+    if minor >= 19:
+        fields['description'] = 'stolen'
+    if minor >= 90:
+        fields['hostname'] = 'stolen'
+    if minor >= 104:
+        fields['pinned_availability_zone'] = None
+    return fields
+
+
 def _server_body(version, **fields):
     """A create body valid at ``version``: "networks": "none" exists
     from 2.37 only (below, no networks at all)."""
@@ -347,7 +361,8 @@ class CrossProjectProbeTest(base.StackTestCase):
         state = {}
         for server_id in cls.servers:
             server = cls._ok(cls.call(cls.demo, 'GET', '/v2.1/servers/%s'
-                                      % server_id))['server']
+                                      % server_id, version='2.104'))[
+                'server']
             actions = cls._ok(cls.call(
                 cls.demo, 'GET', '/v2.1/servers/%s/os-instance-actions'
                 % server_id))['instanceActions']
@@ -356,7 +371,11 @@ class CrossProjectProbeTest(base.StackTestCase):
                     'name', 'status', 'OS-EXT-STS:task_state',
                     'OS-EXT-STS:vm_state', 'OS-EXT-STS:power_state',
                     'updated', 'metadata', 'tenant_id',
-                    'os-extended-volumes:volumes_attached')}
+                    'os-extended-volumes:volumes_attached',
+                    # What a server update (PUT) could change.
+                    'description', 'accessIPv4', 'accessIPv6',
+                    'OS-DCF:diskConfig', 'OS-EXT-SRV-ATTR:hostname',
+                    'pinned_availability_zone')}
             state[server_id]['actions'] = sorted(
                 (a['action'], a['request_id']) for a in actions)
             state[server_id]['attachments'] = cls._attachments(cls.demo,
@@ -466,11 +485,10 @@ class CrossProjectProbeTest(base.StackTestCase):
                           '{volume_id}',
                           item + '/os-volume_attachments/%s' % volume_id)
             probe('DELETE', '/servers/{server_id}', item)
-            # Not served here (no rename, no server metadata routes): the
-            # answer names no server, whoever owns it.
-            self.probe(who, ctx, 'PUT', '/servers/{server_id} (not served)',
-                       item, {405}, version=version, headers=headers,
-                       json_body={'server': {'name': 'stolen'}})
+            probe('PUT', '/servers/{server_id}', item,
+                  {'server': _update_fields(version)})
+            # Not served here (no server metadata routes): the answer
+            # names no server, whoever owns it.
             for method in ('GET', 'POST', 'PUT'):
                 self.probe(who, ctx, method,
                            '/servers/{server_id}/metadata (not served)',

@@ -1,0 +1,47 @@
+"""Rebuild stores the 2.19 ``description`` (through ComputeAPI and the
+manager over fake:/ RPC, as test_reboot_rebuild_lock)."""
+
+from unittest import mock
+
+from nova_snapshot import exception
+from tests.unit.compute import fakes
+
+
+class RebuildDescriptionTest(fakes.ComputeTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.new_image = self.image_api.add_image(name='snap', min_ram=0)
+
+    def _description(self, instance):
+        return self.db.instance_get(instance['uuid'])['description']
+
+    def test_set_kept_and_removed(self):
+        instance = self.boot()
+        accepted = self.api.rebuild(self.ctx, instance, self.new_image['id'],
+                                    description='rebuilt for tests')
+        # Written with the rebuilding compare-and-swap: the 202 shows it.
+        self.assertEqual('rebuilt for tests', accepted['description'])
+        after = self.wait_idle(instance['uuid'])
+        self.assertEqual('rebuilt for tests', after['description'])
+        # Not given: left as it is.
+        self.api.rebuild(self.ctx, after, self.new_image['id'], name='n')
+        after = self.wait_idle(instance['uuid'])
+        self.assertEqual('rebuilt for tests', after['description'])
+        # null removes it.
+        self.api.rebuild(self.ctx, after, self.new_image['id'],
+                         description=None)
+        self.assertIsNone(self.wait_idle(instance['uuid'])['description'])
+
+    def test_unsent_cast_puts_the_description_back(self):
+        instance = self.boot()
+        self.db.instance_update(instance['uuid'], {'description': 'before'})
+        instance = self.db.instance_get(instance['uuid'])
+        with mock.patch.object(
+                self.rpcapi, 'rebuild_instance',
+                side_effect=exception.ComputeServiceUnavailable(
+                    host='host-a', reason='broker down')):
+            self.assertRaises(exception.ComputeServiceUnavailable,
+                              self.api.rebuild, self.ctx, instance,
+                              self.new_image['id'], description='after')
+        self.assertEqual('before', self._description(instance))
