@@ -357,8 +357,30 @@ class _BodyFuzz:
                 self.assertEqual(before, getattr(self, case.state)(),
                                  'a refused body changed %s' % case.state)
         elif case.name.startswith('POST /servers@'):
-            server_id = json.loads(response.body)['server']['id']
-            self.assertIn(('build_instance', server_id), sent)
+            self.check_builds_sent(json.loads(response.body), sent)
+
+    def check_builds_sent(self, body, sent):
+        """Every server of an accepted create (one, or several with
+        min_count/max_count: the first's body, or return_reservation_id's
+        {"reservation_id"}) that is building on a host had its build cast;
+        the request made at most [api] max_servers_per_request."""
+        if 'reservation_id' in body:
+            self.assertEqual(['reservation_id'], list(body))
+            reservation = body['reservation_id']
+        else:
+            reservation = self.db.instance_get(
+                body['server']['id'])['reservation_id']
+        servers = self.db.instance_list(
+            {'reservation_id_regex': '^%s$' % reservation, 'deleted': None})
+        self.assertTrue(servers)
+        self.assertLessEqual(
+            len(servers), self.compute_api.conf.api.max_servers_per_request)
+        if 'server' in body:
+            self.assertIn(body['server']['id'],
+                          [server['uuid'] for server in servers])
+        for server in servers:
+            if server['host'] and server['vm_state'] == 'building':
+                self.assertIn(('build_instance', server['uuid']), sent)
 
     def run_sweep(self, case):
         """Every field of the schema, in turn, with every value of its
