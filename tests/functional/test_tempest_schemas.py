@@ -4,7 +4,7 @@ maximum, against tempest's response schema of that microversion.
 tempest validates each response it gets, but its tests reach only some
 versions; this walks them all: server show/list/detail (member and
 admin), the rebuild body (views.server_rebuild, with and without a
-password), flavors, volume attachments, instance actions and os-services.
+password), the server update body, flavors, volume attachments, instance actions and os-services.
 The bodies come from the API in process (tests/unit/api's app over the
 fake compute API); tools/tempest/check_schemas.py validates them with
 tempest's own code in tempest's virtualenv (tools/tempest/run.sh installs
@@ -102,6 +102,9 @@ class TestTempestSchemas(base.APITestCase):
             url + '/os-volume_attachments/' + volume_id, version)))
         found += [('servers',) + item for item in
                   self.rebuild_bodies(version)]
+        response = self.request('PUT', url, {'server': {}}, version=version)
+        self.assertEqual(200, response.status_int, response.text)
+        found.append(('servers', 'update_server', 200, response.json))
         if not microversion.APIVersion.parse(version).matches((2, 101)):
             response = self.request(
                 'POST', url + '/os-volume_attachments', {'volumeAttachment': {
