@@ -40,6 +40,8 @@ class TestTempestSchemas(base.APITestCase):
         when = datetime.datetime(2024, 1, 2)
         self.server = self.compute.add_instance(
             'project-a', name='web 1', locked_reason='maintenance',
+            # Of a multiple create: a string where tempest allows null.
+            reservation_id='r-0a1b2c3d', launch_index=1,
             system_metadata={'image_hw_disk_bus': 'virtio',
                              'pinned_availability_zone': 'nova'})
         self.compute.add_volume(self.server, delete_on_termination=True)
