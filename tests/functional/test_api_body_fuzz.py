@@ -55,6 +55,8 @@ from nova_snapshot.api import faults
 from nova_snapshot.api.handlers import services as service_handlers
 from nova_snapshot.api import microversion
 from nova_snapshot.api.schemas import create_backup as backup_schemas
+from nova_snapshot.api.schemas import deferred_delete as \
+    deferred_delete_schemas
 from nova_snapshot.api.schemas import images as image_schemas
 from nova_snapshot.api.schemas import lock as lock_schemas
 from nova_snapshot.api.schemas import reboot as reboot_schemas
@@ -562,6 +564,13 @@ def _build_cases():
     cases.append(Case('unlock@2.1', 'POST', action, '2.1',
                       lock_schemas.UNLOCK, 60, state='state_server',
                       sweep_base=_fixed({'unlock': None})))
+    # restore of a server that is not soft-deleted: any body is a 400 or
+    # a 409, nothing changes. (forceDelete is not fuzzed here: its valid
+    # bodies delete the seeded server the other cases use.)
+    cases.append(Case('restore@2.1', 'POST', action, '2.1',
+                      deferred_delete_schemas.RESTORE, 60,
+                      state='state_server',
+                      sweep_base=_fixed({'restore': None})))
     cases.append(Case(
         'os-getConsoleOutput@2.1', 'POST', action, '2.1',
         server_schemas.GET_CONSOLE_OUTPUT, 200, state='state_server',

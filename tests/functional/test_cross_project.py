@@ -80,6 +80,8 @@ ACTION_BODIES = {
         'name': 'xp-steal'}},
     'lock': {'lock': None},
     'unlock': {'unlock': None},
+    'restore': {'restore': None},
+    'forceDelete': {'forceDelete': None},
 }
 
 
@@ -183,6 +185,15 @@ class CrossProjectProbeTest(base.StackTestCase):
                                   json=body))['server']
         cls.cleanups.append(lambda: cls._delete_server(ctx, server['id']))
         return cls._wait_server(ctx, server['id'])
+
+    @classmethod
+    def _wait_gone(cls, ctx, server_id, timeout=120):
+        deadline = time.monotonic() + timeout
+        while cls.call(ctx, 'GET', '/v2.1/servers/%s'
+                       % server_id).status_code != 404:
+            if time.monotonic() > deadline:
+                raise AssertionError('server %s not deleted' % server_id)
+            time.sleep(0.3)
 
     @classmethod
     def _wait_server(cls, ctx, server_id, timeout=180):
@@ -292,6 +303,16 @@ class CrossProjectProbeTest(base.StackTestCase):
         cls.cleanups.append(lambda: cls._delete_snapshot(
             demo, cls.snapshot_b_id))
         cls.servers = [cls.server_a['id'], cls.server_b['id']]
+        # C: deleted; its actions stay readable to demo from 2.21.
+        server_c = cls._boot(demo, _name('xp-c'),
+                             imageRef=cls.base_image['id'])
+        cls.call(demo, 'POST', '/v2.1/servers/%s/action' % server_c['id'],
+                 json={'forceDelete': None})
+        cls._wait_gone(demo, server_c['id'])
+        cls.deleted_server = server_c['id']
+        cls.deleted_actions = [a['request_id'] for a in cls._ok(cls.call(
+            demo, 'GET', '/v2.1/servers/%s/os-instance-actions'
+            % server_c['id'], version='2.21'))['instanceActions']]
         cls.images = [cls.base_image['id'], cls.image_a['id'],
                       cls.image_b['id']]
         cls.volumes = [cls.data_volume['id'], cls.free_volume['id'],
@@ -509,6 +530,21 @@ class CrossProjectProbeTest(base.StackTestCase):
                       '{volume_id}',
                       item + '/os-volume_attachments/%s' % volume_id)
 
+    def _deleted_server_routes(self, who, ctx, headers):
+        """The 2.21 instance actions of demo's deleted server: readable
+        by its project only."""
+        item = '/v2.1/servers/%s/os-instance-actions' % self.deleted_server
+        for version in ('2.21', '2.104'):
+            self.probe(who, ctx, 'GET',
+                       '/servers/{server_id}/os-instance-actions (deleted)',
+                       item, FOREIGN, version=version, headers=headers)
+            for request_id in self.deleted_actions:
+                self.probe(who, ctx, 'GET',
+                           '/servers/{server_id}/os-instance-actions/'
+                           '{request_id} (deleted)',
+                           '%s/%s' % (item, request_id), FOREIGN,
+                           version=version, headers=headers)
+
     def _image_routes(self, who, ctx, image_id, headers, reader=False):
         item = '/v2.1/images/%s' % image_id
         meta = item + '/metadata'
@@ -683,6 +719,7 @@ class CrossProjectProbeTest(base.StackTestCase):
     def _probe_everything(self, who, ctx, headers=None):
         for server_id in self.servers:
             self._server_routes(who, ctx, server_id, headers)
+        self._deleted_server_routes(who, ctx, headers)
         for image_id in self.images:
             self._image_routes(who, ctx, image_id, headers)
         self._boots(who, ctx, headers)
