@@ -11,6 +11,7 @@ from nova_snapshot.compute import rpcapi as compute_rpcapi
 from nova_snapshot.compute import vm_states
 from nova_snapshot import exception
 from tests.unit.compute import fakes
+from tests.unit.compute import volume_fakes
 
 TINY = '3'  # m1.tiny: 512 MiB
 HOST_B = 'host-b'
@@ -280,3 +281,45 @@ class MultipleCreateTest(fakes.ComputeTestCase):
                                  instance['reservation_id']))
         self.wait_for_instance(instance['uuid'],
                                lambda i: i['vm_state'] == 'active')
+
+
+class VolumeBackedMultipleCreateTest(volume_fakes.VolumeComputeTestCase):
+    """Nova's rule for volumes: a new volume per server is fine, one
+    existing volume for several servers is not."""
+
+    def test_each_server_gets_its_own_volume_from_the_image(self):
+        first = self.api.create(
+            self.ctx, 'bfv', None, '1', min_count=2,
+            block_device_mapping=[{
+                'source_type': 'image', 'uuid': self.base_image['id'],
+                'destination_type': 'volume', 'boot_index': 0,
+                'volume_size': 1, 'delete_on_termination': True}])
+        servers = self.db.instance_list(
+            {'reservation_id_regex': '^%s$' % first['reservation_id']})
+        self.assertEqual(['bfv-1', 'bfv-2'],
+                         sorted(s['name'] for s in servers))
+        volumes = []
+        for server in servers:
+            self.wait_for_instance(server['uuid'],
+                                   lambda i: i['vm_state'] == 'active')
+            root = [b for b in self.db.bdm_get_by_instance(server['uuid'])
+                    if b['boot_index'] == 0]
+            volumes.append(root[0]['volume_id'])
+        self.assertEqual(2, len(set(volumes)))
+        for volume_id in volumes:
+            self.assertEqual('in-use',
+                             self.cinder.get(self.ctx, volume_id)['status'])
+
+    def test_an_existing_volume_is_not_shared(self):
+        volume = self.cinder.add_volume(size=1, bootable=True)
+        with self.assertRaises(exception.Invalid) as caught:
+            self.api.create(
+                self.ctx, 'bfv', None, '1', min_count=1, max_count=2,
+                block_device_mapping=[{
+                    'source_type': 'volume', 'uuid': volume['id'],
+                    'destination_type': 'volume', 'boot_index': 0}])
+        self.assertEqual(multiple_create.VOLUMES_NOT_SHARED,
+                         caught.exception.format_message())
+        self.assertEqual([], self.db.instance_list({'deleted': None}))
+        self.assertEqual('available',
+                         self.cinder.get(self.ctx, volume['id'])['status'])
