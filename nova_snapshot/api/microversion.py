@@ -34,9 +34,9 @@ CHANGES = {
            'volumes_attached items carry delete_on_termination.',
     '2.9': '"locked" in the server body.',
     '2.16': 'Nova adds host_status for admins (not reported here).',
-    '2.19': '"description" in the server body; server update (PUT '
-            '/servers/{id}) and rebuild take "description" (null removes '
-            'it).',
+    '2.19': '"description" in the server body; create, server update '
+            '(PUT /servers/{id}) and rebuild take "description" (null '
+            'removes it).',
     '2.21': 'os-instance-actions (list and show) of a deleted server '
             '(of the caller\'s project; 404 before 2.21).',
     '2.26': '"tags" in the server body.',

@@ -245,7 +245,8 @@ class ComputeAPI(object):
                block_device_mapping=None, availability_zone=None,
                forced_host=None, forced_node=None, access_ip_v4=None,
                access_ip_v6=None, auto_disk_config=None, hostname=None,
-               min_count=None, max_count=None, key_name=None):
+               min_count=None, max_count=None, key_name=None,
+               description=None):
         """Create a server, or several (``min_count``/``max_count``:
         compute/multiple_create.py); returns the first.
 
@@ -269,6 +270,8 @@ class ComputeAPI(object):
 
         :param key_name: a keypair of the caller's user (KeypairNotFound
             otherwise); the server keeps its name and public key.
+        :param description: the 2.19 ``description`` (every server of a
+            multiple create gets it).
         """
         key_pair = (self.db.keypair_get(context.user_id, key_name)
                     if key_name is not None else None)
@@ -344,6 +347,7 @@ class ComputeAPI(object):
             'access_ip_v6': access_ip_v6,
             'auto_disk_config': disk_config_for_create(boot_image,
                                                        auto_disk_config),
+            'description': description,
         }
         if key_pair is not None:
             values.update(key_name=key_pair['name'],

@@ -59,6 +59,8 @@ def create(req):
     kwargs.update(_access_and_disk_config(server))
     if 'hostname' in server:  # 2.90
         kwargs['hostname'] = server['hostname']
+    if 'description' in server:  # 2.19
+        kwargs['description'] = server['description']
     if server.get('key_name') is not None:
         kwargs['key_name'] = server['key_name']
     if bdms:

@@ -28,9 +28,7 @@ _PERSONALITY = {
         'additionalProperties': False,
     },
 }
-# Nova's parameter_types.description.
-DESCRIPTION = {'type': ['string', 'null'], 'minLength': 0,
-               'maxLength': 255, 'pattern': '^[^\\x00-\\x1f\\x7f]*$'}
+DESCRIPTION = server_schema.DESCRIPTION
 # Nova's parameter_types.boolean.
 BOOLEAN = {'type': ['boolean', 'string'],
            'enum': [True, 'True', 'TRUE', 'true', '1', 'ON', 'On', 'on',

@@ -9,7 +9,6 @@ nothing is changed and the server is returned.
 
 import copy
 
-from nova_snapshot.api.schemas import rebuild as rebuild_schema
 from nova_snapshot.api.schemas import servers as server_schema
 from nova_snapshot.api import validation
 
@@ -38,7 +37,7 @@ def _with(schema, **fields):
     return new
 
 
-UPDATE_V219 = _with(UPDATE, description=rebuild_schema.DESCRIPTION)
+UPDATE_V219 = _with(UPDATE, description=server_schema.DESCRIPTION)
 UPDATE_V290 = _with(UPDATE_V219, hostname=server_schema.HOSTNAME)
 UPDATE_V294 = _with(UPDATE_V290, hostname=server_schema.FQDN)
 # Nova's parameter_types.name_or_none.

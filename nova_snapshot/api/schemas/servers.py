@@ -65,9 +65,13 @@ HOSTNAME = {'type': 'string', 'minLength': 2, 'maxLength': 63,
             'pattern': '^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$'}
 FQDN = {'type': 'string', 'minLength': 1, 'maxLength': 255,
         'pattern': '^[a-zA-Z0-9-._]*$'}
+# Nova's parameter_types.description (create, update and rebuild from 2.19).
+DESCRIPTION = {'type': ['string', 'null'], 'minLength': 0,
+               'maxLength': 255, 'pattern': '^[^\\x00-\\x1f\\x7f]*$'}
 
 
-def _create(networks, networks_required, bdm_v2=None, hostname=None):
+def _create(networks, networks_required, bdm_v2=None, hostname=None,
+            description=None):
     server = {
         'type': 'object',
         'properties': {
@@ -107,6 +111,8 @@ def _create(networks, networks_required, bdm_v2=None, hostname=None):
         server['required'] = server['required'] + ['networks']
     if hostname is not None:
         server['properties']['hostname'] = hostname
+    if description is not None:
+        server['properties']['description'] = description
     return {
         'type': 'object',
         'properties': {'server': server},
@@ -123,10 +129,12 @@ CREATE_V237 = _create({'oneOf': [_NETWORK_LIST, _NETWORK_KEYWORD]},
 
 
 def create_schema(version):
-    """The create body schema for an APIVersion (networks from 2.37, the
-    BDM ``tag`` at 2.32 and from 2.42, its ``volume_type`` from 2.67,
-    ``hostname`` from 2.90, an FQDN from 2.94)."""
+    """The create body schema for an APIVersion (``description`` from
+    2.19, networks from 2.37, the BDM ``tag`` at 2.32 and from 2.42, its
+    ``volume_type`` from 2.67, ``hostname`` from 2.90, an FQDN from 2.94).
+    """
     bdm_v2 = bdm_schema.v2_list(version)
+    description = DESCRIPTION if version.matches((2, 19)) else None
     hostname = None
     if version.matches((2, 94)):
         hostname = FQDN
@@ -135,8 +143,9 @@ def create_schema(version):
     if version.matches((2, 37)):
         return _create({'oneOf': [_NETWORK_LIST, _NETWORK_KEYWORD]},
                        networks_required=True, bdm_v2=bdm_v2,
-                       hostname=hostname)
-    return _create(_NETWORK_LIST, networks_required=False, bdm_v2=bdm_v2)
+                       hostname=hostname, description=description)
+    return _create(_NETWORK_LIST, networks_required=False, bdm_v2=bdm_v2,
+                   description=description)
 
 
 CREATE_IMAGE = {

@@ -103,7 +103,8 @@ class FakeComputeAPI:
                block_device_mapping=None, access_ip_v4=None,
                access_ip_v6=None, auto_disk_config=None,
                availability_zone=None, forced_host=None, forced_node=None,
-               hostname=None, key_name=None, min_count=1, max_count=1):
+               hostname=None, key_name=None, min_count=1, max_count=1,
+               description=None):
         self.calls.append(('create', name, image_ref, flavor_id, metadata))
         if (min_count, max_count) != (1, 1):
             self.calls.append(('create_counts', min_count, max_count))
@@ -129,7 +130,8 @@ class FakeComputeAPI:
             access_ip_v4=access_ip_v4, access_ip_v6=access_ip_v6,
             auto_disk_config=bool(auto_disk_config),
             key_name=key_pair.get('name'),
-            key_data=key_pair.get('public_key'), reservation_id='r-fake0001')
+            key_data=key_pair.get('public_key'), reservation_id='r-fake0001',
+            description=description)
         for bdm in block_device_mapping or ():
             if bdm['destination_type'] == 'volume':
                 self.add_volume(instance, bdm.get('uuid'),

@@ -126,6 +126,27 @@ class TestCreateHandler(base.APITestCase):
         self.assertEqual('MANUAL', self._show(server['id'])[
             'OS-DCF:diskConfig'])
 
+    def test_description_from_219(self):
+        response = self.request('POST', '/v2.1/servers',
+                                _body(description='web tier'),
+                                version='2.19')
+        self.assertEqual(202, response.status_int, response.text)
+        server_id = response.json['server']['id']
+        self.assertEqual('web tier',
+                         self.compute.instances[server_id]['description'])
+        shown = self.request('GET', '/v2.1/servers/%s' % server_id,
+                             version='2.19').json['server']
+        self.assertEqual('web tier', shown['description'])
+        for version, description in (('2.18', 'too early'),
+                                     ('2.19', 'x' * 256),
+                                     ('2.19', 'new\nline')):
+            with self.subTest(version=version, description=description):
+                response = self.request(
+                    'POST', '/v2.1/servers',
+                    _body(description=description, networks='none'),
+                    version=version)
+                self.assertEqual(400, response.status_int, response.text)
+
     def test_bad_address_creates_nothing(self):
         response = self.request('POST', '/v2.1/servers',
                                 _body(accessIPv4='300.1.1.1'))

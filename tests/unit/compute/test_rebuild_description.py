@@ -1,5 +1,5 @@
-"""Rebuild stores the 2.19 ``description`` (through ComputeAPI and the
-manager over fake:/ RPC, as test_reboot_rebuild_lock)."""
+"""Create and rebuild store the 2.19 ``description`` (through ComputeAPI
+and the manager over fake:/ RPC, as test_reboot_rebuild_lock)."""
 
 from unittest import mock
 
@@ -15,6 +15,16 @@ class RebuildDescriptionTest(fakes.ComputeTestCase):
 
     def _description(self, instance):
         return self.db.instance_get(instance['uuid'])['description']
+
+    def test_create_stores_it(self):
+        instance = self.api.create(self.ctx, 'vm', self.base_image['id'],
+                                   '1', description='made by a test')
+        self.assertEqual('made by a test', self._description(instance))
+        plain = self.api.create(self.ctx, 'vm2', self.base_image['id'], '1')
+        self.assertIsNone(self._description(plain))
+        for server in (instance, plain):
+            self.wait_for_instance(server['uuid'],
+                                   lambda i: i['vm_state'] == 'active')
 
     def test_set_kept_and_removed(self):
         instance = self.boot()
