@@ -21,6 +21,7 @@ from nova_snapshot.api.handlers import flavors
 from nova_snapshot.api.handlers import image_metadata
 from nova_snapshot.api.handlers import images
 from nova_snapshot.api.handlers import instance_actions
+from nova_snapshot.api.handlers import keypairs
 from nova_snapshot.api.handlers import server_actions
 from nova_snapshot.api.handlers import servers
 from nova_snapshot.api.handlers import services
@@ -49,7 +50,11 @@ ROUTES = {
     '/v2.1/servers/{server_id}/os-volume_attachments': {
         'GET': volume_attachments.index, 'POST': volume_attachments.create},
     '/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}': {
-        'GET': volume_attachments.show, 'DELETE': volume_attachments.delete},
+        'GET': volume_attachments.show, 'PUT': volume_attachments.update,
+        'DELETE': volume_attachments.delete},
+    '/v2.1/os-keypairs': {'GET': keypairs.index, 'POST': keypairs.create},
+    '/v2.1/os-keypairs/{keypair_name}': {'GET': keypairs.show,
+                                         'DELETE': keypairs.delete},
     '/v2.1/flavors': {'GET': flavors.index},
     '/v2.1/flavors/detail': {'GET': flavors.detail},
     '/v2.1/flavors/{flavor_id}': {'GET': flavors.show},
@@ -75,7 +80,8 @@ UNAUTHENTICATED_ROUTES = frozenset(['/'])
 _PARAM = re.compile(r'\{(\w+)\}')
 # Top-level collections under /v2.1; any other first segment may be a
 # project id.
-_COLLECTIONS = frozenset(['servers', 'flavors', 'images', 'os-services'])
+_COLLECTIONS = frozenset(['servers', 'flavors', 'images', 'os-services',
+                          'os-keypairs'])
 
 
 def _compile(template):

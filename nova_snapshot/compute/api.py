@@ -922,6 +922,14 @@ class ComputeAPI(object):
                                 attachment['id'], exc_info=True)
         return bdm
 
+    def update_volume_attachment(self, context, instance, bdm,
+                                 delete_on_termination):
+        """PUT os-volume_attachments (2.85): the mapping's
+        delete_on_termination (Nova saves it in any state; the delete reads
+        it). NotFound when the mapping is gone."""
+        return self.db.bdm_update(
+            bdm['id'], {'delete_on_termination': bool(delete_on_termination)})
+
     def detach_volume(self, context, instance, volume_id):
         instance_lock.check(context, instance)
         check_instance_state(instance, ACTION_DETACH_VOLUME,

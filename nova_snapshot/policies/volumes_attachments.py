@@ -1,5 +1,6 @@
 """Policies for /servers/{server_id}/os-volume_attachments (Nova's names
-and defaults: readers list and show, members attach and detach)."""
+and defaults: readers list and show, members attach, update (2.85) and
+detach, admins swap)."""
 
 from oslo_policy import policy
 
@@ -10,6 +11,8 @@ INDEX = PREFIX % 'index'
 SHOW = PREFIX % 'show'
 CREATE = PREFIX % 'create'
 DELETE = PREFIX % 'delete'
+UPDATE = PREFIX % 'update'
+SWAP = PREFIX % 'swap'
 
 _COLLECTION = '/servers/{server_id}/os-volume_attachments'
 _ITEM = _COLLECTION + '/{volume_id}'
@@ -34,6 +37,19 @@ rules = [
         name=DELETE, check_str=base.PROJECT_MEMBER_OR_ADMIN,
         description='Detach a volume from a server.',
         operations=[{'method': 'DELETE', 'path': _ITEM}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=UPDATE, check_str=base.PROJECT_MEMBER_OR_ADMIN,
+        description='Update a volume attachment of a server (its '
+                    'delete_on_termination, from microversion 2.85).',
+        operations=[{'method': 'PUT', 'path': _ITEM}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=SWAP, check_str=base.ADMIN,
+        description='Swap the volume of an attachment for another (the '
+                    'PUT before 2.85, or with another volumeId; Cinder '
+                    'calls it while it migrates a volume).',
+        operations=[{'method': 'PUT', 'path': _ITEM}],
         scope_types=['project']),
 ]
 

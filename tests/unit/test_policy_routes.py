@@ -19,6 +19,8 @@ from tests.unit.api import fake_auth
 from tests.unit.api import fakes
 
 PROJECT = 'project-a'
+# The data volume of the sample server (the update names it in its body).
+VOLUME_ID = '2c9d5b1e-8f3a-4d6e-9b7c-0a1e2f3d4c5b'
 
 SAMPLES = {
     ('/v2.1/servers', 'GET'): [None],
@@ -51,6 +53,9 @@ SAMPLES = {
             'volumeId': '5f0c6e43-77ab-4e31-8a0b-3c2d1e0f9a88'}}],
     ('/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}',
      'GET'): [None],
+    ('/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}',
+     'PUT'): [{'volumeAttachment': {'volumeId': VOLUME_ID,
+                                    'delete_on_termination': True}}],
     ('/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}',
      'DELETE'): [None],
     ('/v2.1/os-services', 'GET'): [None],
@@ -96,7 +101,8 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
         # A server of the caller's own project, in a state every action
         # accepts, so only policy can refuse.
         self.instance = self.compute.add_instance(PROJECT)
-        self.volume = self.compute.add_volume(self.instance)
+        self.volume = self.compute.add_volume(self.instance,
+                                              volume_id=VOLUME_ID)
         self.image = self.compute.image_api.add_image(owner=PROJECT, k='v')
         self.compute.actions[self.instance['uuid']] = [{
             'action': 'create', 'instance_uuid': self.instance['uuid'],

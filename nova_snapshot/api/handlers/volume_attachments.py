@@ -7,6 +7,15 @@ casts; the attachment shows up (or goes) in the list when the host is
 done. Attachments are the server's volume BDMs, from
 ``ComputeAPI.get_volume_attachments``. The fields shown change with the
 microversion (schemas/volume_attachments.py says which).
+
+Update (PUT, Nova's ``update``): from 2.85 a member may change the
+attachment's ``delete_on_termination``; the other fields of the body must
+be what the attachment shows (400 otherwise). A different ``volumeId`` (and
+every PUT before 2.85) is Nova's swap-volume API (admin policy), which
+Cinder calls while it migrates an attached volume: Nova refuses it with a
+409 when the volume is not migrating, and so does this service; a swap of
+a migrating volume is not done here either (409, the same fault), as
+moving a running guest's disk to another volume is not implemented.
 """
 
 import uuid
@@ -148,6 +157,74 @@ def create(req, server_id):
         attachment['delete_on_termination'] = delete_on_termination
     return util.json_response(req, {'volumeAttachment': attachment},
                               schema=schema.SHOW_RESPONSE)
+
+
+def update(req, server_id, volume_id):
+    version = util.version(req)
+    body = util.extract_json(req)
+    validation.validate(body, schema.update_schema(version))
+    context = util.context(req)
+    instance = servers.load_server(req, server_id)
+    request = body['volumeAttachment']
+    new_volume_id = request['volumeId']
+    only_swap = not version.matches((2, 85))
+    if only_swap or new_volume_id != volume_id:
+        context.can(policies.SWAP, target={})
+    else:
+        context.can(policies.UPDATE,
+                    target={'project_id': instance['project_id']})
+    if not only_swap:
+        _update_attachment(req, context, instance, volume_id, request)
+    if only_swap or new_volume_id != volume_id:
+        _swap(req, context, instance, volume_id, new_volume_id)
+    return util.empty_response(202)
+
+
+def _update_attachment(req, context, instance, volume_id, request):
+    """Nova's _update_volume_regular: only delete_on_termination changes."""
+    bdm = _find(req, context, instance, volume_id)
+    for key, current in (('id', volume_id), ('serverId', instance['uuid']),
+                         ('device', bdm.get('device_name')),
+                         ('tag', bdm.get('tag'))):
+        if key in request and request[key] != current:
+            raise faults.APIFault(400, 'The %s property is not mutable'
+                                  % key)
+    if 'delete_on_termination' in request:
+        try:
+            util.compute_api(req).update_volume_attachment(
+                context, instance, bdm, delete_on_termination=(
+                    strutils.bool_from_string(
+                        request['delete_on_termination'], strict=True)))
+        except exception.NotFound:
+            raise faults.APIFault(404, 'Instance %s is not attached to '
+                                  'volume %s' % (instance['uuid'], volume_id))
+
+
+def _swap(req, context, instance, old_volume_id, new_volume_id):
+    """Nova's _update_volume_swap up to its first refusal: a volume that
+    Cinder is not migrating is a 409; one it is migrating is refused the
+    same way here (no swap of a guest's disk is implemented)."""
+    volume_api = util.compute_api(req).volume_api
+    if volume_api is None:
+        raise faults.APIFault(404, 'Volume %s could not be found.'
+                              % old_volume_id)
+    try:
+        old = volume_api.get(context, old_volume_id)
+    except exception.VolumeNotFound as exc:
+        raise faults.APIFault(404, exc.format_message())
+    if not old.get('migration_status'):
+        raise faults.APIFault(
+            409, 'volume %s is not migrating; this API should only be '
+                 'called by Cinder' % old_volume_id)
+    try:
+        volume_api.get(context, new_volume_id)
+    except exception.VolumeNotFound as exc:
+        raise faults.APIFault(400, exc.format_message())
+    raise faults.APIFault(
+        409, 'Swapping volume %s of server %s for volume %s is not '
+             'supported by this service.' % (old_volume_id,
+                                             instance['uuid'],
+                                             new_volume_id))
 
 
 def delete(req, server_id, volume_id):

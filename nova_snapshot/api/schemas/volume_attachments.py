@@ -2,7 +2,9 @@
 microversion: ``tag`` on create from 2.49 and shown from 2.70,
 ``delete_on_termination`` on create and shown from 2.79, ``attachment_id``
 and ``bdm_uuid`` instead of ``id`` from 2.89 (list and show), no create
-body from 2.101."""
+body from 2.101; the update (PUT) body takes only ``volumeId`` before 2.85
+and every field a show has from 2.85 (only ``delete_on_termination`` may
+change)."""
 
 import copy
 
@@ -38,6 +40,21 @@ CREATE_V249['properties']['volumeAttachment']['properties'][
 CREATE_V279 = copy.deepcopy(CREATE_V249)
 CREATE_V279['properties']['volumeAttachment']['properties'][
     'delete_on_termination'] = bdm_schema.BOOLEAN
+
+
+# PUT .../os-volume_attachments/{volume_id}: Nova's swap body before 2.85
+# (create's without "device"), the fields of a show from 2.85.
+UPDATE = copy.deepcopy(CREATE)
+del UPDATE['properties']['volumeAttachment']['properties']['device']
+UPDATE_V285 = copy.deepcopy(CREATE_V279)
+UPDATE_V285['properties']['volumeAttachment']['properties'].update({
+    'serverId': bdm_schema.UUID,
+    'id': bdm_schema.UUID,
+})
+
+
+def update_schema(version):
+    return UPDATE_V285 if version.matches((2, 85)) else UPDATE
 
 
 def create_schema(version):
@@ -92,6 +109,7 @@ INDEX_RESPONSE = {
     'additionalProperties': False,
 }
 
-for _schema in (CREATE, CREATE_V249, CREATE_V279, INDEX_QUERY,
+for _schema in (CREATE, CREATE_V249, CREATE_V279, UPDATE, UPDATE_V285,
+                INDEX_QUERY,
                 INDEX_QUERY_V275, SHOW_RESPONSE, INDEX_RESPONSE):
     validation.check_schema(_schema)

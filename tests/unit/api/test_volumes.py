@@ -269,6 +269,112 @@ class TestVolumeAttachments(base.APITestCase):
         self.assertEqual(403, response.status_int)
 
 
+class TestUpdateVolumeAttachment(base.APITestCase):
+    """PUT os-volume_attachments/{volume_id}: 2.85 update of
+    delete_on_termination; the swap-volume forms as Nova refuses them."""
+
+    def setUp(self):
+        super().setUp()
+        self.server = self.compute.add_instance('project-a')
+        self.data = self.compute.add_volume(self.server, tag='t1')
+        self.url = '/v2.1/servers/%s/os-volume_attachments/%s' % (
+            self.server['uuid'], self.data['volume_id'])
+
+    def _put(self, attachment, version='2.85', **kwargs):
+        return self.request('PUT', self.url, {'volumeAttachment': attachment},
+                            version=version, **kwargs)
+
+    def test_member_updates_delete_on_termination(self):
+        response = self._put({'volumeId': self.data['volume_id'],
+                              'delete_on_termination': True})
+        self.assertEqual(202, response.status_int, response.text)
+        self.assertEqual(b'', response.body)
+        self.assertEqual(('update_volume_attachment', self.server['uuid'],
+                          self.data['volume_id'], True),
+                         self.compute.calls[-1])
+        shown = self.request('GET', self.url, version='2.85').json
+        self.assertIs(True,
+                      shown['volumeAttachment']['delete_on_termination'])
+        # The fields of a show may be sent back unchanged (Nova).
+        response = self._put({'volumeId': self.data['volume_id'],
+                              'device': '/dev/vdb', 'tag': 't1',
+                              'serverId': self.server['uuid'],
+                              'id': self.data['volume_id'],
+                              'delete_on_termination': 'false'})
+        self.assertEqual(202, response.status_int, response.text)
+        self.assertIs(False, self.compute.calls[-1][3])
+
+    def test_immutable_fields_unknown_volume_and_bad_bodies(self):
+        cases = [
+            ({'device': '/dev/vdc'}, 400, 'The device property is not '
+                                          'mutable'),
+            ({'tag': 'other'}, 400, 'The tag property is not mutable'),
+            ({'serverId': VOL}, 400, 'The serverId property is not mutable'),
+            ({'delete_on_termination': 'maybe'}, 400, None),
+            ({'attachment_id': VOL}, 400, None),
+        ]
+        for extra, status, message in cases:
+            with self.subTest(extra=extra):
+                body = dict({'volumeId': self.data['volume_id']}, **extra)
+                response = self._put(body)
+                self.assertEqual(status, response.status_int, response.text)
+                if message:
+                    self.assertEqual(message,
+                                     response.json['badRequest']['message'])
+        response = self.request(
+            'PUT', self.url.replace(self.data['volume_id'], VOL),
+            {'volumeAttachment': {'volumeId': VOL}}, version='2.85')
+        self.assertEqual(404, response.status_int, response.text)
+        # Before 2.85 the body is the swap's: volumeId alone.
+        response = self._put({'volumeId': self.data['volume_id'],
+                              'delete_on_termination': True},
+                             version='2.84', roles='admin')
+        self.assertEqual(400, response.status_int, response.text)
+        self.assertNotIn('update_volume_attachment',
+                         [c[0] for c in self.compute.calls])
+
+    def test_reader_and_other_project_refused(self):
+        body = {'volumeId': self.data['volume_id'],
+                'delete_on_termination': True}
+        self.assertEqual(403, self._put(body, roles='reader').status_int)
+        self.assertEqual(404, self._put(body,
+                                        token='bob:project-b').status_int)
+
+    def test_swap_is_admin_only_and_refused_as_nova_does(self):
+        # Before 2.85 every PUT is a swap; from 2.85 another volumeId.
+        for version, volume_id in (('2.84', self.data['volume_id']),
+                                   ('2.85', VOL)):
+            with self.subTest(version=version):
+                response = self._put({'volumeId': volume_id},
+                                     version=version)
+                self.assertEqual(403, response.status_int, response.text)
+
+        class Cinder:
+            volumes = {self.data['volume_id']: {'migration_status': None},
+                       VOL: {}}
+
+            def get(self, context, volume_id):
+                try:
+                    return dict(self.volumes[volume_id], id=volume_id)
+                except KeyError:
+                    raise exception.VolumeNotFound(volume_id=volume_id)
+        self.compute.volume_api = Cinder()
+        response = self._put({'volumeId': VOL}, roles='admin')
+        self.assertEqual(409, response.status_int, response.text)
+        self.assertEqual('volume %s is not migrating; this API should only '
+                         'be called by Cinder' % self.data['volume_id'],
+                         response.json['conflictingRequest']['message'])
+        Cinder.volumes[self.data['volume_id']]['migration_status'] = \
+            'migrating'
+        response = self._put({'volumeId': VOL}, roles='admin')
+        self.assertEqual(409, response.status_int, response.text)
+        self.assertIn('not supported by this service',
+                      response.json['conflictingRequest']['message'])
+        unknown = '00000000-0000-4000-8000-000000000000'
+        response = self._put({'volumeId': unknown}, roles='admin')
+        self.assertEqual(400, response.status_int, response.text)
+
+
 class TestCreateImageVolumeBacked(base.APITestCase):
 
     def setUp(self):
