@@ -7,15 +7,19 @@ shown to the admin at 2.3 with each launch_index), Nova's names (-1..-3),
 the scheduler spreading them over both hosts with the claims on the
 hosts' counters, each guest really running (its console ticks), and all
 of it given back on delete (no domain, no claim). A second request asks
-for the reservation id instead of a server.
+for the reservation id instead of a server. A volume-backed pair gets a
+volume each from Cinder on Ceph; one existing volume for two is a 400.
 """
 
 import time
+import uuid
 
 import libvirt
 
 from nova_snapshot.db import api as db_api
+from nova_snapshot import exception
 from tests.functional import e2e_base
+from tests.functional import test_volume_backed_e2e
 
 ADMIN_VERSION = '2.3'
 
@@ -127,3 +131,78 @@ class MultipleCreateEndToEndTest(e2e_base.EndToEndTestCase):
                 self.client.wait_for_server_gone(server_id, timeout=120)
             except Exception:
                 pass
+
+
+class VolumeBackedMultipleCreateEndToEndTest(
+        test_volume_backed_e2e.VolumeBackedTestBase):
+    """Nova's volume rule on the real Cinder (Ceph RBD): two servers from
+    one image -> volume mapping get a volume each; one existing volume for
+    two servers is a 400 that leaves it untouched."""
+
+    host_count = 2
+    guest_agent = False
+
+    def test_two_volume_backed_servers_in_one_request(self):
+        resp = self.client.request('POST', '/servers', json={'server': {
+            'name': 'bfv', 'imageRef': '', 'flavorRef': '2',
+            'networks': 'none', 'min_count': 2,
+            'block_device_mapping_v2': [{
+                'source_type': 'image', 'destination_type': 'volume',
+                'uuid': self.vol_image['id'], 'boot_index': 0,
+                'volume_size': 1, 'delete_on_termination': True}]}})
+        self.assertEqual(202, resp.status_code, resp.text)
+        servers = self.client.request(
+            'GET', '/servers/detail?name=^bfv-[12]$').json()['servers']
+        self.assertEqual(['bfv-1', 'bfv-2'],
+                         sorted(s['name'] for s in servers))
+        ids = [s['id'] for s in servers]
+        for server_id in ids:
+            self.addCleanup(self._delete_server, server_id)
+        volumes = []
+        for server_id in ids:
+            server = self.client.wait_for_server(server_id, timeout=300)
+            self.wait_for_console(server_id,
+                                  r'nova-snapshot-guest: tick \d+',
+                                  timeout=120)
+            attached = server['os-extended-volumes:volumes_attached']
+            self.assertEqual(1, len(attached))
+            volumes.append(attached[0]['id'])
+        self.assertEqual(2, len(set(volumes)))
+        for volume_id in volumes:
+            volume = self.volume_api.get(self.ctx, volume_id)
+            self.assertEqual('in-use', volume['status'])
+        for server_id in ids:
+            self.client.delete_server(server_id)
+        for server_id in ids:
+            self.client.wait_for_server_gone(server_id, timeout=120)
+        # delete_on_termination: each server's own volume goes with it.
+        for volume_id in volumes:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    self.volume_api.get(self.ctx, volume_id)
+                except exception.VolumeNotFound:
+                    break
+                self.assertLess(time.monotonic(), deadline, volume_id)
+                time.sleep(1)
+
+    def test_one_existing_volume_for_two_servers_is_400(self):
+        volume = self.volume_api.create(
+            self.ctx, 1, 'e2e-%s' % uuid.uuid4().hex[:8],
+            image_id=self.vol_image['id'])
+        volume = self.volume_api.wait_for_volume(self.ctx, volume['id'], 300)
+        self.addCleanup(self.volume_api.delete, self.ctx, volume['id'])
+        resp = self.client.request('POST', '/servers', json={'server': {
+            'name': 'shared', 'imageRef': '', 'flavorRef': '2',
+            'networks': 'none', 'max_count': 2,
+            'block_device_mapping_v2': [{
+                'source_type': 'volume', 'destination_type': 'volume',
+                'uuid': volume['id'], 'boot_index': 0}]}})
+        self.assertEqual(400, resp.status_code, resp.text)
+        self.assertEqual(
+            'Cannot attach one or more volumes to multiple instances',
+            resp.json()['badRequest']['message'])
+        self.assertEqual([], self.client.request(
+            'GET', '/servers?name=^shared').json()['servers'])
+        self.assertEqual('available',
+                         self.volume_api.get(self.ctx, volume['id'])['status'])
