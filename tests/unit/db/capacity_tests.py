@@ -311,6 +311,55 @@ class CapacityTests:
         self.assertEqual((128, 2, 2), self._used(small))
         self.assertEqual((256, 4, 4), self._used(big))
 
+    def test_multiple_create_race_keeps_min_count_or_nothing(self):
+        """Requests of min_count 2, max_count 3 race through the scheduler
+        for two hosts with room for 5 servers in all: every request ends
+        with 2 or 3 placed servers or with all 3 in ERROR holding nothing
+        (Nova's answer below min_count), the placed ones never exceed the
+        room, and each counter equals its live servers' claims."""
+        from nova_snapshot.compute import api as compute_api
+        from nova_snapshot.compute import multiple_create
+        from nova_snapshot import context as ns_context
+        from tests.unit.compute import fakes
+
+        hosts = (self._host(memory_mb=2 * 64 + 63, local_gb=100, vcpus=100),
+                 self._host(memory_mb=3 * 64 + 63, local_gb=100, vcpus=100))
+        conf = fakes.make_conf()
+        results = []
+
+        def create(database):
+            api = compute_api.ComputeAPI(conf, database, None, None)
+            context = ns_context.RequestContext(user_id='u',
+                                                project_id='p-cap')
+            values = dict(self._values(), system_metadata={}, metadata={})
+            results.append(multiple_create.create(
+                api, context, values, [], NANO, 2, 3))
+
+        errors = self._race(lambda: _OnlyHosts(self.url, hosts), create)
+        self.assertEqual([], errors)
+        self.assertEqual(self.CLAIM_THREADS, len(results))
+        placed = 0
+        for servers in results:
+            states = {s['vm_state'] for s in servers}
+            if states == {'error'}:
+                self.assertEqual(3, len(servers))
+                self.assertEqual([None] * 3, [s['host'] for s in servers])
+                for server in servers:
+                    self.assertEqual(0, self.db.instance_get(
+                        server['uuid'])['claimed_memory_mb'])
+            else:
+                self.assertEqual({'building'}, states)
+                self.assertIn(len(servers), (2, 3))
+                placed += len(servers)
+            self.assertEqual(1, len({s['reservation_id'] for s in servers}))
+        self.assertLessEqual(placed, 5)
+        self.assertGreaterEqual(placed, 2)
+        live = {host: 64 * len(self.db.instance_get_all(host=host))
+                for host in hosts}
+        self.assertEqual(live, {host: self._used(host)[0]
+                                for host in hosts})
+        self.assertEqual(placed, sum(live.values()) // 64)
+
 
 class _OnlyHosts(db_api.Database):
 
