@@ -13,6 +13,7 @@ import time
 import libvirt
 import psycopg2
 
+from nova_snapshot import fault_injection
 from tests.functional import e2e_base
 
 LAST_TICK = r'nova-snapshot-guest: last tick (\d+|none)'
@@ -133,3 +134,50 @@ class SoftDeleteTest(e2e_base.EndToEndTestCase):
         self.client.wait_for_server_gone(server['id'], timeout=60)
         self.assertRaises(libvirt.libvirtError, self.libvirt.lookupByName,
                           'instance-%s' % server['id'])
+
+    def _restart_compute_armed(self, point):
+        """The compute service again, with the kill point ``point``
+        armed (the fault campaign's mechanism)."""
+        host = self.hosts[0]
+        self.deployment.stop_compute(host)
+        os.environ[fault_injection.ENV_VAR] = point
+        try:
+            proc = self.deployment.start_compute(host)
+        finally:
+            os.environ.pop(fault_injection.ENV_VAR, None)
+        self.deployment.wait_for_compute(host, 60)
+        return proc
+
+    def _killed_then_restarted(self, proc, server_id, task_state):
+        proc.wait(120)
+        self.assertEqual(-9, proc.returncode)
+        # Killed with the task state the API set: nothing else moves it.
+        self.assertEqual(task_state, self.client.get_server(server_id)[
+            'OS-EXT-STS:task_state'])
+        self.deployment.start_compute(self.hosts[0])
+        self.deployment.wait_for_compute(self.hosts[0], 60)
+
+    def test_compute_killed_mid_soft_delete_and_mid_restore(self):
+        server = self._boot()
+        server_id = server['id']
+        proc = self._restart_compute_armed('soft_delete.started')
+        resp = self.client.delete_server(server_id)
+        self.assertEqual(204, resp.status_code, resp.text)
+        self._killed_then_restarted(proc, server_id, 'soft-deleting')
+        # The start-up repair finishes the soft delete.
+        self.client.wait_for_server(server_id, status='SOFT_DELETED',
+                                    timeout=120)
+        self.assertFalse(self.domain(server_id).isActive())
+
+        proc = self._restart_compute_armed('restore.started')
+        resp = self.client.action(server_id, {'restore': None})
+        self.assertEqual(202, resp.status_code, resp.text)
+        self._killed_then_restarted(proc, server_id, 'restoring')
+        # ... and the restore: the guest runs and counts again.
+        self.client.wait_for_server(server_id, timeout=120)
+        self.assertTrue(self.domain(server_id).isActive())
+        self.assert_still_ticking(server_id, timeout=60)
+        resp = self.client.request(
+            'GET', '/servers/%s/os-instance-actions' % server_id)
+        self.assertEqual(['restore', 'delete', 'create'], [
+            a['action'] for a in resp.json()['instanceActions']])
