@@ -57,8 +57,10 @@ ACTION_DELETE = 'delete'
 ACTION_CREATE_IMAGE = 'createImage'
 ACTION_ATTACH_VOLUME = 'attach_volume'
 ACTION_DETACH_VOLUME = 'detach_volume'
-# Nova's attach/detach_volume vm_states (of those this service has).
-VOLUME_ATTACH_STATES = (vm_states.ACTIVE, vm_states.PAUSED, vm_states.STOPPED)
+# Nova's attach/detach_volume vm_states (of those this service has); the
+# API takes the shelved ones from microversion 2.20.
+VOLUME_ATTACH_STATES = (vm_states.ACTIVE, vm_states.PAUSED, vm_states.STOPPED,
+                        vm_states.SHELVED, vm_states.SHELVED_OFFLOADED)
 
 # method -> (Nova action name, allowed vm_states, task_state set, rpc method)
 _POWER_ACTIONS = {
@@ -866,10 +868,21 @@ class ComputeAPI(object):
     def attach_volume(self, context, instance, volume_id, device=None,
                       tag=None, delete_on_termination=False):
         """Reserve the volume (attachment without connector), store the
-        BDM and cast the attach; returns the BDM (with ``device_name``)."""
+        BDM and cast the attach; returns the BDM (with ``device_name``).
+
+        A SHELVED_OFFLOADED server has no host (Nova's
+        _attach_volume_shelved_offloaded): the attachment is completed at
+        once (the volume ``in-use``) and the BDM recorded; the unshelve
+        connects it to the host it lands on. A tag is refused then (400).
+        """
         instance_lock.check(context, instance)
         check_instance_state(instance, ACTION_ATTACH_VOLUME,
                              vm_state=VOLUME_ATTACH_STATES)
+        offloaded = instance['vm_state'] == vm_states.SHELVED_OFFLOADED
+        if offloaded and tag:
+            raise exception.Invalid(
+                reason='Tagged volume attachment is not supported for '
+                       'shelved-offloaded instances.')
         if self.volume_api is None:
             raise exception.InvalidVolume(reason='no Cinder configured')
         bdms = self.db.bdm_get_by_instance(instance['uuid'])
@@ -902,7 +915,12 @@ class ComputeAPI(object):
                 'attachment_id': attachment['id']})
             self.db.action_start(context, instance['uuid'],
                                  ACTION_ATTACH_VOLUME)
-            self.rpcapi.attach_volume(context, instance, volume_id, device)
+            if offloaded:
+                self.volume_api.attachment_complete(context,
+                                                    attachment['id'])
+            else:
+                self.rpcapi.attach_volume(context, instance, volume_id,
+                                          device)
         except Exception:
             with excutils.save_and_reraise_exception():
                 # The cast never left (or the row could not be written):
@@ -944,7 +962,18 @@ class ComputeAPI(object):
             raise exception.InvalidVolume(
                 reason="Can't detach root device volume")
         self.db.action_start(context, instance['uuid'], ACTION_DETACH_VOLUME)
-        self.rpcapi.detach_volume(context, instance, volume_id)
+        if instance['vm_state'] != vm_states.SHELVED_OFFLOADED:
+            self.rpcapi.detach_volume(context, instance, volume_id)
+            return
+        # No host holds it (Nova's _detach_volume_shelved_offloaded): the
+        # attachment goes, then the mapping.
+        if bdm.get('attachment_id'):
+            try:
+                self.volume_api.attachment_delete(context,
+                                                  bdm['attachment_id'])
+            except exception.NotFound:
+                pass
+        self.db.bdm_destroy(bdm['id'])
 
     def _delete_image_quietly(self, context, image_id):
         try:

@@ -29,6 +29,7 @@ from nova_snapshot.api.schemas import volume_attachments as schema
 from nova_snapshot.api import util
 from nova_snapshot.api import validation
 from nova_snapshot.compute import block_device
+from nova_snapshot.compute import vm_states
 from nova_snapshot import exception
 from nova_snapshot.policies import volumes_attachments as policies
 
@@ -89,6 +90,17 @@ def _unexpected(exc):
     return faults.APIFault(500, '%s\n%s' % (faults.UNEXPECTED, type(exc)))
 
 
+def _check_shelved(req, instance, method, server_id):
+    """Nova's _check_request_version: a shelved (or offloaded) server
+    takes attach and detach only from 2.20 (409 before)."""
+    if instance['vm_state'] in (vm_states.SHELVED,
+                                vm_states.SHELVED_OFFLOADED) and \
+            not util.version(req).matches((2, 20)):
+        raise servers.conflict(exception.InstanceInvalidState(
+            attr='vm_state', instance_uuid=instance['uuid'],
+            state=instance['vm_state'], method=method), method, server_id)
+
+
 def _limited(req, items):
     """Nova's common.limited: offset, then at most limit ([api]
     max_limit caps it) of the items."""
@@ -126,6 +138,7 @@ def create(req, server_id):
     body = util.extract_json(req)
     validation.validate(body, schema.create_schema(version))
     context, instance = _load(req, server_id, policies.CREATE)
+    _check_shelved(req, instance, 'attach_volume', server_id)
     request = body['volumeAttachment']
     volume_id = request['volumeId']
     tag = request.get('tag')
@@ -229,6 +242,7 @@ def _swap(req, context, instance, old_volume_id, new_volume_id):
 
 def delete(req, server_id, volume_id):
     context, instance = _load(req, server_id, policies.DELETE)
+    _check_shelved(req, instance, 'detach_volume', server_id)
     bdm = _find(req, context, instance, volume_id)
     if bdm.get('boot_index') == 0:
         raise faults.APIFault(400, 'Cannot detach a root device volume')

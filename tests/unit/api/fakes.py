@@ -152,7 +152,8 @@ class FakeComputeAPI:
         self.attach_options = {'tag': tag,
                                'delete_on_termination': delete_on_termination}
         self._check(instance, 'attach_volume',
-                    (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED))
+                    (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED,
+                     vm_states.SHELVED, vm_states.SHELVED_OFFLOADED))
         if volume_id.startswith('00000000'):
             raise exception.VolumeNotFound(volume_id=volume_id)
         if any(b['volume_id'] == volume_id
@@ -173,7 +174,8 @@ class FakeComputeAPI:
     def detach_volume(self, context, instance, volume_id):
         self.calls.append(('detach_volume', instance['uuid'], volume_id))
         self._check(instance, 'detach_volume',
-                    (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED))
+                    (vm_states.ACTIVE, vm_states.STOPPED, vm_states.PAUSED,
+                     vm_states.SHELVED, vm_states.SHELVED_OFFLOADED))
 
     def delete(self, context, instance):
         self.calls.append(('delete', instance['uuid']))

@@ -239,6 +239,30 @@ class TestVolumeAttachments(base.APITestCase):
         self.assertIn("Cannot 'detach_volume' instance",
                       response.json['conflictingRequest']['message'])
 
+    def test_shelved_servers_take_attach_and_detach_from_2_20(self):
+        for state in ('shelved', 'shelved_offloaded'):
+            self.compute.instances[self.server['uuid']]['vm_state'] = state
+            for method, path, body, action in (
+                    ('POST', self.url, {'volumeAttachment': {
+                        'volumeId': VOL}}, 'attach_volume'),
+                    ('DELETE', '%s/%s' % (self.url, self.data['volume_id']),
+                     None, 'detach_volume')):
+                with self.subTest(state=state, action=action):
+                    calls = len(self.compute.calls)
+                    response = self.request(method, path, body,
+                                            version='2.19')
+                    self.assertEqual(409, response.status_int, response.text)
+                    self.assertEqual(
+                        "Cannot '%s' instance %s while it is in vm_state %s"
+                        % (action, self.server['uuid'], state),
+                        response.json['conflictingRequest']['message'])
+                    self.assertEqual(calls, len(self.compute.calls))
+                    response = self.request(method, path, body,
+                                            version='2.20')
+                    self.assertIn(response.status_int, (200, 202),
+                                  response.text)
+                    self.assertEqual(action, self.compute.calls[-1][0])
+
     def test_detach(self):
         response = self.request('DELETE', '%s/%s' % (
             self.url, self.data['volume_id']))
