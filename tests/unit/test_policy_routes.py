@@ -14,9 +14,11 @@ import webob
 from nova_snapshot.api import deploy
 from nova_snapshot.api.handlers import server_actions
 from nova_snapshot.api import router
+from nova_snapshot.compute import keypairs as keypair_api
 from nova_snapshot import conf as nova_conf
 from tests.unit.api import fake_auth
 from tests.unit.api import fakes
+from tests.unit.compute import test_keypairs
 
 PROJECT = 'project-a'
 # The data volume of the sample server (the update names it in its body).
@@ -75,10 +77,23 @@ SAMPLES = {
     ('/v2.1/images/{image_id}/metadata/{key}', 'GET'): [None],
     ('/v2.1/images/{image_id}/metadata/{key}', 'PUT'): [{'meta': {'k': 'b'}}],
     ('/v2.1/images/{image_id}/metadata/{key}', 'DELETE'): [None],
+    # Keypairs of another user (KEYPAIR_OWNER): the rule is admin or
+    # owner, so a caller with no role may manage their own (see
+    # tests/unit/api/test_keypairs.py).
+    ('/v2.1/os-keypairs', 'GET'): [None],
+    ('/v2.1/os-keypairs', 'POST'): [{'keypair': {
+        'name': 'k2', 'user_id': 'keypair-owner',
+        'public_key': test_keypairs.RSA_KEY}}],
+    ('/v2.1/os-keypairs/{keypair_name}', 'GET'): [None],
+    ('/v2.1/os-keypairs/{keypair_name}', 'DELETE'): [None],
 }
+KEYPAIR_OWNER = 'keypair-owner'
 # Admin-only routes (Nova's defaults): a member is refused, an admin passes.
 ADMIN_ROUTES = frozenset(['/v2.1/os-services',
-                          '/v2.1/os-services/{service_id}'])
+                          '/v2.1/os-services/{service_id}',
+                          # another user's keypairs
+                          '/v2.1/os-keypairs',
+                          '/v2.1/os-keypairs/{keypair_name}'])
 # Admin-only server actions (Nova's defaults), by body key.
 ADMIN_ACTIONS = frozenset(['shelveOffload'])
 # Routes that exist only below the latest microversion (Nova's proxies).
@@ -108,6 +123,8 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
             'action': 'create', 'instance_uuid': self.instance['uuid'],
             'request_id': 'req-1', 'user_id': 'u', 'project_id': PROJECT,
             'start_time': None, 'message': None, 'events': []}]
+        keypair_api.KeypairAPI(self.compute.db).import_key_pair(
+            KEYPAIR_OWNER, 'k', test_keypairs.RSA_KEY)
         self.app_conf = conf
         self.app = deploy.loadapp(conf, compute_api=self.compute,
                                   auth_protocol=fake_auth.FakeAuthToken)
@@ -117,12 +134,15 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
                                request_id='req-1', flavor_id='1',
                                volume_id=self.volume['volume_id'],
                                image_id=self.image['id'], key='k',
+                               keypair_name='k',
                                # PUT names the action below 2.53.
                                service_id='disable' if method == 'PUT'
                                else '1')
         headers = {'X-Auth-Token': fake_auth.token('user', PROJECT, roles),
                    'OpenStack-API-Version': 'compute %s' % VERSIONS.get(
                        template, 'latest')}
+        if template.startswith('/v2.1/os-keypairs') and method != 'POST':
+            path += '?user_id=' + KEYPAIR_OWNER
         req = webob.Request.blank(path, method=method, headers=headers)
         if body is not None:
             req.content_type = 'application/json'
@@ -164,7 +184,7 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
                             set(body) & ADMIN_ACTIONS):
                         roles = ['admin'] + roles
                     response = self._request(template, method, body, roles)
-                    self.assertIn(response.status_int, (200, 202, 204, 409),
+                    self.assertIn(response.status_int, (200, 201, 202, 204, 409),
                                   response.text)
 
     def test_member_is_refused_admin_routes(self):
