@@ -364,6 +364,20 @@ class ComputeAPI(object):
                                     values['image_ref'])
         return instances[0]
 
+    def check_requested_destination(self, host=None, node=None):
+        """Nova's _validate_host_or_node (2.74): some compute node has
+        this host and/or hypervisor hostname, whatever its state (the
+        scheduler then says whether it can take the server).
+
+        :raises: ComputeHostNotFound
+        """
+        for compute in self.db.compute_node_get_all(scheduler.TOPIC):
+            if (not host or compute['host'] == host) and (
+                    not node or (compute.get('hypervisor_hostname') or
+                                 compute['host']) == node):
+                return
+        raise exception.ComputeHostNotFound(host=host or node)
+
     def _fail_unsent_build(self, instance, exc):
         """The build cast never left: nobody would build the server or
         give its host's room back, so do both here (ERROR, fault)."""

@@ -14,6 +14,8 @@ SHOW = SERVERS % 'show'
 CREATE = SERVERS % 'create'
 CREATE_ATTACH_VOLUME = SERVERS % 'create:attach_volume'
 CREATE_FORCED_HOST = SERVERS % 'create:forced_host'
+# Nova's name has no os_compute_api prefix.
+REQUESTED_DESTINATION = 'compute:servers:create:requested_destination'
 DELETE = SERVERS % 'delete'
 UPDATE = SERVERS % 'update'
 STOP = SERVERS % 'stop'
@@ -73,6 +75,13 @@ rules = [
         description='Create a server on a given host or node: the host '
                     'part of availability_zone "zone:host", "zone::node" '
                     'or "zone:host:node"; checked in addition to create.',
+        operations=[{'method': 'POST', 'path': '/servers'}],
+        scope_types=['project']),
+    policy.DocumentedRuleDefault(
+        name=REQUESTED_DESTINATION, check_str=base.ADMIN,
+        description='Create a server on the requested compute host and/or '
+                    'node ("host", "hypervisor_hostname", from microversion '
+                    '2.74); checked in addition to create.',
         operations=[{'method': 'POST', 'path': '/servers'}],
         scope_types=['project']),
     policy.DocumentedRuleDefault(

@@ -68,6 +68,7 @@ def create(req):
         context.can(policies.CREATE_ATTACH_VOLUME, target=target)
         kwargs['block_device_mapping'] = bdms
     kwargs.update(_requested_destination(context, server, target))
+    kwargs.update(_requested_host(req, context, server, target, kwargs))
     kwargs.update(counts)
     try:
         instance = util.compute_api(req).create(
@@ -109,6 +110,29 @@ def _requested_destination(context, server, target):
         context.can(policies.CREATE_FORCED_HOST, target=target)
     return {'availability_zone': zone, 'forced_host': host,
             'forced_node': node}
+
+
+def _requested_host(req, context, server, target, destination):
+    """2.74: ``host`` and/or ``hypervisor_hostname`` (Nova's
+    requested_destination, admins): exclusive with a host or node in
+    ``availability_zone`` (400); one that no compute node has is Nova's
+    400; the scheduler then takes only that host or node (enabled, alive,
+    with room, else the server goes to ERROR, No valid host)."""
+    host = server.get('host')
+    node = server.get('hypervisor_hostname')
+    if not (host or node):
+        return {}
+    context.can(policies.REQUESTED_DESTINATION, target=target)
+    if destination.get('forced_host') or destination.get('forced_node'):
+        raise faults.APIFault(
+            400, 'One mechanism with host and/or hypervisor_hostname and '
+                 'another mechanism with zone:host:node are mutually '
+                 'exclusive.')
+    try:
+        util.compute_api(req).check_requested_destination(host, node)
+    except exception.ComputeHostNotFound as exc:
+        raise faults.APIFault(400, exc.format_message())
+    return {'forced_host': host or None, 'forced_node': node or None}
 
 
 def _access_and_disk_config(server):

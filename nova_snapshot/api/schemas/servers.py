@@ -71,7 +71,7 @@ DESCRIPTION = {'type': ['string', 'null'], 'minLength': 0,
 
 
 def _create(networks, networks_required, bdm_v2=None, hostname=None,
-            description=None):
+            description=None, destination=False):
     server = {
         'type': 'object',
         'properties': {
@@ -113,6 +113,10 @@ def _create(networks, networks_required, bdm_v2=None, hostname=None,
         server['properties']['hostname'] = hostname
     if description is not None:
         server['properties']['description'] = description
+    if destination:
+        # 2.74: an admin's requested host and/or node (Nova's fqdn).
+        server['properties']['host'] = FQDN
+        server['properties']['hypervisor_hostname'] = FQDN
     return {
         'type': 'object',
         'properties': {'server': server},
@@ -131,7 +135,8 @@ CREATE_V237 = _create({'oneOf': [_NETWORK_LIST, _NETWORK_KEYWORD]},
 def create_schema(version):
     """The create body schema for an APIVersion (``description`` from
     2.19, networks from 2.37, the BDM ``tag`` at 2.32 and from 2.42, its
-    ``volume_type`` from 2.67, ``hostname`` from 2.90, an FQDN from 2.94).
+    ``volume_type`` from 2.67, ``host`` and ``hypervisor_hostname`` from
+    2.74, ``hostname`` from 2.90, an FQDN from 2.94).
     """
     bdm_v2 = bdm_schema.v2_list(version)
     description = DESCRIPTION if version.matches((2, 19)) else None
@@ -143,7 +148,8 @@ def create_schema(version):
     if version.matches((2, 37)):
         return _create({'oneOf': [_NETWORK_LIST, _NETWORK_KEYWORD]},
                        networks_required=True, bdm_v2=bdm_v2,
-                       hostname=hostname, description=description)
+                       hostname=hostname, description=description,
+                       destination=version.matches((2, 74)))
     return _create(_NETWORK_LIST, networks_required=False, bdm_v2=bdm_v2,
                    description=description)
 

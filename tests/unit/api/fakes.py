@@ -99,6 +99,12 @@ class FakeComputeAPI:
         self.bdms.setdefault(instance['uuid'], []).append(bdm)
         return bdm
 
+    def check_requested_destination(self, host=None, node=None):
+        # One compute host, whose node has the host's name.
+        for name in (host, node):
+            if name and name != FAKE_SERVICE_HOST:
+                raise exception.ComputeHostNotFound(host=name)
+
     def create(self, context, name, image_ref, flavor_id, metadata=None,
                block_device_mapping=None, access_ip_v4=None,
                access_ip_v6=None, auto_disk_config=None,
