@@ -37,6 +37,8 @@ CHANGES = {
     '2.19': '"description" in the server body; create, server update '
             '(PUT /servers/{id}) and rebuild take "description" (null '
             'removes it).',
+    '2.20': 'Volumes attach to and detach from SHELVED and '
+            'SHELVED_OFFLOADED servers (409 before).',
     '2.21': 'os-instance-actions (list and show) of a deleted server '
             '(of the caller\'s project; 404 before 2.21).',
     '2.26': '"tags" in the server body.',
@@ -79,6 +81,8 @@ CHANGES = {
     '2.73': '"locked_reason" in the server body; lock takes '
             '{"locked_reason"}; the server list filters and sorts by '
             '"locked".',
+    '2.74': 'Create takes "host" and "hypervisor_hostname" (admins; an '
+            'unknown one is a 400).',
     '2.75': 'Unknown server list query parameters are a 400; the rebuild '
             'and server update bodies are the full show body; flavor '
             '"swap" is 0, not "".',
@@ -91,19 +95,25 @@ CHANGES = {
             'terminated_at, power_state, task_state, vm_state, progress '
             'and user_id.',
     '2.84': 'Instance action events carry "details".',
+    '2.85': 'PUT os-volume_attachments/{volume_id} updates '
+            '"delete_on_termination"; another volumeId (and every PUT '
+            'before) is the admin swap, refused with a 409 (no swap '
+            'here).',
     '2.89': 'Volume attachments show "attachment_id" and "bdm_uuid" and '
             'no longer "id".',
     '2.90': 'Create takes "hostname" (default: the name made a '
             'hostname); OS-EXT-SRV-ATTR:hostname is in every server body, '
             'whatever the policy; non-admins may pass "hostname" to the '
             'server list (not applied, as for admins before). Server '
-            'update takes "hostname"; rebuild does not '
-            '(api/handlers/rebuild).',
+            'update and rebuild take "hostname" (a rename keeps the one '
+            'the server had).',
     '2.91': 'unshelve takes "host" and "availability_zone": null '
             '(api/handlers/shelve).',
-    '2.93': 'rebuild of a volume-backed server (api/handlers/rebuild).',
-    '2.94': 'The create and update "hostname" may be an FQDN (1 to 255 '
-            'characters).',
+    '2.93': 'rebuild of a volume-backed server re-images its root volume '
+            '(Cinder os-reimage, volume API 3.68) with any image; before, '
+            'another image is a 400 (compute/rebuild.py).',
+    '2.94': 'The create, update and rebuild "hostname" may be an FQDN (1 '
+            'to 255 characters).',
     '2.96': '"pinned_availability_zone" (the zone asked for at create, or '
             'null) in the server body (show, detail, rebuild).',
     '2.98': 'The embedded image of the server body carries the boot '
@@ -135,16 +145,11 @@ NOT_APPLICABLE = {
     '2.69': 'Partial results on infrastructure failure: there are no '
             'cells; a missing database answers 503 whole.',
     '2.72': 'Neutron ports with resource requests: no networking here.',
-    '2.74': 'Create with "host"/"hypervisor_hostname": an admin names a '
-            'host with availability_zone "zone:host" here; the keys stay '
-            'unknown (400).',
     '2.76': 'The power-update external event: not served.',
     '2.78': 'Server NUMA topology: not served.',
     '2.80': 'os-migrations: not served.',
     '2.81': 'Aggregate image caching: not served.',
     '2.82': 'The accelerator-request-bound external event: not served.',
-    '2.85': 'PUT os-volume_attachments/{volume_id} (update '
-            'delete_on_termination): not served (405).',
     '2.86': 'Flavor extra spec validation: flavors are read-only here.',
     '2.87': 'Rescue: not served.',
     '2.88': 'os-hypervisors: not served.',
