@@ -94,6 +94,7 @@ _UNAVAILABLE_SERVICES = (
     (exception.GlanceConnectionFailed, 'The image service'),
     (exception.CinderConnectionFailed, 'The block storage service'),
     (exception.ComputeServiceUnavailable, 'The compute service'),
+    (exception.HypervisorUnavailable, "The hypervisor of the server's host"),
 )
 
 

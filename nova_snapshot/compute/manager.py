@@ -80,6 +80,14 @@ IMAGE_DELETE_BACKOFF = 0.5
 # Backoff of a retried database write (doubling up to the maximum).
 DB_RETRY_FIRST_DELAY = 0.2
 DB_RETRY_MAX_DELAY = 5.0
+# A hypervisor out of reach (libvirtd restarting: about a second here) is
+# tried again after this, doubling up to the maximum.
+HYPERVISOR_RETRY_FIRST_DELAY = 0.5
+HYPERVISOR_RETRY_MAX_DELAY = 5.0
+# How long a console read waits for the hypervisor to come back: well
+# inside the API's call timeout (rpcapi.CONSOLE_CALL_TIMEOUT), so the
+# caller gets the output or this service's 503, never its own timeout.
+CONSOLE_HYPERVISOR_RETRY = 10.0
 # Bookkeeping writes (events, faults) are retried for at most this long:
 # they must not hold up the action they record for long.
 BOOKKEEPING_RETRY_TIMEOUT = 10.0
@@ -281,6 +289,27 @@ class ComputeManager(object):
                 time.sleep(delay)
                 delay = min(delay * 2, DB_RETRY_MAX_DELAY)
 
+    def _retry_hypervisor(self, call, what, timeout):
+        """``call()`` again while the hypervisor cannot be reached
+        (HypervisorUnavailable: libvirtd restarting or down), with
+        backoff, for at most ``timeout`` seconds; then that error is
+        raised. ``call`` must be safe to repeat."""
+        deadline = time.monotonic() + timeout
+        delay = HYPERVISOR_RETRY_FIRST_DELAY
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return call()
+            except exception.HypervisorUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                LOG.warning('%s: the hypervisor is unavailable (attempt '
+                            '%d): %s; retrying in %.1f s', what, attempt,
+                            exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, HYPERVISOR_RETRY_MAX_DELAY)
+
     # Background work
 
     def _spawn(self, name, func, *args):
@@ -329,7 +358,9 @@ class ComputeManager(object):
         elif task_state in task_states.IMAGE_SNAPSHOT_STATES:
             instance = self._repair_interrupted_snapshot(context, instance)
         elif task_state == task_states.DELETING:
-            self._do_terminate(context, instance)
+            # No wait for a hypervisor that is down: the server stays
+            # deleting and the reconciler finishes it later.
+            self._do_terminate(context, instance, hypervisor_retry=0)
             return
         elif self._shelve.repair_at_start(context, instance) is not None:
             instance = self.db.instance_get(instance['uuid'])
@@ -695,14 +726,28 @@ class ComputeManager(object):
     # Delete
 
     def terminate_instance(self, context, instance_uuid):
+        """Delete the guest, release the volumes, delete the row.
+
+        A hypervisor out of reach is retried for ``[compute]
+        hypervisor_retry_timeout`` seconds; if it is still unreachable the
+        server stays ``deleting`` (Nova puts it in ERROR for the user to
+        delete again) and the reconciler runs the delete again once the
+        grace has passed. The server is busy meanwhile, so no reconciler
+        pass runs a second delete of it. Any other failure is Nova's:
+        ERROR with a fault."""
         record = self._record(context, instance_uuid,
                               'compute_terminate_instance', action='delete')
-        record.on_release(lambda exc: self._terminate_failed(record))
-        with record:
+        record.on_release(lambda exc: self._terminate_failed(record, exc))
+        with self._work.busy(instance_uuid), record:
             instance = self.db.instance_get(instance_uuid)
             self._do_terminate(context, instance, record)
 
-    def _terminate_failed(self, record):
+    def _terminate_failed(self, record, exc=None):
+        if isinstance(exc, exception.HypervisorUnavailable):
+            LOG.warning('Delete of %s could not reach the hypervisor; it '
+                        'stays deleting and the reconciler will finish it',
+                        record.instance_uuid)
+            return
         try:
             record.instance = self.db.instance_update(
                 record.instance_uuid, {'vm_state': vm_states.ERROR,
@@ -710,12 +755,18 @@ class ComputeManager(object):
         except exception.InstanceNotFound:
             pass
 
-    def _do_terminate(self, context, instance, record=None):
+    def _do_terminate(self, context, instance, record=None,
+                      hypervisor_retry=None):
         if record is not None:
             record.start(instance)
         else:
             self._notify(context, instance, 'delete', 'start')
-        self.driver.destroy(context, instance)
+        if hypervisor_retry is None:
+            hypervisor_retry = self.conf.compute.hypervisor_retry_timeout
+        # destroy is idempotent (a guest already gone is fine).
+        self._retry_hypervisor(
+            lambda: self.driver.destroy(context, instance),
+            'Delete of %s' % instance['uuid'], hypervisor_retry)
         self.volumes.cleanup(context,
                              self.db.bdm_get_by_instance(instance['uuid']))
         try:
@@ -813,10 +864,15 @@ class ComputeManager(object):
 
     # Console
 
-    @_expected_exceptions(*_EXPECTED)
+    @_expected_exceptions(*_EXPECTED, exception.HypervisorUnavailable)
     def get_console_output(self, context, instance_uuid, length=None):
         instance = self.db.instance_get(instance_uuid)
-        output = self.driver.get_console_output(instance) or ''
+        # A libvirtd restart lasts about a second: wait it out rather than
+        # fail the read.
+        output = self._retry_hypervisor(
+            lambda: self.driver.get_console_output(instance),
+            'Console output of %s' % instance_uuid,
+            CONSOLE_HYPERVISOR_RETRY) or ''
         if length is None:
             return output
         # Nova's _tail_log: the last ``length`` lines; 0 means none.

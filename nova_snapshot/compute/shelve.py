@@ -257,6 +257,15 @@ class ShelveAPI(object):
             # A delete took the server meanwhile.
             raise compute_api._conflict_from_cas(exc, instance['uuid'],
                                                  ACTION_UNSHELVE)
+        except Exception:
+            # The database failed under the scheduling step (restarting):
+            # give the server back while it has no host. If that fails
+            # too, every compute host's reconciler looks for such a server
+            # (repair_hostless_unshelves); with a host (the claim was
+            # written after all), that host's reconciler replays the
+            # unshelve whose cast was never sent.
+            with excutils.save_and_reraise_exception():
+                self._give_back_unscheduled(instance['uuid'])
         try:
             self.rpcapi.unshelve_instance(context, instance)
         except Exception:
@@ -266,6 +275,19 @@ class ShelveAPI(object):
                 self._give_back(instance['uuid'], task_states.UNSHELVING,
                                 host=None)
         return instance
+
+    def _give_back_unscheduled(self, instance_uuid):
+        try:
+            self.db.instance_update(
+                instance_uuid, {'task_state': None},
+                expected_task_state=task_states.UNSHELVING,
+                expected_host=None)
+        except (exception.InstanceNotFound,
+                exception.UnexpectedTaskStateError):
+            pass
+        except Exception:
+            LOG.warning('Could not give back the unscheduled unshelve of %s; '
+                        'the reconciler will', instance_uuid, exc_info=True)
 
     def _give_back(self, instance_uuid, expected, system_metadata=None,
                    **values):

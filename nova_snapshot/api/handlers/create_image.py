@@ -8,7 +8,10 @@
 5. errors as Nova's handler maps them (nova-createimage.md 1.7): state
    409, ``InstanceQuiesceFailed`` 409, ``OverQuota`` 403 whatever its own
    code, any other ``Invalid`` 400, ``Forbidden`` 403; everything else
-   (``VolumeNotFound`` included) is a 500;
+   (``VolumeNotFound`` included) is a 500, but for two answers of the
+   compute host where Nova has a 500 too: an outage (Glance, Cinder, the
+   compute service or its hypervisor unreachable) is a 503 the client may
+   retry, and a server or guest gone meanwhile is a 404;
 6. 202: below 2.45 a ``Location`` header naming the Glance image, from 2.45
    ``{"image_id": ...}`` and no header.
 
@@ -58,8 +61,15 @@ def image_request_errors(action, server_id):
         raise faults.APIFault(400, exc.format_message())
     except exception.Forbidden as exc:
         raise faults.APIFault(403, exc.format_message())
+    except exception.InstanceNotFound as exc:
+        # Deleted meanwhile, or its guest is gone from the host (the
+        # compute side's answer to a volume-backed snapshot call): Nova's
+        # 404, as for a console read.
+        raise faults.APIFault(404, exc.format_message())
     except exception.ServiceUnavailable:
-        raise  # a 503 fault (faults.from_exception)
+        # Glance, Cinder, the compute service or its hypervisor
+        # (libvirtd restarting): a 503 fault (faults.from_exception).
+        raise
     except exception.NovaSnapshotException as exc:
         LOG.error('%s of server %s failed: %s', action, server_id,
                   exc.format_message())

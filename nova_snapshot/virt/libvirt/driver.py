@@ -270,7 +270,7 @@ class LibvirtDriver(driver.ComputeDriver):
         except libvirt.libvirtError as exc:
             if vhost.is_not_found(exc):
                 raise exception.InstanceNotFound(instance_id=instance['uuid'])
-            raise exception.HypervisorError(reason=str(exc))
+            raise vhost.hypervisor_error(exc)
 
     def get_power_state(self, instance):
         return self._host.power_state(self._domain(instance))
@@ -387,7 +387,7 @@ class LibvirtDriver(driver.ComputeDriver):
                 if exc.get_error_code() not in (
                         libvirt.VIR_ERR_NO_DOMAIN,
                         libvirt.VIR_ERR_OPERATION_INVALID):
-                    raise exception.HypervisorError(reason=str(exc))
+                    raise vhost.hypervisor_error(exc)
             try:
                 domain.undefineFlags(
                     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
@@ -395,7 +395,7 @@ class LibvirtDriver(driver.ComputeDriver):
                     libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA)
             except libvirt.libvirtError as exc:
                 if not vhost.is_not_found(exc):
-                    raise exception.HypervisorError(reason=str(exc))
+                    raise vhost.hypervisor_error(exc)
         shutil.rmtree(self._instance_dir(instance), ignore_errors=True)
         for path in self._scratch_paths(instance):
             _remove_path(path)

@@ -47,6 +47,15 @@ def is_not_found(exc):
     return exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
 
 
+def hypervisor_error(exc):
+    """Our exception for a libvirtError that is neither "no domain" nor
+    handled by the caller: HypervisorUnavailable when libvirtd is out of
+    reach (the caller may try again), else HypervisorError."""
+    if is_connection_lost(exc):
+        return exception.HypervisorUnavailable(reason=str(exc))
+    return exception.HypervisorError(reason=str(exc))
+
+
 class Host:
     """Owns one libvirt connection, reopened when it drops."""
 
@@ -71,7 +80,9 @@ class Host:
             try:
                 self._conn = libvirt.open(self.uri)
             except libvirt.libvirtError as exc:
-                raise exception.HypervisorError(
+                # libvirtd down or restarting (its socket refuses): try
+                # again later, nothing was done.
+                raise exception.HypervisorUnavailable(
                     reason='cannot connect to %s: %s' % (self.uri, exc))
             return self._conn
 
@@ -95,7 +106,7 @@ class Host:
         except libvirt.libvirtError as exc:
             if is_not_found(exc):
                 raise exception.InstanceNotFound(instance_id=instance_uuid)
-            raise exception.HypervisorError(reason=str(exc))
+            raise hypervisor_error(exc)
 
     def _call(self, func):
         """``func(connection)``, once more on a new connection when the
@@ -130,7 +141,7 @@ class Host:
             if is_not_found(exc):
                 raise exception.InstanceNotFound(
                     instance_id=domain.UUIDString())
-            raise exception.HypervisorError(reason=str(exc))
+            raise hypervisor_error(exc)
         return POWER_STATES.get(state, power_state.NOSTATE)
 
     @staticmethod

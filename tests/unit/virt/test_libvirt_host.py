@@ -66,5 +66,41 @@ class ReconnectTest(unittest.TestCase):
         self.assertEqual(1, missing.lookups)
 
 
+class UnreachableTest(ReconnectTest):
+    """libvirtd down or restarting is HypervisorUnavailable (the caller
+    may try again: a delete retries it, a console read waits it out); any
+    other libvirt error stays a HypervisorError."""
+
+    def test_a_refused_connection_is_unavailable(self):
+        host = vhost.Host('qemu:///system')
+        refused = _libvirt_error(
+            libvirt.VIR_FROM_RPC, libvirt.VIR_ERR_SYSTEM_ERROR,
+            "Failed to connect socket to '/run/libvirt/libvirt-sock': "
+            'Connection refused')
+        with mock.patch.object(libvirt, 'open', side_effect=refused), \
+                self.assertRaises(exception.HypervisorUnavailable) as caught:
+            host.get_domain(UUID)
+        exc = caught.exception
+        self.assertEqual(503, exc.code)
+        self.assertIsInstance(exc, exception.HypervisorError)
+
+    def test_a_connection_lost_twice_is_unavailable(self):
+        lost = _libvirt_error(libvirt.VIR_FROM_RPC,
+                              libvirt.VIR_ERR_SYSTEM_ERROR,
+                              'Cannot recv data: Connection reset by peer')
+        host = self.host_with(Connection(lost), Connection(lost))
+        self.assertRaises(exception.HypervisorUnavailable, host.get_domain,
+                          UUID)
+
+    def test_other_errors_are_hypervisor_errors(self):
+        broken = Connection(_libvirt_error(
+            libvirt.VIR_FROM_QEMU, libvirt.VIR_ERR_INTERNAL_ERROR, 'boom'))
+        host = self.host_with(broken)
+        with self.assertRaises(exception.HypervisorError) as caught:
+            host.get_domain(UUID)
+        self.assertNotIsInstance(caught.exception,
+                                 exception.HypervisorUnavailable)
+
+
 if __name__ == '__main__':
     unittest.main()
