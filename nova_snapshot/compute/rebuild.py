@@ -51,6 +51,7 @@ from oslo_utils import timeutils
 
 from nova_snapshot.compute import block_device
 from nova_snapshot.compute import lock as instance_lock
+from nova_snapshot.compute import server_update
 from nova_snapshot.compute import snapshot_metadata
 from nova_snapshot.compute import task_states
 from nova_snapshot.compute import vm_states
@@ -135,7 +136,7 @@ def _check_reimage(api, context, instance, image, root_volume):
 def request(api, context, instance, image_href, name=None, metadata=None,
             access_ip_v4=None, access_ip_v6=None, auto_disk_config=None,
             preserve_ephemeral=False, reimage_boot_volume=False,
-            description=KEEP, key_name=KEEP):
+            description=KEEP, key_name=KEEP, hostname=None):
     """Accept a rebuild (``api``: the ComputeAPI); returns the instance
     with the request's changes and task state ``rebuilding``.
 
@@ -144,6 +145,10 @@ def request(api, context, instance, image_href, name=None, metadata=None,
     ``reimage_boot_volume`` (microversion 2.93): a volume-backed server's
     root volume is re-imaged with the image, even the one it already
     holds, as in Nova.
+
+    ``hostname`` (2.90): the server's new hostname (system metadata); a
+    rename without one keeps the hostname the server had (as an update
+    does, compute/server_update.py).
 
     ``key_name`` (2.54): a keypair of the caller's user (users own
     keypairs; another user of the project may rebuild the server), whose
@@ -205,6 +210,12 @@ def request(api, context, instance, image_href, name=None, metadata=None,
     sysmeta_updates = _image_sysmeta_updates(instance['system_metadata'],
                                              new_sysmeta)
     sysmeta_updates[REIMAGE_KEY] = image['id'] if reimage else None
+    if hostname is not None:
+        sysmeta_updates[compute_api.HOSTNAME_KEY] = hostname
+    elif name is not None:
+        sysmeta_updates[compute_api.HOSTNAME_KEY] = (
+            lambda kept: kept or server_update.default_hostname(
+                before.get('name'), instance['uuid']))
     try:
         instance = api.db.instance_update_checked(
             instance['uuid'], values, expected_task_state=None,
@@ -224,8 +235,10 @@ def request(api, context, instance, image_href, name=None, metadata=None,
 
 
 def _put_back(db, instance, before):
-    """Undo an accepted rebuild whose cast never left: the fields and the
-    ``image_*`` system metadata as they were, task state None."""
+    """Undo an accepted rebuild whose cast never left: the fields, the
+    ``image_*`` system metadata and the hostname as they were, task state
+    None."""
+    from nova_snapshot.compute import api as compute_api
     values = {field: before.get(field) for field in _FIELDS}
     values['task_state'] = None
     sysmeta = _image_sysmeta_updates(
@@ -233,6 +246,8 @@ def _put_back(db, instance, before):
         {key: value for key, value in before['system_metadata'].items()
          if key.startswith(snapshot_metadata.SYSMETA_PREFIX)})
     sysmeta[REIMAGE_KEY] = None
+    sysmeta[compute_api.HOSTNAME_KEY] = before['system_metadata'].get(
+        compute_api.HOSTNAME_KEY)
     try:
         db.instance_update_checked(
             instance['uuid'], values,

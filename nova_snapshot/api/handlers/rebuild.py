@@ -55,6 +55,8 @@ def rebuild(req, server_id, body):
         kwargs['metadata'] = entity['metadata']
     if 'description' in entity:  # 2.19; null removes it
         kwargs['description'] = entity['description']
+    if 'hostname' in entity:  # 2.90
+        kwargs['hostname'] = entity['hostname']
     if 'key_name' in entity:  # 2.54; null removes it
         kwargs['key_name'] = entity['key_name']
     kwargs['preserve_ephemeral'] = strutils.bool_from_string(

@@ -2,11 +2,12 @@
 ``schemas/servers.py`` rebuild, rebuild_v219, ...).
 
 Versions: 2.19 description, 2.54 key_name, 2.57 user_data (personality
-gone), 2.63 trusted_image_certificates. ``hostname`` (2.90) is not taken:
-no hostname is kept here (unknown key, 400). Fields this service does not
-keep (personality, description, user_data) are accepted as Nova's schema
-accepts them and ignored; key_name and trusted_image_certificates can only
-be null (the handler refuses a value).
+gone), 2.63 trusted_image_certificates, 2.90 hostname (2.94 an FQDN; kept
+in system metadata). ``description`` is stored (null removes it).
+Fields this service does not keep (personality, user_data) are accepted
+as Nova's schema accepts them and ignored; trusted_image_certificates can
+only be null (the handler refuses a value).
+``key_name`` names a keypair of the caller's user (null removes it).
 """
 
 import copy
@@ -66,8 +67,7 @@ REBUILD_V219 = copy.deepcopy(REBUILD)
 REBUILD_V219['properties']['rebuild']['properties'][
     'description'] = DESCRIPTION
 
-# 2.54: key_name (there are no keypairs here: only null is usable; the
-# handler answers 400 for a name, as Nova does for one it cannot find).
+# 2.54: key_name (Nova's name_or_none: null removes the server's key).
 REBUILD_V254 = copy.deepcopy(REBUILD_V219)
 REBUILD_V254['properties']['rebuild']['properties']['key_name'] = {
     'type': ['string', 'null'], 'minLength': 1, 'maxLength': 255,
@@ -97,9 +97,19 @@ ANY_VERSION = {
 }
 
 
+# 2.90: hostname (Nova's parameter_types.hostname); 2.94: an FQDN.
+REBUILD_V290 = copy.deepcopy(REBUILD_V263)
+REBUILD_V290['properties']['rebuild']['properties'][
+    'hostname'] = server_schema.HOSTNAME
+REBUILD_V294 = copy.deepcopy(REBUILD_V290)
+REBUILD_V294['properties']['rebuild']['properties'][
+    'hostname'] = server_schema.FQDN
+
+
 def rebuild_schema(version):
     """The rebuild body schema for an APIVersion."""
-    for minimum, schema in (((2, 63), REBUILD_V263), ((2, 57), REBUILD_V257),
+    for minimum, schema in (((2, 94), REBUILD_V294), ((2, 90), REBUILD_V290),
+                            ((2, 63), REBUILD_V263), ((2, 57), REBUILD_V257),
                             ((2, 54), REBUILD_V254), ((2, 19), REBUILD_V219)):
         if version.matches(minimum):
             return schema

@@ -1,8 +1,10 @@
-"""Create and rebuild store the 2.19 ``description`` (through ComputeAPI
-and the manager over fake:/ RPC, as test_reboot_rebuild_lock)."""
+"""Create and rebuild store the 2.19 ``description``, and rebuild the 2.90
+``hostname`` (through ComputeAPI and the manager over fake:/ RPC, as
+test_reboot_rebuild_lock)."""
 
 from unittest import mock
 
+from nova_snapshot.compute import api as compute_api
 from nova_snapshot import exception
 from tests.unit.compute import fakes
 
@@ -55,3 +57,43 @@ class RebuildDescriptionTest(fakes.ComputeTestCase):
                               self.api.rebuild, self.ctx, instance,
                               self.new_image['id'], description='after')
         self.assertEqual('before', self._description(instance))
+
+
+class RebuildHostnameTest(fakes.ComputeTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.new_image = self.image_api.add_image(name='snap', min_ram=0)
+
+    def _hostname(self, instance):
+        return self.db.instance_get(instance['uuid'])['system_metadata'].get(
+            compute_api.HOSTNAME_KEY)
+
+    def test_hostname_and_rename(self):
+        instance = self.boot(name='First Name')
+        self.assertIsNone(self._hostname(instance))
+        # A rename writes down the hostname the server had.
+        self.api.rebuild(self.ctx, instance, self.new_image['id'],
+                         name='Second')
+        after = self.wait_idle(instance['uuid'])
+        self.assertEqual('first-name', self._hostname(after))
+        self.api.rebuild(self.ctx, after, self.new_image['id'],
+                         hostname='web-1.example.org', name='Third')
+        after = self.wait_idle(instance['uuid'])
+        self.assertEqual('web-1.example.org', self._hostname(after))
+
+    def test_unsent_cast_puts_the_hostname_back(self):
+        instance = self.boot(name='First Name')
+        with mock.patch.object(
+                self.rpcapi, 'rebuild_instance',
+                side_effect=exception.ComputeServiceUnavailable(
+                    host='host-a', reason='broker down')):
+            self.assertRaises(exception.ComputeServiceUnavailable,
+                              self.api.rebuild, self.ctx, instance,
+                              self.new_image['id'], hostname='other')
+            self.assertRaises(exception.ComputeServiceUnavailable,
+                              self.api.rebuild, self.ctx, instance,
+                              self.new_image['id'], name='renamed')
+        self.assertIsNone(self._hostname(instance))
+        self.assertEqual('First Name',
+                         self.db.instance_get(instance['uuid'])['name'])
