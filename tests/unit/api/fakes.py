@@ -245,6 +245,8 @@ class FakeComputeAPI:
     def rebuild(self, context, instance, image_href, **kwargs):
         self.calls.append(('rebuild_args', instance['uuid'], image_href,
                            kwargs))
+        if kwargs.get('key_name') is not None:  # the real lookup
+            self.db.keypair_get(context.user_id, kwargs['key_name'])
         self._power(context, instance, 'rebuild', (vm_states.ACTIVE,))
         self.instances[instance['uuid']].update(task_state='rebuilding',
                                                 image_ref=image_href)
