@@ -187,7 +187,8 @@ def run_soft_delete(manager, context, instance_uuid):
     record = manager._record(context, instance_uuid, EVENT_SOFT_DELETE,
                              action='soft_delete')
     record.on_release(lambda exc: _after_failure(
-        manager, record, task_states.SOFT_DELETING, deleted_at=None))
+        manager, record, task_states.SOFT_DELETING,
+        deleted_at=_deleted_at_after_failed_soft_delete(manager, record)))
     with record:
         instance = db.instance_get(instance_uuid)
         _expect(instance, task_states.SOFT_DELETING)
@@ -225,6 +226,19 @@ def run_restore(manager, context, instance_uuid):
                             'task_state': None,
                             'power_state': _power_state(manager, instance)},
             expected_task_state=task_states.RESTORING)
+
+
+def _deleted_at_after_failed_soft_delete(manager, record):
+    """None for a server that stays live; a server that was SOFT_DELETED
+    already (a second DELETE) keeps a deleted_at, so it is still
+    reclaimed."""
+    try:
+        current = manager.db.instance_get(record.instance_uuid)
+    except exception.InstanceNotFound:
+        return None
+    if current.get('vm_state') == vm_states.SOFT_DELETED:
+        return timeutils.utcnow()
+    return None
 
 
 def _expect(instance, task_state):

@@ -189,6 +189,26 @@ class SoftDeleteTest(SoftDeleteTestCase):
         self.assertIn('no start',
                       self.db.fault_get_latest(instance['uuid'])['message'])
 
+    def test_failed_soft_delete_gives_the_server_back(self):
+        instance = self.boot()
+        with mock.patch.object(self.driver, 'power_off',
+                               side_effect=RuntimeError('no stop')):
+            self.api.soft_delete(self.ctx, instance)
+            after = self.wait_idle(instance['uuid'])
+            self.assertEqual((vm_states.ACTIVE, None),
+                             (after['vm_state'], after['deleted_at']))
+            # A second DELETE of a SOFT_DELETED server that fails keeps
+            # it reclaimable.
+            soft = self.db.instance_update(instance['uuid'], {
+                'vm_state': vm_states.SOFT_DELETED,
+                'power_state': power_state.RUNNING})
+            self.api.soft_delete(self.ctx, soft)
+            after = self.wait_idle(instance['uuid'])
+        self.assertEqual(vm_states.SOFT_DELETED, after['vm_state'])
+        self.assertIsNotNone(after['deleted_at'])
+        self.assertIn('no stop',
+                      self.db.fault_get_latest(instance['uuid'])['message'])
+
     def test_late_cast_backs_off(self):
         instance = self.soft_deleted()
         calls = len(self.driver.calls)
