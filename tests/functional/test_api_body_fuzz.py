@@ -239,6 +239,7 @@ class _BodyFuzz:
             'root_device_name': '/dev/vda', 'launched_at': now,
             'metadata': {}, 'system_metadata': {}})
         root = cls.cinder.add_volume(size=1, status='in-use')
+        cls.volume_root = root['id']
         cls.db.bdm_create({
             'instance_uuid': cls.volume_server['uuid'],
             'source_type': 'volume', 'destination_type': 'volume',
@@ -319,7 +320,8 @@ class _BodyFuzz:
 
     def send(self, case, raw):
         path = case.path.format(server=self.target['uuid'],
-                                image=self.own_image['id'])
+                                image=self.own_image['id'],
+                                volume=self.volume_root)
         if case.query:
             path = '%s?%s' % (path, raw.decode('latin-1'))
         req = webob.Request.blank(path, method=case.method, headers={
@@ -451,6 +453,13 @@ def _real_server(test, body):
 def _real_attachment(test, body):
     attachment = dict(body.get('volumeAttachment') or {})
     attachment['volumeId'] = test.volumes[0]
+    return dict(body, volumeAttachment=attachment)
+
+
+def _real_attachment_update(test, body):
+    """The attachment's own volume (an update, not a swap)."""
+    attachment = dict(body.get('volumeAttachment') or {})
+    attachment['volumeId'] = test.volume_root
     return dict(body, volumeAttachment=attachment)
 
 
@@ -595,6 +604,21 @@ def _build_cases():
             sweep_base=(lambda fixture: {'volumeAttachment': {
                 'volumeId': fixture.volumes[1], 'device': '/dev/vdb'}})
             if version == '2.45' else None))
+    # PUT of the volume server's root attachment: 2.85 updates it (a
+    # member); before, every PUT is the admin swap (refused, 409 or 400).
+    for version, token in (('2.84', ADMIN_TOKEN), ('2.85', USER_TOKEN),
+                           ('2.104', ADMIN_TOKEN)):
+        cases.append(Case(
+            'PUT os-volume_attachments/{id}@%s%s' % (
+                version, '(admin)' if token == ADMIN_TOKEN else ''), 'PUT',
+            '/v2.1/servers/{server}/os-volume_attachments/{volume}',
+            version, va_schemas.update_schema(_version(version)), 100,
+            token=token, realistic=_real_attachment_update,
+            target='volume_server', state='state_server',
+            sweep_base=(lambda fixture: {'volumeAttachment': {
+                'volumeId': fixture.volume_root,
+                'delete_on_termination': True}})
+            if version == '2.85' else None))
     for name, method, path, schema, base in (
             ('POST images/metadata', 'POST', '/v2.1/images/{image}/metadata',
              image_schemas.CREATE_METADATA, {'metadata': {'k': 'v'}}),
