@@ -30,9 +30,14 @@ ENVIRON_KEY = 'nova_snapshot.microversion'
 # all accounted for).
 CHANGES = {
     '2.1': 'The v2.1 API as first released (our baseline).',
+    '2.2': 'os-keypairs: "type" (ssh, x509) on create and in every '
+           'keypair body; create answers 201 (200 before), delete 204 '
+           '(202 before).',
     '2.3': 'Admins see more OS-EXT-SRV-ATTR fields in the server body; '
            'volumes_attached items carry delete_on_termination.',
     '2.9': '"locked" in the server body.',
+    '2.10': 'os-keypairs: admins name another user with "user_id" (create '
+            'body; list, show and delete query).',
     '2.16': 'Nova adds host_status for admins (not reported here).',
     '2.19': '"description" in the server body; create, server update '
             '(PUT /servers/{id}) and rebuild take "description" (null '
@@ -43,6 +48,8 @@ CHANGES = {
             '(of the caller\'s project; 404 before 2.21).',
     '2.26': '"tags" in the server body.',
     '2.32': '"tag" in block_device_mapping_v2 items (removed in 2.33).',
+    '2.35': 'os-keypairs list pages by name with limit and marker and has '
+            '"keypairs_links".',
     '2.36': 'The compute images proxy (/images) answers 404.',
     '2.37': '"networks" is required when creating a server.',
     '2.39': 'createImage no longer checks an image metadata quota; the '
@@ -60,7 +67,8 @@ CHANGES = {
     '2.53': 'os-services: ids are UUIDs; PUT /os-services/{uuid} with '
             'status, disabled_reason and forced_down; DELETE by UUID; the '
             'PUT /os-services/{action} forms answer 404.',
-    '2.54': 'rebuild takes "key_name" and shows it (api/handlers/rebuild).',
+    '2.54': 'rebuild takes "key_name" (a keypair of the caller; null '
+            'removes it) and shows it (api/handlers/rebuild).',
     '2.55': 'Flavors carry "description".',
     '2.57': 'rebuild takes "user_data" and shows it; "personality" is '
             'gone from rebuild (and was never taken on create here).',
@@ -83,7 +91,8 @@ CHANGES = {
             '"locked".',
     '2.74': 'Create takes "host" and "hypervisor_hostname" (admins; an '
             'unknown one is a 400).',
-    '2.75': 'Unknown server list query parameters are a 400; the rebuild '
+    '2.75': 'Unknown server list query parameters are a 400 (and those '
+            'of os-keypairs); the rebuild '
             'and server update bodies are the full show body; flavor '
             '"swap" is 0, not "".',
     '2.77': 'unshelve of an offloaded server takes "availability_zone" '
@@ -109,6 +118,8 @@ CHANGES = {
             'the server had).',
     '2.91': 'unshelve takes "host" and "availability_zone": null '
             '(api/handlers/shelve).',
+    '2.92': 'os-keypairs create requires "public_key" (no generation) and '
+            'names may have "@" and ".".',
     '2.93': 'rebuild of a volume-backed server re-images its root volume '
             '(Cinder os-reimage, volume API 3.68) with any image; before, '
             'another image is a 400 (compute/rebuild.py).',
@@ -153,7 +164,6 @@ NOT_APPLICABLE = {
     '2.86': 'Flavor extra spec validation: flavors are read-only here.',
     '2.87': 'Rescue: not served.',
     '2.88': 'os-hypervisors: not served.',
-    '2.92': 'Keypairs: not served.',
     '2.95': 'Evacuate: not served.',
     '2.97': 'Server shares: not served.',
     '2.99': 'SPICE direct consoles: not served.',
