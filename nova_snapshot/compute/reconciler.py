@@ -509,6 +509,16 @@ class Reconciler(object):
                                      self.opts.task_state_grace):
             return False
         uuid = instance['uuid']
+        try:
+            self.driver.get_power_state(instance)
+        except exception.HypervisorUnavailable as exc:
+            # Still out of reach: the delete would wait out its retries
+            # here, holding up the pass. The next pass looks again.
+            LOG.info('Instance %s: still deleting; the hypervisor is still '
+                     'unavailable (%s)', uuid, exc)
+            return False
+        except Exception:
+            pass  # the guest gone, or the delete will say what is wrong
         action = self._newest_action(uuid, compute_api.ACTION_DELETE)
         LOG.warning('Instance %s: still deleting on host %s after %d s with '
                     'no delete running (a lost cast, or the hypervisor was '

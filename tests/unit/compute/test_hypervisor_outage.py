@@ -202,6 +202,24 @@ class UnscheduledUnshelveTest(fakes.ComputeTestCase):
                           after['host']))
 
 
+class RetryDeleteTest(test_reconciler.ReconcilerTestCase):
+
+    def test_no_retry_while_the_hypervisor_is_still_unavailable(self):
+        instance = self.instance(task_state=task_states.DELETING)
+        ctx = self.start_action(instance, 'delete')
+        self.manager.terminate_instance = mock.Mock()
+        self.later(3600)
+        with mock.patch.object(self.driver, 'get_power_state',
+                               side_effect=_unavailable()):
+            self.assertFalse(self.reconciler.retry_delete(instance, set()))
+        self.manager.terminate_instance.assert_not_called()
+        self.assertTrue(self.reconciler.retry_delete(instance, set()))
+        self.assertEqual(1, self.manager.terminate_instance.call_count)
+        context, uuid = self.manager.terminate_instance.call_args[0]
+        self.assertEqual((ctx.request_id, instance['uuid']),
+                         (context.request_id, uuid))
+
+
 class HostlessUnshelveTest(test_reconciler.ReconcilerTestCase):
     """An offloaded server left unshelving with no host: no host owns it,
     every host's reconciler looks, one compare-and-swap wins."""
