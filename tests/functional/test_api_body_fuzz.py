@@ -58,6 +58,7 @@ from nova_snapshot.api.schemas import create_backup as backup_schemas
 from nova_snapshot.api.schemas import deferred_delete as \
     deferred_delete_schemas
 from nova_snapshot.api.schemas import images as image_schemas
+from nova_snapshot.api.schemas import keypairs as keypair_schemas
 from nova_snapshot.api.schemas import lock as lock_schemas
 from nova_snapshot.api.schemas import reboot as reboot_schemas
 from nova_snapshot.api.schemas import rebuild as rebuild_schemas
@@ -307,6 +308,9 @@ class _BodyFuzz:
     def state_services(self):
         return self._rows((models.services,))
 
+    def state_keypairs(self):
+        return self._rows((models.key_pairs,))
+
     def reset_server(self):
         """Every action starts from active servers without a task."""
         with self.db.engine.begin() as conn:
@@ -315,6 +319,8 @@ class _BodyFuzz:
                     [self.server['uuid'], self.volume_server['uuid']])
             ).values(vm_state='active', task_state=None, power_state=1,
                      locked=False, locked_by=None, locked_reason=None))
+            # Accepted keypair creates would reach the per-user limit.
+            conn.execute(models.key_pairs.delete())
 
     # -- the request and the checks ----------------------------------------
 
@@ -465,6 +471,19 @@ def _real_attachment_update(test, body):
 
 def _real_service(test, body):
     return dict(body, host=HOST, binary='nova-snapshot-compute')
+
+
+# An SSH public key that loads (tests/unit/compute/test_keypairs.py).
+_PUBLIC_KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE8kIuksjZoc3GNvhAB99sW4'
+               'C4uSlIEhLve3EBS8qlX4 fuzz@h2')
+
+
+def _real_keypair(test, body):
+    """A key that loads, so creates get past the fingerprint."""
+    keypair = dict(body.get('keypair') or {})
+    keypair['public_key'] = _PUBLIC_KEY
+    keypair.pop('type', None)
+    return dict(body, keypair=keypair)
 
 
 def _create_base(fixture):
@@ -644,6 +663,25 @@ def _build_cases():
                 **{key: value for key, value in (
                     ('disabled_reason', 'sweep'), ('forced_down', False))
                    if key in schema['properties']}))))
+    # os-keypairs: create by version (2.2 type, 2.10 user_id, 2.92 key
+    # required) and the list's query (2.35 paging, 2.75 closed).
+    for version, token in (('2.1', USER_TOKEN), ('2.2', USER_TOKEN),
+                           ('2.10', ADMIN_TOKEN), ('2.92', USER_TOKEN)):
+        cases.append(Case(
+            'POST os-keypairs@%s' % version, 'POST', '/v2.1/os-keypairs',
+            version, keypair_schemas.create_schema(_version(version)), 80,
+            token=token, realistic=_real_keypair, state='state_keypairs',
+            sweep_base=_fixed({'keypair': {
+                'name': 'sweep', 'public_key': _PUBLIC_KEY}})
+            if version == '2.92' else None))
+    for version in ('2.35', '2.104'):
+        cases.append(Case(
+            'GET os-keypairs?query@%s' % version, 'GET',
+            '/v2.1/os-keypairs', version,
+            keypair_schemas.index_query_schema(_version(version)), 80,
+            state='state_keypairs', query=True,
+            sweep_base=_fixed({'limit': ['5']})
+            if version == '2.104' else None))
     # From 2.53 the service is named by its UUID in the path.
     service_uuid = service_handlers.service_uuid(
         {'host': HOST, 'binary': 'nova-snapshot-compute'})

@@ -26,6 +26,7 @@ key returned once, never stored. An imported key that does not load
 more than 100 keypairs for a user 403 (compute/keypairs.py).
 """
 
+from nova_snapshot.api import faults
 from nova_snapshot.api.schemas import keypairs as schema
 from nova_snapshot.api import util
 from nova_snapshot.api import validation
@@ -51,6 +52,29 @@ def _view(req, keypair, fields):
     if util.version(req).matches(TYPE_VERSION):
         body['type'] = keypair['type']
     return body
+
+
+def _query(req, schema):
+    """The query string checked against ``schema``: 400 when it is not
+    UTF-8 or a value holds a NUL (no database takes one)."""
+    try:
+        params = req.GET.dict_of_lists()
+    except UnicodeDecodeError:
+        raise faults.APIFault(400, 'The query string is not valid UTF-8.')
+    validation.validate_query(params, schema)
+    for key, values in params.items():
+        if any('\x00' in value for value in values):
+            raise faults.APIFault(
+                400, 'Invalid input for query parameters %s. Value: %r. '
+                     'NUL characters are not allowed.' % (key, values))
+
+
+def _name(keypair_name):
+    """A name from the URL; one no keypair can have (a NUL, which no
+    database takes) is simply not found."""
+    if '\x00' in keypair_name:
+        raise faults.APIFault(404, 'The resource could not be found.')
+    return keypair_name
 
 
 def _user_id(req, context):
@@ -91,8 +115,7 @@ def create(req):
 def index(req):
     context = util.context(req)
     version = util.version(req)
-    validation.validate_query(req.GET.dict_of_lists(),
-                              schema.index_query_schema(version))
+    _query(req, schema.index_query_schema(version))
     user_id = _user_id(req, context)
     context.can(policies.INDEX, target={'user_id': user_id})
     limit = marker = None
@@ -118,11 +141,10 @@ def index(req):
 def show(req, keypair_name):
     context = util.context(req)
     version = util.version(req)
-    validation.validate_query(req.GET.dict_of_lists(),
-                              schema.query_schema(version))
+    _query(req, schema.query_schema(version))
     user_id = _user_id(req, context)
     context.can(policies.SHOW, target={'user_id': user_id})
-    keypair = _api(req).get_key_pair(user_id, keypair_name)
+    keypair = _api(req).get_key_pair(user_id, _name(keypair_name))
     shown = _view(req, keypair, _CREATE_FIELDS + ('id',))
     shown.update({
         'created_at': views.precise_time(keypair['created_at']),
@@ -138,10 +160,9 @@ def show(req, keypair_name):
 def delete(req, keypair_name):
     context = util.context(req)
     version = util.version(req)
-    validation.validate_query(req.GET.dict_of_lists(),
-                              schema.query_schema(version))
+    _query(req, schema.query_schema(version))
     user_id = _user_id(req, context)
     context.can(policies.DELETE, target={'user_id': user_id})
-    _api(req).delete_key_pair(user_id, keypair_name)
+    _api(req).delete_key_pair(user_id, _name(keypair_name))
     return util.empty_response(204 if version.matches(TYPE_VERSION)
                                else 202)

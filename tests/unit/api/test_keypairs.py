@@ -271,6 +271,14 @@ class TestReadAndDelete(KeypairAPITestCase):
         self.assertEqual(2, len(body['keypairs']))
         self.assertIn('marker=c', body['keypairs_links'][0]['href'])
 
+    def test_bytes_no_database_takes(self):
+        # Found by the body fuzz: a 400 or 404, never a 500.
+        self.assertFault(400, self.get('?user_id=%FF', '2.10'), 'UTF-8')
+        self.assertFault(400, self.get('/mine?user_id=a%00b', '2.10'),
+                         'NUL')
+        self.assertFault(404, self.get('/mi%00ne'))
+        self.assertFault(404, self.delete('/mi%00ne', '2.2'))
+
     def test_unknown_query_parameters_from_2_75(self):
         for path in ('', '/mine'):
             with self.subTest(path=path):
