@@ -234,7 +234,8 @@ def _dict(row):
 # instance_list filters matched as the database's regular expressions
 # (Nova's), and the column each one reads.
 _REGEX_FILTERS = {'name_regex': 'name',
-                  'reservation_id_regex': 'reservation_id'}
+                  'reservation_id_regex': 'reservation_id',
+                  'key_name_regex': 'key_name'}
 
 
 def _claim_update(host, usage, topic):

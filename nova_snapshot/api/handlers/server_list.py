@@ -133,6 +133,8 @@ def _filters(context, version, params, options, detail):
             filters[key] = params[key]
     if 'name' in options:
         filters['name_regex'] = options['name']
+    if 'key_name' in options:  # admins; everybody from 2.83 (Nova: regex)
+        filters['key_name_regex'] = options['key_name']
     if 'reservation_id' in options:
         # Nova matches it as a regular expression, as the name.
         filters['reservation_id_regex'] = options['reservation_id']

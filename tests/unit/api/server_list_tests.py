@@ -287,6 +287,18 @@ class ServerListTests(_ListTestBase):
         self.assertIn('Invalid input for query parameters name',
                       body['badRequest']['message'])
 
+    def test_key_name_is_a_regular_expression(self):
+        keyed = self._server(name='a', key_name='deploy-key')
+        self._server(name='b', key_name='other')
+        self._server(name='c')
+        self.assertEqual([keyed['uuid']], self._ids(self._list(
+            'key_name=^deploy', version='2.83')))
+        # Before 2.83 a non-admin's key_name is dropped, as in Nova.
+        self.assertEqual(3, len(self._list('key_name=^deploy',
+                                           version='2.82')['servers']))
+        self.assertEqual([keyed['uuid']], self._ids(self._list(
+            'key_name=ploy-&all_tenants=1', token=ADMIN)))
+
     def test_status_maps_to_states(self):
         active = self._server()
         error = self._server(vm_state=vm_states.ERROR)
