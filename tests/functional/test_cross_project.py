@@ -614,6 +614,9 @@ class CrossProjectProbeTest(base.StackTestCase):
 
     def _lists(self, who, ctx, headers):
         demo = self.demo.project_id
+        # The create request of demo's server (multiple create's filter).
+        reservation = self.db.instance_get(
+            self.server_a['id'])['reservation_id']
         for version in VERSIONS:
             for path in ('/servers', '/servers/detail'):
                 for query in ('', '?project_id=%s' % demo,
@@ -621,7 +624,8 @@ class CrossProjectProbeTest(base.StackTestCase):
                               '?uuid=%s' % self.server_a['id'],
                               '?image=%s' % self.base_image['id'],
                               '?deleted=true&changes-since=2000-01-01',
-                              '?name=xp-'):
+                              '?name=xp-',
+                              '?reservation_id=%s' % reservation):
                     self.probe(who, ctx, 'GET', path, '/v2.1' + path + query,
                                {200}, version=version, headers=headers,
                                no_foreign_ids=True)
