@@ -85,6 +85,11 @@ ACTION_BODIES = {
 }
 
 
+# A public key alt_demo offers in a keypair create it must not make.
+_PUBLIC_KEY = ('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE8kIuksjZoc3GNvhAB99sW4'
+               'C4uSlIEhLve3EBS8qlX4 xp@alt')
+
+
 def _name(prefix):
     return '%s-%s' % (prefix, uuid.uuid4().hex[:6])
 
@@ -327,6 +332,13 @@ class CrossProjectProbeTest(base.StackTestCase):
             cls._share(demo, image_id, cls.alt.project_id)
         cls.shared = [cls.shared_image['id'], cls.image_b['id']]
         cls.images.append(cls.shared_image['id'])
+        # demo's keypair: keypairs belong to users, alt_demo is another.
+        cls.keypair_name = _name('xp-key')
+        cls._ok(cls.call(demo, 'POST', '/v2.1/os-keypairs', version='2.2',
+                         json={'keypair': {'name': cls.keypair_name}}),
+                status=(201,))
+        cls.cleanups.append(lambda: cls.call(
+            demo, 'DELETE', '/v2.1/os-keypairs/%s' % cls.keypair_name))
         cls.before = cls._demo_state()
 
     @classmethod
@@ -416,6 +428,10 @@ class CrossProjectProbeTest(base.StackTestCase):
         state['images'] = sorted(
             i['id'] for i in cls.image_api.list(cls.demo)
             if i.get('owner') == cls.demo.project_id)
+        state['keypairs'] = sorted(
+            (k['keypair']['name'], k['keypair']['fingerprint'])
+            for k in cls._ok(cls.call(cls.demo, 'GET', '/v2.1/os-keypairs'))[
+                'keypairs'])
         return state
 
     @classmethod
@@ -477,6 +493,7 @@ class CrossProjectProbeTest(base.StackTestCase):
                     who, method, path, response.text[:300]))
         if no_foreign_ids and status == 200:
             leaked = [i for i in self.servers + self.images + self.volumes
+                      + [self.keypair_name]
                       if i in response.text and i not in self.shared]
             if leaked:
                 self.violations.append('%s %s %s: lists demo\'s %s' % (
@@ -529,6 +546,12 @@ class CrossProjectProbeTest(base.StackTestCase):
                 probe('DELETE', '/servers/{server_id}/os-volume_attachments/'
                       '{volume_id}',
                       item + '/os-volume_attachments/%s' % volume_id)
+                # 2.85 update (the swap before): the body is valid at every
+                # version, so only the server's owner decides.
+                probe('PUT', '/servers/{server_id}/os-volume_attachments/'
+                      '{volume_id}',
+                      item + '/os-volume_attachments/%s' % volume_id,
+                      {'volumeAttachment': {'volumeId': volume_id}})
 
     def _deleted_server_routes(self, who, ctx, headers):
         """The 2.21 instance actions of demo's deleted server: readable
@@ -692,6 +715,45 @@ class CrossProjectProbeTest(base.StackTestCase):
                                availability_zone='nova:%s'
                                % self.deployment.hosts[0]))
 
+    def _keypair_routes(self, who, ctx, headers):
+        """demo's keypair: not found by its name alone, 403 when demo's
+        user is named (from 2.10; before it user_id is ignored), never
+        listed, deleted, replaced or usable for a boot or a rebuild."""
+        name = self.keypair_name
+        item = '/v2.1/os-keypairs/' + name
+        own = '/v2.1/servers/%s' % self.alt_server['id']
+        for version in VERSIONS:
+            def probe(method, template, path, allowed=FOREIGN, body=None,
+                      **kwargs):
+                self.probe(who, ctx, method, template, path, allowed,
+                           version=version, headers=headers, json_body=body,
+                           **kwargs)
+            as_demo = '?user_id=' + self.demo.user_id
+            for method in ('GET', 'DELETE'):
+                probe(method, '/os-keypairs/{keypair_name}', item, {404})
+                probe(method, '/os-keypairs/{keypair_name} (user_id)',
+                      item + as_demo,
+                      {403} if version != '2.1' else {404})
+            probe('GET', '/os-keypairs', '/v2.1/os-keypairs', {200},
+                  no_foreign_ids=True)
+            probe('GET', '/os-keypairs (user_id)',
+                  '/v2.1/os-keypairs' + as_demo,
+                  {403} if version != '2.1' else {200}, no_foreign_ids=True)
+            # Create demo's keypair, or one for demo's user: refused
+            # (user_id is an unknown key at 2.1).
+            probe('POST', '/os-keypairs (user_id)', '/v2.1/os-keypairs',
+                  {403} if version != '2.1' else {400},
+                  {'keypair': {'name': name, 'user_id': self.demo.user_id,
+                               'public_key': _PUBLIC_KEY}})
+            probe('POST', '/servers (boot, key_name)', '/v2.1/servers',
+                  {400}, _server_body(version, imageRef=self.alt_image['id'],
+                                      key_name=name), names='key_name')
+            if version == '2.104':
+                probe('POST', '/servers/{server_id}/action (rebuild, '
+                      'key_name, own server)', own + '/action', {400},
+                      {'rebuild': {'imageRef': self.alt_image['id'],
+                                   'key_name': name}}, names='key_name')
+
     def _report(self, title):
         lines = ['%s: %d requests' % (title, sum(
             sum(c.values()) for c in self.tally.values()))]
@@ -729,6 +791,7 @@ class CrossProjectProbeTest(base.StackTestCase):
         self._boots(who, ctx, headers)
         self._lists(who, ctx, headers)
         self._other_routes(who, ctx, headers)
+        self._keypair_routes(who, ctx, headers)
 
     # -- the tests -----------------------------------------------------------
 
@@ -746,6 +809,7 @@ class CrossProjectProbeTest(base.StackTestCase):
             '/images/{image_id}/metadata',
             '/images/{image_id}/metadata/{key}',
             '/os-services', '/os-services/{service_id}',
+            '/os-keypairs', '/os-keypairs/{keypair_name}',
         }
         # Not project resources: versions and the flavor catalogue.
         public = {'/', '/v2.1', '/flavors', '/flavors/detail',
