@@ -227,6 +227,41 @@ class DatabaseAPITests:
                           inst['uuid'], {'task_state': PENDING},
                           expected_task_state=None)
 
+    def test_instance_discard_removes_every_row_of_it(self):
+        # A multiple create that failed while storing (compute/
+        # multiple_create.py): the instance and everything of it go.
+        keep = self._instance()
+        inst = self._instance()
+        for instance in (keep, inst):
+            self.db.bdm_create({'instance_uuid': instance['uuid'],
+                                'boot_index': 0, 'source_type': 'image',
+                                'destination_type': 'local'})
+            ctx = self._context()
+            self.db.action_start(ctx, instance['uuid'], 'create')
+            self.db.action_event_start(ctx, instance['uuid'], 'build')
+            self.db.fault_create(instance['uuid'], 500, 'm', 'd')
+        self.db.instance_discard(inst['uuid'])
+        self._raises(exception.InstanceNotFound, self.db.instance_get,
+                     inst['uuid'])
+        self.assertEqual([], self.db.instance_list(
+            {'uuid': inst['uuid'], 'deleted': None}))
+        self.assertEqual([], self.db.bdm_get_by_instance(inst['uuid']))
+        self.assertEqual([], self.db.actions_get(inst['uuid']))
+        self.assertIsNone(self.db.fault_get_latest(inst['uuid']))
+        with self.db.engine.connect() as conn:
+            self.assertEqual(1, conn.execute(sa.select(
+                sa.func.count()).select_from(models.instance_actions_events)
+                .where(models.instance_actions_events.c.action_id.in_(
+                    sa.select(models.instance_actions.c.id).where(
+                        models.instance_actions.c.instance_uuid.in_(
+                            [keep['uuid'], inst['uuid']]))))).scalar())
+        # Gone already is fine; the other instance keeps all of its rows.
+        self.db.instance_discard(inst['uuid'])
+        self.assertEqual(keep['uuid'], self.db.instance_get(
+            keep['uuid'])['uuid'])
+        self.assertEqual(1, len(self.db.bdm_get_by_instance(keep['uuid'])))
+        self.assertEqual(1, len(self.db.actions_get(keep['uuid'])))
+
     def test_instance_destroy_is_soft(self):
         inst = self._instance()
         self.db.bdm_create({'instance_uuid': inst['uuid'], 'boot_index': 0,
