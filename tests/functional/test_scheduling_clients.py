@@ -1,6 +1,6 @@
 """The unmodified ``openstack`` client, from the stack's clouds.yaml, drives
-os-services and forced hosts on a Keystone deployment of two fake-driver
-compute hosts.
+os-services, forced hosts and multiple create (``--min``/``--max``) on a
+Keystone deployment of two fake-driver compute hosts.
 
 The deployment listens on a free port, so the clouds are copied with
 openstacksdk's ``compute_endpoint_override`` naming it (the catalog's
@@ -134,3 +134,32 @@ class OpenStackClientSchedulingTest(unittest.TestCase):
             'not-allowed', cloud='demo', check=False)
         self.assertNotEqual(0, denied.returncode)
         self.assertIn('403', denied.stderr)
+
+    def test_multiple_create(self):
+        # openstack server create --min/--max: Nova's min_count/max_count;
+        # the servers are named -1, -2 and listed by the client.
+        name = 'multi-%s' % uuid.uuid4().hex[:6]
+        out = self.openstack(
+            'server', 'create', '--image', self.image_name, '--flavor', '1',
+            '--nic', 'none', '--min', '2', '--max', '3', '--wait', '-f',
+            'json', name, cloud='demo').stdout
+        first = json.loads(out)
+        listed = json.loads(self.openstack(
+            'server', 'list', '--name', '^%s-' % name, '-f', 'json',
+            cloud='demo').stdout)
+        for server in listed:
+            self.addCleanup(self.openstack, 'server', 'delete', '--wait',
+                            server['ID'], cloud='demo')
+        self.assertEqual(['%s-%d' % (name, n) for n in (1, 2, 3)],
+                         sorted(s['Name'] for s in listed))
+        self.assertIn(first['id'], [s['ID'] for s in listed])
+        self.assertEqual('ACTIVE', first['status'])
+        # min above max is the client's or Nova's 400; nothing is made.
+        refused = self.openstack(
+            'server', 'create', '--image', self.image_name, '--flavor', '1',
+            '--nic', 'none', '--min', '3', '--max', '2', name + 'x',
+            cloud='demo', check=False)
+        self.assertNotEqual(0, refused.returncode)
+        self.assertEqual([], json.loads(self.openstack(
+            'server', 'list', '--name', '^%sx' % name, '-f', 'json',
+            cloud='demo').stdout))
