@@ -463,6 +463,7 @@ class CrossProjectProbeTest(base.StackTestCase):
 
     def setUp(self):
         super().setUp()
+        self.maxDiff = None  # a changed state says what changed
         self.tally = collections.defaultdict(collections.Counter)
         self.violations = []
 
