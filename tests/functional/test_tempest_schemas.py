@@ -4,7 +4,8 @@ maximum, against tempest's response schema of that microversion.
 tempest validates each response it gets, but its tests reach only some
 versions; this walks them all: server show/list/detail (member and
 admin), the rebuild body (views.server_rebuild, with and without a
-password), the server update body, flavors, volume attachments, instance actions and os-services.
+password), the server update body, flavors, volume attachments, instance
+actions, os-services and os-keypairs.
 The bodies come from the API in process (tests/unit/api's app over the
 fake compute API); tools/tempest/check_schemas.py validates them with
 tempest's own code in tempest's virtualenv (tools/tempest/run.sh installs
@@ -22,6 +23,7 @@ import uuid
 from nova_snapshot.api import microversion
 from nova_snapshot.api import views
 from tests.unit.api import base
+from tests.unit.compute import test_keypairs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
@@ -107,12 +109,39 @@ class TestTempestSchemas(base.APITestCase):
         response = self.request('PUT', url, {'server': {}}, version=version)
         self.assertEqual(200, response.status_int, response.text)
         found.append(('servers', 'update_server', 200, response.json))
+        found += self.keypair_bodies(version)
         if not microversion.APIVersion.parse(version).matches((2, 101)):
             response = self.request(
                 'POST', url + '/os-volume_attachments', {'volumeAttachment': {
                     'volumeId': str(uuid.uuid4())}}, version=version)
             self.assertEqual(200, response.status_int, response.text)
             found.append(('servers', 'attach_volume', 200, response.json))
+        return found
+
+    def keypair_bodies(self, version):
+        """os-keypairs: an import at every version (200 at 2.1, 201
+        from 2.2), a generated key where generation still exists, the
+        list and the show."""
+        found = []
+        name = 'k-' + version.replace('.', '-')
+        response = self.request('POST', '/v2.1/os-keypairs', {'keypair': {
+            'name': name, 'public_key': test_keypairs.RSA_KEY}},
+            version=version)
+        found.append(('keypairs', 'create_keypair', response.status_int,
+                      response.json))
+        if version in ('2.1', '2.2', '2.10', '2.91'):
+            response = self.request('POST', '/v2.1/os-keypairs', {
+                'keypair': {'name': name + '-gen'}}, version=version)
+            found.append(('keypairs', 'create_keypair',
+                          response.status_int, response.json))
+        found.append(('keypairs', 'list_keypairs', 200,
+                      self.get('/v2.1/os-keypairs', version)))
+        found.append(('keypairs', 'get_keypair', 200,
+                      self.get('/v2.1/os-keypairs/' + name, version)))
+        # A user holds at most 100 keypairs: 104 versions are more.
+        for keypair in found[-2][3]['keypairs']:
+            self.request('DELETE', '/v2.1/os-keypairs/' + keypair[
+                'keypair']['name'], version=version)
         return found
 
     def test_every_version(self):

@@ -15,6 +15,7 @@ import sys
 from tempest.lib.common import api_version_request
 from tempest.lib.common import rest_client
 from tempest.lib.services.compute import flavors_client
+from tempest.lib.services.compute import keypairs_client
 from tempest.lib.services.compute import servers_client
 from tempest.lib.services.compute import services_client
 
@@ -22,6 +23,7 @@ CLIENTS = {
     'servers': servers_client.ServersClient,
     'flavors': flavors_client.FlavorsClient,
     'services': services_client.ServicesClient,
+    'keypairs': keypairs_client.KeyPairsClient,
 }
 
 
