@@ -117,6 +117,9 @@ POINT_PREFIX_ACTION = {
 # its offload (no image), and its unshelve deletes no image.
 IMAGE_ONLY_POINTS = ('shelve.powered_off', 'shelve.image_uploaded',
                      'shelve.shelved', 'unshelve.image_deleted')
+# Points of the 2.93 re-image of a volume-backed server's root volume:
+# their trials rebuild at 2.93, on the volume-backed server only.
+REIMAGE_POINT_PREFIX = 'rebuild.reimage_'
 # What a server may be after a trial of the action whose compute was
 # killed (besides what it was): a killed shelve is undone or finished, a
 # killed unshelve leaves it offloaded or finished, a killed rebuild is
@@ -215,6 +218,8 @@ def point_paths(point):
     paths = POINT_PREFIX_PATHS.get(point.split('.', 1)[0], IMAGE_PATHS)
     if point in IMAGE_ONLY_POINTS:
         paths = tuple(p for p in paths if p != 'volume-backed')
+    if point.startswith(REIMAGE_POINT_PREFIX):
+        paths = ('volume-backed',)
     return paths
 
 
@@ -928,10 +933,14 @@ class Campaign:
             # are armed there.
             return {'unshelve': {'host': server.host}}, '2.91'
         if action == 'rebuild':
-            # A volume-backed server only with its root volume's image.
+            # A volume-backed server only with its root volume's image;
+            # from 2.93 that re-images the root volume (Cinder's
+            # os-reimage), which the re-image points need.
             image = self.vol_image if server.volume_backed \
                 else self.base_image
-            return {'rebuild': {'imageRef': image['id']}}, None
+            version = '2.93' if (trial.point or '').startswith(
+                REIMAGE_POINT_PREFIX) else None
+            return {'rebuild': {'imageRef': image['id']}}, version
         if action == 'reboot':
             # HARD: the tiny guest ignores ACPI, so a soft reboot waits
             # for [libvirt] wait_soft_reboot_seconds and then does this.

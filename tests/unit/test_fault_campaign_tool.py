@@ -241,6 +241,17 @@ class ActionBodyTest(unittest.TestCase):
         self.assertEqual('ext4', self.body(
             'rebuild', self.volume_server)[0]['rebuild']['imageRef'])
 
+    def test_reimage_points_rebuild_the_volume_backed_server_at_2_93(self):
+        self.assertEqual(('volume-backed',),
+                         fc.point_paths('rebuild.reimage_requested'))
+        self.trial = fc.Trial('kill-point', 3, 'volume-backed',
+                              'rebuild.reimage_requested')
+        self.assertEqual(({'rebuild': {'imageRef': 'ext4'}}, '2.93'),
+                         self.body('rebuild', self.volume_server))
+        self.trial = fc.Trial('kill-point', 4, 'volume-backed',
+                              'rebuild.spawned')
+        self.assertIsNone(self.body('rebuild', self.volume_server)[1])
+
     def test_reboot_is_hard_and_shelve_has_no_body(self):
         self.assertEqual({'reboot': {'type': 'HARD'}},
                          self.body('reboot')[0])
