@@ -112,7 +112,8 @@ def run(manager, context, instance_uuid, reboot_type):
         # outcomes: someone else's task state is left alone).
         instance = db.instance_update(
             instance_uuid, {'task_state': pending,
-                            'power_state': _power_state(manager, instance)},
+                            'power_state': power_state.of_guest(
+                                manager.driver, instance)},
             expected_task_state=requested)
         record.start(instance)
         if instance['power_state'] != power_state.RUNNING:
@@ -132,18 +133,12 @@ def run(manager, context, instance_uuid, reboot_type):
             expected_task_state=started)
 
 
-def _power_state(manager, instance):
-    try:
-        return manager.driver.get_power_state(instance)
-    except exception.InstanceNotFound:
-        return power_state.NOSTATE
-
-
 def _after_failure(manager, record, own_states):
     """Nova's rule: a guest that still runs stays ACTIVE (the fault says
     what failed); one that does not goes to ERROR. Only while a state of
     this reboot is ours."""
-    current = _power_state(manager, {'uuid': record.instance_uuid})
+    current = power_state.of_guest(manager.driver,
+                                   {'uuid': record.instance_uuid})
     vm_state = vm_states.ACTIVE if current == power_state.RUNNING \
         else vm_states.ERROR
     try:
@@ -161,15 +156,15 @@ def repair_at_start_up(manager, instance):
     rebooted hard once, and the server is released either way (ACTIVE if
     it runs, ERROR if not, a fault saying why). Returns the instance."""
     uuid = instance['uuid']
-    current = _power_state(manager, instance)
+    current = power_state.of_guest(manager.driver, instance)
     if current != power_state.RUNNING and current != power_state.NOSTATE:
         try:
             current = manager.driver.reboot(instance, HARD) or \
-                _power_state(manager, instance)
+                power_state.of_guest(manager.driver, instance)
         except Exception:
             LOG.warning('Hard reboot of %s at start-up failed', uuid,
                         exc_info=True)
-            current = _power_state(manager, instance)
+            current = power_state.of_guest(manager.driver, instance)
     vm_state = vm_states.ACTIVE if current == power_state.RUNNING \
         else vm_states.ERROR
     message = ('Reboot interrupted by a restart of the compute service '

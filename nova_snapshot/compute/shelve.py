@@ -385,7 +385,7 @@ class ComputeShelve(object):
 
     def _shelve(self, context, record, instance, image_id, state):
         uuid = instance['uuid']
-        state['was_running'] = self._power_state(instance) in (
+        state['was_running'] = power_state.of_guest(self.driver, instance) in (
             power_state.RUNNING, power_state.PAUSED)
         self._power_off(instance)
         fault_injection.point('shelve.powered_off')
@@ -409,7 +409,7 @@ class ComputeShelve(object):
             uuid, {'vm_state': vm_states.SHELVED,
                    'task_state': (task_states.SHELVING_OFFLOADING if offload
                                   else None),
-                   'power_state': self._power_state(instance),
+                   'power_state': power_state.of_guest(self.driver, instance),
                    'progress': 0},
             expected_task_state=(task_states.SHELVING,
                                  task_states.SHELVING_IMAGE_UPLOADING),
@@ -441,7 +441,8 @@ class ComputeShelve(object):
             if (instance.get('system_metadata') or {}).get(
                     SHELVING_IMAGE_KEY) != image_id:
                 raise _deleting_or_unexpected(instance, task_states.SHELVING)
-        current = self._power_state({'uuid': record.instance_uuid})
+        current = power_state.of_guest(self.driver,
+                                       {'uuid': record.instance_uuid})
         try:
             record.instance = self.db.instance_update_checked(
                 record.instance_uuid,
@@ -535,7 +536,7 @@ class ComputeShelve(object):
         self.driver.power_on(context, instance)
         record.instance = self._finish_unshelve(
             context, instance, task_states.UNSHELVING, {
-                'power_state': self._power_state(instance)})
+                'power_state': power_state.of_guest(self.driver, instance)})
 
     def _unshelve_offloaded(self, context, record, instance):
         uuid = instance['uuid']
@@ -559,7 +560,7 @@ class ComputeShelve(object):
             self.manager.volumes.complete(context,
                                           self.db.bdm_get_by_instance(uuid))
         if state is None:
-            state = self._power_state(instance)
+            state = power_state.of_guest(self.driver, instance)
         fault_injection.point('unshelve.spawned')
         record.instance = self._finish_unshelve(
             context, instance, task_states.SPAWNING, {
@@ -753,7 +754,8 @@ class ComputeShelve(object):
         # the fault campaign (shelve.image_uploaded: ACTIVE, guest off).
         if repaired['vm_state'] == vm_states.ACTIVE and \
                 repaired['task_state'] is None and \
-                self._power_state(repaired) != power_state.RUNNING:
+                power_state.of_guest(self.driver, repaired) != \
+                power_state.RUNNING:
             try:
                 self.driver.power_on(context, repaired)
             except Exception:
@@ -807,7 +809,7 @@ class ComputeShelve(object):
         except Exception:
             return False   # Glance cannot say: the usual way back
         return gone and \
-            self._power_state(instance) == power_state.RUNNING
+            power_state.of_guest(self.driver, instance) == power_state.RUNNING
 
     # Lost casts (the reconciler)
 
@@ -844,12 +846,6 @@ class ComputeShelve(object):
         with self.manager._work.busy(instance_uuid):
             with self.manager._work.locked(instance_uuid, deadline):
                 yield
-
-    def _power_state(self, instance):
-        try:
-            return self.driver.get_power_state(instance)
-        except exception.InstanceNotFound:
-            return power_state.NOSTATE
 
     def _power_off(self, instance):
         try:

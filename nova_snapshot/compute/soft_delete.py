@@ -171,12 +171,6 @@ def _give_back(db, instance_uuid, expected, **values):
 
 # -- compute side -----------------------------------------------------------
 
-def _power_state(manager, instance):
-    try:
-        return manager.driver.get_power_state(instance)
-    except exception.InstanceNotFound:
-        return power_state.NOSTATE
-
 
 def run_soft_delete(manager, context, instance_uuid):
     """Power the guest off and make the server SOFT_DELETED (``manager``:
@@ -194,13 +188,14 @@ def run_soft_delete(manager, context, instance_uuid):
         _expect(instance, task_states.SOFT_DELETING)
         record.start(instance)
         fault_injection.point('soft_delete.started')
-        if _power_state(manager, instance) in (power_state.RUNNING,
-                                               power_state.PAUSED):
+        if power_state.of_guest(manager.driver, instance) in (
+                power_state.RUNNING, power_state.PAUSED):
             manager.driver.power_off(instance)
         record.instance = db.instance_update(
             instance_uuid, {'vm_state': vm_states.SOFT_DELETED,
                             'task_state': None,
-                            'power_state': _power_state(manager, instance)},
+                            'power_state': power_state.of_guest(
+                                manager.driver, instance)},
             expected_task_state=task_states.SOFT_DELETING)
 
 
@@ -219,12 +214,14 @@ def run_restore(manager, context, instance_uuid):
         _expect(instance, task_states.RESTORING)
         record.start(instance)
         fault_injection.point('restore.started')
-        if _power_state(manager, instance) != power_state.RUNNING:
+        if power_state.of_guest(manager.driver,
+                                instance) != power_state.RUNNING:
             manager.driver.power_on(context, instance)
         record.instance = db.instance_update(
             instance_uuid, {'vm_state': vm_states.ACTIVE,
                             'task_state': None,
-                            'power_state': _power_state(manager, instance)},
+                            'power_state': power_state.of_guest(
+                                manager.driver, instance)},
             expected_task_state=task_states.RESTORING)
 
 
@@ -252,8 +249,8 @@ def _expect(instance, task_state):
 
 def _after_failure(manager, record, expected, **values):
     values.update(task_state=None,
-                  power_state=_power_state(
-                      manager, {'uuid': record.instance_uuid}))
+                  power_state=power_state.of_guest(
+                      manager.driver, {'uuid': record.instance_uuid}))
     try:
         record.instance = manager.db.instance_update(
             record.instance_uuid, values, expected_task_state=expected)

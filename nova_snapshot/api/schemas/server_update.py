@@ -9,6 +9,7 @@ nothing is changed and the server is returned.
 
 import copy
 
+from nova_snapshot.api.schemas import rebuild
 from nova_snapshot.api.schemas import servers as server_schema
 from nova_snapshot.api import validation
 
@@ -55,17 +56,9 @@ def update_schema(version):
     return UPDATE
 
 
-# The 200 body: the server of GET /servers/{id}; below 2.75 Nova's reduced
-# body leaves out the OS-EXT-STS fields (and others optional anyway).
-_SERVER = copy.deepcopy(server_schema.SERVER)
-_SERVER['required'] = [key for key in _SERVER['required']
-                       if not key.startswith('OS-EXT-STS:')]
-UPDATE_RESPONSE = {
-    'type': 'object',
-    'properties': {'server': _SERVER},
-    'required': ['server'],
-    'additionalProperties': False,
-}
+# The 200 body is rebuild's: the server of GET /servers/{id}, Nova's reduced
+# body below 2.75.
+UPDATE_RESPONSE = rebuild.REBUILD_RESPONSE
 
 for _schema in (UPDATE, UPDATE_V219, UPDATE_V290, UPDATE_V294, UPDATE_V2104,
                 UPDATE_RESPONSE):
