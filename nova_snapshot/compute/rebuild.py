@@ -418,9 +418,10 @@ def repair_at_start_up(manager, instance):
 
 def _reconnect_root_volume(manager, instance):
     """After an interrupted re-image: a root volume whose attachment has
-    no connection to this host (the re-image had begun) gets one again, so
-    a hard reboot or another rebuild finds a disk to boot. Best effort: a
-    volume still being written, or in ``error``, is left as it is (logged).
+    no connection to this host (the re-image had begun) gets one again and
+    is in use, so a hard reboot or another rebuild finds a disk to boot.
+    Best effort: a volume still being written, or in ``error``, is left as
+    it is (logged).
     """
     root = block_device.root_bdm(compute_volumes.volume_bdms(
         manager.db.bdm_get_by_instance(instance['uuid'])))
@@ -445,6 +446,12 @@ def _reconnect_root_volume(manager, instance):
             mountpoint=root['device_name'])
         manager.db.bdm_update(root['id'], {
             'connection_info': json.dumps(connection_info)})
+        # Completed, so the volume is ``in-use`` again: a 2.93 rebuild
+        # (the user's way out of ERROR) needs every volume in use, and an
+        # attachment left ``attaching`` refused it (fault campaign,
+        # rebuild.reimage_requested).
+        manager.volume_api.attachment_complete(context,
+                                               root['attachment_id'])
     except Exception:
         LOG.warning('Could not reconnect root volume %s of %s after an '
                     'interrupted re-image', root['volume_id'],

@@ -159,6 +159,9 @@ class ReimageTest(volume_fakes.VolumeComputeTestCase):
         self.assertIn('partly re-imaged',
                       self.db.fault_get_latest(uuid)['message'])
         self.assertTrue(self._root()['connection_info'])
+        # In use again: a 2.93 rebuild out of ERROR needs every volume so.
+        self.assertEqual('in-use', self.cinder.get(
+            self.ctx, self.root['volume_id'])['status'])
 
     def test_lost_cast_is_replayed_with_the_reimage(self):
         import datetime
