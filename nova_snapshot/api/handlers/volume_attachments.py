@@ -186,10 +186,12 @@ def update(req, server_id, volume_id):
     else:
         context.can(policies.UPDATE,
                     target={'project_id': instance['project_id']})
-    if not only_swap:
-        _update_attachment(req, context, instance, volume_id, request)
+    # The swap first: it refuses (409/400/404) before anything is written,
+    # so a refused swap does not change delete_on_termination on the way.
     if only_swap or new_volume_id != volume_id:
         _swap(req, context, instance, volume_id, new_volume_id)
+    if not only_swap:
+        _update_attachment(req, context, instance, volume_id, request)
     return util.empty_response(202)
 
 

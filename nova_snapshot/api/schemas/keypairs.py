@@ -31,7 +31,10 @@ def _create(name, key_type=False, user_id=False, public_key_required=False):
     if key_type:
         properties['type'] = TYPE
     if user_id:
-        properties['user_id'] = {'type': 'string'}
+        # Nova leaves it unbounded; its column (and ours) holds 255, so a
+        # longer one is a 400 here instead of a database error (500).
+        properties['user_id'] = {'type': 'string', 'minLength': 1,
+                                 'maxLength': 255}
     return {
         'type': 'object',
         'properties': {'keypair': {
