@@ -247,6 +247,16 @@ class Reconciler(object):
                      'changes_since': since},
             sort_keys=('created_at',), sort_dirs=('asc',))
 
+    def _unowned_past_grace(self, instance, busy):
+        """True when this reconciler may replay the server's lost work: it
+        has the manager to run it, no work of the server runs here, and
+        its row has not moved for the task-state grace."""
+        return (self.manager is not None and busy is not None and
+                instance['uuid'] not in busy and
+                self._older_than(instance.get('updated_at') or
+                                 instance.get('created_at'),
+                                 self.opts.task_state_grace))
+
     def _older_than(self, value, seconds):
         when = _parse_time(value)
         if when is None:
@@ -458,11 +468,7 @@ class Reconciler(object):
         request's id (compute/shelve.py); a late cast backs off. Returns
         True when it ran the work."""
         if instance.get('task_state') not in shelve.LOST_CAST_STATES or \
-                self.manager is None or busy is None or \
-                instance['uuid'] in busy or \
-                not self._older_than(instance.get('updated_at') or
-                                     instance.get('created_at'),
-                                     self.opts.task_state_grace):
+                not self._unowned_past_grace(instance, busy):
             return False
         uuid = instance['uuid']
         action = next((a for a in self.db.actions_get(uuid) if a.get(
@@ -482,11 +488,7 @@ class Reconciler(object):
         id (compute/soft_delete.py); a late cast backs off. Returns True
         when it ran the work."""
         if instance.get('task_state') not in soft_delete.LOST_CAST_STATES \
-                or self.manager is None or busy is None or \
-                instance['uuid'] in busy or \
-                not self._older_than(instance.get('updated_at') or
-                                     instance.get('created_at'),
-                                     self.opts.task_state_grace):
+                or not self._unowned_past_grace(instance, busy):
             return False
         LOG.warning('Instance %s: its %s request never reached host %s '
                     'within %d s (a lost cast); running it now',
@@ -502,11 +504,7 @@ class Reconciler(object):
         delete again). The delete runs again under the delete request's
         id; it is idempotent. Returns True when it ran."""
         if instance.get('task_state') != task_states.DELETING or \
-                self.manager is None or busy is None or \
-                instance['uuid'] in busy or \
-                not self._older_than(instance.get('updated_at') or
-                                     instance.get('created_at'),
-                                     self.opts.task_state_grace):
+                not self._unowned_past_grace(instance, busy):
             return False
         uuid = instance['uuid']
         try:
