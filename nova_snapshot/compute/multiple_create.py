@@ -25,6 +25,14 @@ stands in here for what this service does not have:
   full: every server of the request (``max_count`` of them) is created in
   ERROR with the fault "No valid host was found. There are not enough
   hosts available.", and no host holds anything for them.
+* Racing requests: placement is one claim at a time, so several requests
+  of ``min_count`` > 1 racing for the last room can each hold part of
+  what they need, all fall short and all give it back, and none is
+  placed although the room fits one of them (Nova's scheduler has the
+  same window). A request that falls short therefore gives its claims
+  back, waits a random moment (which breaks the tie) and tries again,
+  :data:`PLACEMENT_ATTEMPTS` times in all, before its servers go to
+  ERROR.
 * Volumes: Nova refuses more than one server when any block device
   mapping (the request's or the image's) names an existing volume
   (``source_type`` volume): one volume cannot be every server's disk
@@ -40,8 +48,10 @@ stands in here for what this service does not have:
 """
 
 import logging
+import random
 import secrets
 import string
+import time
 import uuid as uuidlib
 
 from oslo_utils import excutils
@@ -54,6 +64,12 @@ LOG = logging.getLogger(__name__)
 VOLUMES_NOT_SHARED = ('Cannot attach one or more volumes to multiple '
                       'instances')
 _RESERVATION_CHARACTERS = string.digits + string.ascii_lowercase
+
+#: Placements of a request of ``min_count`` > 1 before it is failed, and
+#: the upper bound of the random wait (seconds) before each retry, times
+#: the attempt number. At most about 0.75 s added to a failing request.
+PLACEMENT_ATTEMPTS = 3
+RETRY_JITTER = 0.25
 
 
 def reservation_id():
@@ -115,24 +131,22 @@ def create(api, context, values, bdms, usage, min_count, max_count,
     reservation = reservation_id()
     made = []
     try:
-        reason = None
-        for index in range(max_count):
-            try:
-                instance = api._place(
-                    _values(values, index, max_count, reservation), usage,
-                    forced_host, forced_node)
-            except exception.NoValidHost as exc:
-                reason = exc.kwargs.get('reason') or ''
-                LOG.warning('No valid host for server %d of %d of %s: %s',
-                            index + 1, max_count, reservation, reason)
+        attempts = PLACEMENT_ATTEMPTS if min_count > 1 else 1
+        for attempt in range(1, attempts + 1):
+            reason = _place_all(api, made, values, usage, max_count,
+                                reservation, forced_host, forced_node)
+            if len(made) >= min_count:
                 break
-            made.append(instance)
-            api._record_create(context, instance, bdms)
-        if len(made) < min_count:
-            # Nova: the request cannot be placed in full; every server of
-            # it goes to ERROR and no host keeps a claim.
+            # Short of min_count: nothing of this try is kept.
             _discard(api.db, made)
             made = []
+            if attempt < attempts:
+                _pause_before_retry(attempt)
+        for instance in made:
+            api._record_create(context, instance, bdms)
+        if not made:
+            # Nova: the request cannot be placed in full; every server of
+            # it goes to ERROR and no host keeps a claim.
             for index in range(max_count):
                 instance = api._store_unplaced(
                     _values(values, index, max_count, reservation))
@@ -148,6 +162,29 @@ def create(api, context, values, bdms, usage, min_count, max_count,
         with excutils.save_and_reraise_exception():
             _discard(api.db, made)
     return made
+
+
+def _pause_before_retry(attempt):
+    time.sleep(random.uniform(0, RETRY_JITTER * attempt))
+
+
+def _place_all(api, made, values, usage, max_count, reservation,
+               forced_host, forced_node):
+    """Place up to ``max_count`` servers one claim at a time, appending
+    each placed row (nothing else of it stored) to ``made`` as it is
+    placed, so that the caller can discard them whatever is raised;
+    returns why a server found no host, None when all did."""
+    for index in range(max_count):
+        try:
+            made.append(api._place(
+                _values(values, index, max_count, reservation), usage,
+                forced_host, forced_node))
+        except exception.NoValidHost as exc:
+            reason = exc.kwargs.get('reason') or ''
+            LOG.warning('No valid host for server %d of %d of %s: %s',
+                        index + 1, max_count, reservation, reason)
+            return reason
+    return None
 
 
 def _discard(db, instances):

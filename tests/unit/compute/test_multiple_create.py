@@ -176,7 +176,12 @@ class MultipleCreateTest(fakes.ComputeTestCase):
         self.assertEqual(0, servers[0]['launch_index'])
 
     def test_fewer_than_min_count_fit_every_server_is_an_error(self):
-        first = self.create(min_count=3, max_count=4)
+        with mock.patch.object(multiple_create, '_pause_before_retry') as sleep:
+            first = self.create(min_count=3, max_count=4)
+        # Given back and tried again before the answer (a racing request
+        # may have held the room), with a random wait before each retry.
+        self.assertEqual(multiple_create.PLACEMENT_ATTEMPTS - 1,
+                         sleep.call_count)
         servers = self.request_servers(first)
         self.assertEqual(4, len(servers))
         self.assertEqual(['web-1', 'web-2', 'web-3', 'web-4'],
@@ -193,6 +198,39 @@ class MultipleCreateTest(fakes.ComputeTestCase):
         # is left behind.
         self.assertEqual({'host-a': 0}, self.used())
         self.assertEqual(4, len(self.db.instance_list({'deleted': None})))
+
+    def test_a_request_short_of_min_count_gives_back_and_tries_again(self):
+        """Racing requests of min_count 2 can each hold one server of the
+        last room and all fall short; each gives its claim back and tries
+        again after a random wait instead of failing at once."""
+        self.add_host_b()
+        real = self.api._place
+        calls = []
+
+        def racing(values, usage, *args):
+            calls.append(values['launch_index'])
+            if len(calls) == 2:
+                raise exception.NoValidHost(reason='held by another request')
+            return real(values, usage, *args)
+
+        with mock.patch.object(self.api, '_place', racing), \
+                mock.patch.object(multiple_create, '_pause_before_retry') as sleep:
+            first = self.create(min_count=2, max_count=2)
+        self.assertEqual([0, 1, 0, 1], calls)
+        sleep.assert_called_once()
+        servers = self.request_servers(first)
+        self.assertEqual(['web-1', 'web-2'], [s['name'] for s in servers])
+        self.assertEqual({vm_states.BUILDING}, {s['vm_state'] for s in servers})
+        # The first try's server is gone and its claim given back: only
+        # the two placed ones hold memory.
+        self.assertEqual(2, len(self.db.instance_list({'deleted': None})))
+        self.assertEqual(1024, sum(self.used().values()))
+        # A single server is never retried (no partial hold to break).
+        calls.clear()
+        with mock.patch.object(self.api, '_place', racing), \
+                mock.patch.object(multiple_create, '_pause_before_retry') as sleep:
+            self.create(name='one')
+        sleep.assert_not_called()
 
     def test_the_request_bound_lowers_max_count(self):
         self.add_host_b()
