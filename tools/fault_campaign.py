@@ -664,8 +664,10 @@ class Campaign:
             ':%d up in %.1fs', self.pg.port, self.rabbit.port,
             self.glance.port, self.cinder.port, time.monotonic() - t0)
         extra = {
-            'glance': {'api_endpoint': self.glance.url,
-                       'auth_mode': 'identity_headers'},
+            'glance': dict({'api_endpoint': self.glance.url,
+                            'auth_mode': 'identity_headers'},
+                           **({'timeout': self.args.glance_timeout}
+                              if self.args.glance_timeout else {})),
             'cinder': {'api_endpoint': self.cinder.url,
                        'auth_mode': 'noauth'},
             'reconciler': {
@@ -1831,25 +1833,17 @@ class Campaign:
         return ordered
 
     def _quick_points(self, kind, points):
-        """createImage: one point per path; every other action: one
-        point on one of its paths (a bounded CI pass)."""
-        trials = []
-        by_path = collections.defaultdict(list)
-        by_action = collections.defaultdict(list)
+        """The CI pass's kill points: one createImage point and one point
+        of another action, drawn by the seed, so that successive CI runs
+        (each with a seed of its own) go round every path and action
+        while each stays two trials long."""
+        create_image, other = [], []
         for name in sorted(points):
-            action = point_action(name)
-            if action == 'createImage':
-                for path in point_paths(name):
-                    by_path[path].append(name)
-            else:
-                by_action[action].extend((path, name)
-                                         for path in point_paths(name))
-        for path, names in sorted(by_path.items()):
-            trials.append((kind, path, self.rng.choice(names)))
-        for action, choices in sorted(by_action.items()):
-            path, name = self.rng.choice(choices)
-            trials.append((kind, path, name))
-        return trials
+            bucket = (create_image if point_action(name) == 'createImage'
+                      else other)
+            bucket.extend((path, name) for path in point_paths(name))
+        return [(kind,) + self.rng.choice(choices)
+                for choices in (create_image, other) if choices]
 
     def _path_for(self, kind, n):
         if kind in ('kill-random', 'rabbit-restart', 'pg-restart',
@@ -2027,7 +2021,14 @@ def parse_args(argv=None):
                              'the createImage request (default: the time '
                              'an undisturbed createImage of the path takes, '
                              'measured at the first trial)')
-    parser.add_argument('--blackhole-seconds', type=float, default=90.0)
+    parser.add_argument('--blackhole-seconds', type=float, default=None,
+                        help='how long Glance stays silent, and the bound '
+                             'on the createImage answer meanwhile (default '
+                             '90; 30 with --quick)')
+    parser.add_argument('--glance-timeout', type=float, default=None,
+                        help="the deployment's [glance] timeout (default "
+                             "the service's 60 s; 20 with --quick, so the "
+                             "black hole is answered sooner)")
     parser.add_argument('--max-minutes', type=float, default=None,
                         help='stop starting trials after this long')
     parser.add_argument('--keep', action='store_true',
@@ -2042,6 +2043,10 @@ def parse_args(argv=None):
         parser.error('unknown kinds: %s' % ', '.join(unknown))
     args.kinds = [k for k in kinds if k not in skip]
     args.points = args.points or ['']
+    if args.glance_timeout is None and args.quick:
+        args.glance_timeout = 20.0
+    if args.blackhole_seconds is None:
+        args.blackhole_seconds = 30.0 if args.quick else 90.0
     args.counts = {}
     for item in args.count:
         kind, _, number = item.partition('=')
