@@ -6,9 +6,11 @@ deployment, boots the tiny guest and is then killed.
 """
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -22,7 +24,7 @@ from tests.functional.fixtures import guest
 from tests.functional.fixtures import stack
 
 _CHILD = r'''
-import json, sys, uuid
+import json, sys, tempfile, uuid
 from nova_snapshot import conf as ns_conf
 from nova_snapshot.image import glance
 from tests.functional.fixtures import deployment, guest, stack
@@ -35,7 +37,12 @@ project = uuid.uuid4().hex
 ctx = guest.user_context('sweep', project)
 image = guest.upload_tiny_guest(image_api, ctx, stack_env['GUEST_DIR'],
                                  'sweep-guest')
-dep = deployment.Deployment(stack_env=stack_env).start()
+# A state directory under the test's own parent directory: deployments
+# of tests running at the same time sweep the shared temporary directory.
+dep = deployment.Deployment(
+    stack_env=stack_env,
+    state_dir=tempfile.mkdtemp(prefix=deployment.STATE_PREFIX,
+                               dir=sys.argv[1])).start()
 client = dep.client('sweep', project)
 server = client.create_server('sweep', image['id'], flavor_ref='2')
 client.wait_for_server(server['id'], timeout=120)
@@ -54,7 +61,9 @@ class SweepAbandonedDeploymentTest(unittest.TestCase):
         cls.stack = base.read_env()
 
     def test_killed_owner_services_and_guest_are_stopped(self):
-        child = subprocess.Popen([sys.executable, '-c', _CHILD],
+        parent = tempfile.mkdtemp(prefix='sweep-test-')
+        self.addCleanup(shutil.rmtree, parent, True)
+        child = subprocess.Popen([sys.executable, '-c', _CHILD, parent],
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  cwd=stack.REPO_ROOT, text=True)
         self.addCleanup(self._reap, child)
@@ -79,7 +88,7 @@ class SweepAbandonedDeploymentTest(unittest.TestCase):
         self.assertTrue(domain.isActive())
 
         swept = deployment.sweep_abandoned(
-            self.stack.get('LIBVIRT_URI', 'qemu:///system'))
+            self.stack.get('LIBVIRT_URI', 'qemu:///system'), parent)
         self.assertIn(state_dir, swept)
         deadline = time.monotonic() + 10
         while deployment._processes_of(state_dir):
