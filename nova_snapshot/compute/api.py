@@ -148,6 +148,36 @@ def release_volume_snapshot_hold(db, instance_uuid, request_id, **values):
         return None
 
 
+def give_back_task_state(db, instance_uuid, expected, image_id=None,
+                         system_metadata=None, **values):
+    """Undo what an action's API took when its cast never left: nothing on
+    a compute host will ever move the task state on.
+
+    One compare-and-swap: ``task_state`` (None unless ``values`` says
+    otherwise) and ``values`` are written only while the task state is
+    still ``expected`` and, with ``image_id``, while that image is still
+    the server's snapshot or backup request (whose key is then removed).
+    Quietly nothing when a delete or another action moved the server
+    meanwhile: the state is theirs now.
+    """
+    def still_this_request(current):
+        if current['system_metadata'].get(SNAPSHOT_IMAGE_KEY) != image_id:
+            raise _NotHeld()
+
+    values.setdefault('task_state', None)
+    if image_id is not None:
+        system_metadata = dict(system_metadata or {},
+                               **{SNAPSHOT_IMAGE_KEY: None})
+    try:
+        db.instance_update_checked(
+            instance_uuid, values, expected_task_state=expected,
+            check=still_this_request if image_id is not None else None,
+            system_metadata=system_metadata)
+    except (_NotHeld, exception.InstanceNotFound,
+            exception.UnexpectedTaskStateError):
+        pass
+
+
 def add_leftover(value, image_id):
     """``SNAPSHOT_LEFTOVERS_KEY``'s new value with ``image_id`` added."""
     ids = [i for i in (value or '').split(',') if i]
@@ -603,9 +633,9 @@ class ComputeAPI(object):
                 # refuse every other action and never be deleted. Give the
                 # task state back (unless someone moved it meanwhile) so the
                 # user can retry.
-                self._revert_task_state(instance['uuid'],
-                                        task_states.DELETING,
-                                        previous['task_state'])
+                give_back_task_state(self.db, instance['uuid'],
+                                     task_states.DELETING,
+                                     task_state=previous['task_state'])
         # Only once the delete is on its way: a shelved server whose
         # delete failed must keep the image it unshelves from.
         self._shelve_api().before_delete(context, instance)
@@ -666,18 +696,9 @@ class ComputeAPI(object):
             with excutils.save_and_reraise_exception():
                 # The cast never left: nothing on a compute host will clear
                 # the task state we just set.
-                self._revert_task_state(instance['uuid'], new_task_state,
-                                        None)
+                give_back_task_state(self.db, instance['uuid'],
+                                     new_task_state)
         return instance
-
-    def _revert_task_state(self, instance_uuid, expected, task_state):
-        """Compare-and-swap the task state back after an unsent cast."""
-        try:
-            self.db.instance_update(instance_uuid, {'task_state': task_state},
-                                    expected_task_state=expected)
-        except (exception.InstanceNotFound,
-                exception.UnexpectedTaskStateError):
-            pass
 
     def stop(self, context, instance):
         return self._power_action(context, instance, 'stop')
@@ -760,7 +781,9 @@ class ComputeAPI(object):
             with excutils.save_and_reraise_exception():
                 # The cast never left: nothing will clean up but us.
                 self._delete_image_quietly(context, image['id'])
-                self._revert_snapshot_task_state(instance, image['id'])
+                give_back_task_state(
+                    self.db, instance['uuid'],
+                    task_states.IMAGE_SNAPSHOT_PENDING, image_id=image['id'])
         return image
 
     def backup(self, context, instance, name, backup_type, rotation,
@@ -996,20 +1019,6 @@ class ComputeAPI(object):
             pass
         except Exception:
             LOG.warning('Could not delete image %s', image_id, exc_info=True)
-
-    def _revert_snapshot_task_state(self, instance, image_id):
-        def ours(current):
-            if current['system_metadata'].get(SNAPSHOT_IMAGE_KEY) != \
-                    image_id:
-                raise _NotHeld()
-        try:
-            self.db.instance_update_checked(
-                instance['uuid'], {'task_state': None},
-                expected_task_state=task_states.IMAGE_SNAPSHOT_PENDING,
-                check=ours, system_metadata={SNAPSHOT_IMAGE_KEY: None})
-        except (_NotHeld, exception.InstanceNotFound,
-                exception.UnexpectedTaskStateError):
-            pass
 
 
 def disk_config_for_create(image, requested):

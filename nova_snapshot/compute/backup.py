@@ -98,26 +98,10 @@ def start(api, context, instance, name, backup_type, rotation,
         with excutils.save_and_reraise_exception():
             # The cast never left: nothing on a compute host will clean up.
             api._delete_image_quietly(context, image['id'])
-            _give_back(api.db, instance['uuid'], image['id'])
+            compute_api.give_back_task_state(
+                api.db, instance['uuid'], task_states.IMAGE_BACKUP,
+                image_id=image['id'])
     return image
-
-
-def _give_back(db, instance_uuid, image_id):
-    """image_backup -> None, only while it is this backup's."""
-    def ours(current):
-        if current['system_metadata'].get(
-                compute_api.SNAPSHOT_IMAGE_KEY) != image_id:
-            raise exception.UnexpectedTaskStateError(
-                instance_uuid=instance_uuid, expected={'image': image_id},
-                actual={'image': current['system_metadata'].get(
-                    compute_api.SNAPSHOT_IMAGE_KEY)})
-    try:
-        db.instance_update_checked(
-            instance_uuid, {'task_state': None},
-            expected_task_state=task_states.IMAGE_BACKUP, check=ours,
-            system_metadata={compute_api.SNAPSHOT_IMAGE_KEY: None})
-    except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
-        pass
 
 
 # -- compute side: rotation ---------------------------------------------------

@@ -90,8 +90,9 @@ def request(api, context, instance, reboot_type):
             # Nothing will ever move the task state on: give back what
             # the reboot took (a hard reboot may have taken another
             # action's state; that action's own end then still matches).
-            api._revert_task_state(instance['uuid'], new_state,
-                                   previous.get('task_state'))
+            compute_api.give_back_task_state(
+                api.db, instance['uuid'], new_state,
+                task_state=previous.get('task_state'))
     return instance
 
 

@@ -161,8 +161,9 @@ class ShelveAPI(object):
                 # back or delete the image.
                 if image_id:
                     self.api._delete_image_quietly(context, image_id)
-                self._give_back(instance['uuid'], task_states.SHELVING,
-                                {SHELVING_IMAGE_KEY: None})
+                compute_api.give_back_task_state(
+                    self.db, instance['uuid'], task_states.SHELVING,
+                    system_metadata={SHELVING_IMAGE_KEY: None})
         return instance
 
     def shelve_offload(self, context, instance):
@@ -183,8 +184,9 @@ class ShelveAPI(object):
             self.rpcapi.shelve_offload_instance(context, instance)
         except Exception:
             with excutils.save_and_reraise_exception():
-                self._give_back(instance['uuid'],
-                                task_states.SHELVING_OFFLOADING)
+                compute_api.give_back_task_state(
+                    self.db, instance['uuid'],
+                    task_states.SHELVING_OFFLOADING)
         return instance
 
     def unshelve(self, context, instance, new_az=UNSET, host=None):
@@ -232,7 +234,8 @@ class ShelveAPI(object):
                 self.rpcapi.unshelve_instance(context, instance)
             except Exception:
                 with excutils.save_and_reraise_exception():
-                    self._give_back(instance['uuid'], task_states.UNSHELVING)
+                    compute_api.give_back_task_state(
+                        self.db, instance['uuid'], task_states.UNSHELVING)
             return instance
         return self._schedule_and_unshelve(context, instance, host)
 
@@ -251,7 +254,8 @@ class ShelveAPI(object):
             self.db.fault_create(
                 instance['uuid'], 500, 'No valid host was found. %s'
                 % scheduler.NO_VALID_HOST, exc.kwargs.get('reason'))
-            self._give_back(instance['uuid'], task_states.UNSHELVING)
+            compute_api.give_back_task_state(
+                self.db, instance['uuid'], task_states.UNSHELVING)
             return self.db.instance_get(instance['uuid'])
         except exception.UnexpectedTaskStateError as exc:
             # A delete took the server meanwhile.
@@ -272,8 +276,9 @@ class ShelveAPI(object):
             with excutils.save_and_reraise_exception():
                 # Nobody will boot it: give the room back, then the server.
                 self.db.instance_release_claim(instance['uuid'])
-                self._give_back(instance['uuid'], task_states.UNSHELVING,
-                                host=None)
+                compute_api.give_back_task_state(
+                    self.db, instance['uuid'], task_states.UNSHELVING,
+                    host=None)
         return instance
 
     def _give_back_unscheduled(self, instance_uuid):
@@ -288,19 +293,6 @@ class ShelveAPI(object):
         except Exception:
             LOG.warning('Could not give back the unscheduled unshelve of %s; '
                         'the reconciler will', instance_uuid, exc_info=True)
-
-    def _give_back(self, instance_uuid, expected, system_metadata=None,
-                   **values):
-        """Task state back to None after an unsent cast (unless a delete
-        took over meanwhile)."""
-        values['task_state'] = None
-        try:
-            self.db.instance_update_checked(
-                instance_uuid, values, expected_task_state=expected,
-                system_metadata=system_metadata)
-        except (exception.InstanceNotFound,
-                exception.UnexpectedTaskStateError):
-            pass
 
     def before_delete(self, context, instance):
         """A deleted shelved server's images go (Nova deletes the shelved

@@ -82,6 +82,7 @@ def soft_delete(api, context, instance):
         ComputeServiceUnavailable (the cast never left: the task state and
         deleted_at are given back).
     """
+    from nova_snapshot.compute import api as compute_api
     instance_lock.check(context, instance)
     _check_soft_deletable(api, instance)
     if not api._host_is_up(instance['host']):
@@ -104,8 +105,9 @@ def soft_delete(api, context, instance):
         api.rpcapi.soft_delete_instance(context, instance)
     except Exception:
         with excutils.save_and_reraise_exception():
-            _give_back(api.db, instance['uuid'], task_states.SOFT_DELETING,
-                       deleted_at=None)
+            compute_api.give_back_task_state(
+                api.db, instance['uuid'], task_states.SOFT_DELETING,
+                deleted_at=None)
     return instance
 
 
@@ -139,9 +141,9 @@ def restore(api, context, instance):
         api.rpcapi.restore_instance(context, instance)
     except Exception:
         with excutils.save_and_reraise_exception():
-            _give_back(api.db, instance['uuid'], task_states.RESTORING,
-                       deleted_at=previous.get('deleted_at') or
-                       timeutils.utcnow())
+            compute_api.give_back_task_state(
+                api.db, instance['uuid'], task_states.RESTORING,
+                deleted_at=previous.get('deleted_at') or timeutils.utcnow())
     return instance
 
 
@@ -156,17 +158,6 @@ def force_delete(api, context, instance):
     compute_api.check_instance_state(instance, ACTION_FORCE_DELETE,
                                      must_have_launched=False)
     api.delete(context, instance)
-
-
-def _give_back(db, instance_uuid, expected, **values):
-    """task_state back to None after an unsent cast, unless someone moved
-    it meanwhile."""
-    values['task_state'] = None
-    try:
-        db.instance_update(instance_uuid, values,
-                           expected_task_state=expected)
-    except (exception.InstanceNotFound, exception.UnexpectedTaskStateError):
-        pass
 
 
 # -- compute side -----------------------------------------------------------
