@@ -203,13 +203,15 @@ def main(argv=None):
     auth_url, user, password, project = accounts.admin_credentials(
         clouds_yaml)
     admin = accounts.password_session(auth_url, user, password, project)
-    step('accounts in Keystone', accounts.provision, clouds_yaml,
-         accounts_file, log=lambda msg: print('  ' + msg))
     host, port = compute_endpoint(admin, region)
+    # The catalog's port first: a second run at the same time stops here,
+    # before it resets the passwords of the accounts the first one uses.
     deployment = step('deployment on %s:%s' % (host, port), start_deployment,
                       stack_env, host, port)
     rc = 1
     try:
+        step('accounts in Keystone', accounts.provision, clouds_yaml,
+             accounts_file, log=lambda msg: print('  ' + msg))
         image_id, image_alt_id = step(
             'guest images', guest_image.ensure_guest_images,
             admin, region, stack_env['GUEST_DIR'],
