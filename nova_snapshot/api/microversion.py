@@ -63,7 +63,8 @@ CHANGES = {
             'link.',
     '2.49': 'POST os-volume_attachments takes "tag".',
     '2.51': 'Instance action events are shown to every reader of the '
-            'action; "traceback" only with the events policy.',
+            'action; "traceback" only with the events policy. '
+            'os-server-external-events takes "volume-extended".',
     '2.53': 'os-services: ids are UUIDs; PUT /os-services/{uuid} with '
             'status, disabled_reason and forced_down; DELETE by UUID; the '
             'PUT /os-services/{action} forms answer 404.',
@@ -95,10 +96,14 @@ CHANGES = {
             'of os-keypairs); the rebuild '
             'and server update bodies are the full show body; flavor '
             '"swap" is 0, not "".',
+    '2.76': 'os-server-external-events takes "power-update" (logged, not '
+            'applied: compute/external_events.py).',
     '2.77': 'unshelve of an offloaded server takes "availability_zone" '
             '(api/handlers/shelve).',
     '2.79': 'POST os-volume_attachments takes "delete_on_termination"; '
             'attachments show it.',
+    '2.82': 'os-server-external-events takes "accelerator-request-bound" '
+            '(logged: no accelerators here).',
     '2.83': 'Non-admins may filter the server list by availability_zone, '
             'config_drive, key_name, created_at, launched_at, '
             'terminated_at, power_state, task_state, vm_state, progress '
@@ -122,7 +127,8 @@ CHANGES = {
             'names may have "@" and ".".',
     '2.93': 'rebuild of a volume-backed server re-images its root volume '
             '(Cinder os-reimage, volume API 3.68) with any image; before, '
-            'another image is a 400 (compute/rebuild.py).',
+            'another image is a 400 (compute/rebuild.py). '
+            'os-server-external-events takes "volume-reimaged".',
     '2.94': 'The create, update and rebuild "hostname" may be an FQDN (1 '
             'to 255 characters).',
     '2.96': '"pinned_availability_zone" (the zone asked for at create, or '
@@ -156,11 +162,9 @@ NOT_APPLICABLE = {
     '2.69': 'Partial results on infrastructure failure: there are no '
             'cells; a missing database answers 503 whole.',
     '2.72': 'Neutron ports with resource requests: no networking here.',
-    '2.76': 'The power-update external event: not served.',
     '2.78': 'Server NUMA topology: not served.',
     '2.80': 'os-migrations: not served.',
     '2.81': 'Aggregate image caching: not served.',
-    '2.82': 'The accelerator-request-bound external event: not served.',
     '2.86': 'Flavor extra spec validation: flavors are read-only here.',
     '2.87': 'Rescue: not served.',
     '2.88': 'os-hypervisors: not served.',

@@ -23,6 +23,7 @@ from nova_snapshot.api.handlers import images
 from nova_snapshot.api.handlers import instance_actions
 from nova_snapshot.api.handlers import keypairs
 from nova_snapshot.api.handlers import server_actions
+from nova_snapshot.api.handlers import server_external_events
 from nova_snapshot.api.handlers import servers
 from nova_snapshot.api.handlers import services
 from nova_snapshot.api.handlers import versions
@@ -55,6 +56,9 @@ ROUTES = {
     '/v2.1/os-keypairs': {'GET': keypairs.index, 'POST': keypairs.create},
     '/v2.1/os-keypairs/{keypair_name}': {'GET': keypairs.show,
                                          'DELETE': keypairs.delete},
+    # Sent by Cinder and Neutron (service role or admin), not by users.
+    '/v2.1/os-server-external-events': {
+        'POST': server_external_events.create},
     '/v2.1/flavors': {'GET': flavors.index},
     '/v2.1/flavors/detail': {'GET': flavors.detail},
     '/v2.1/flavors/{flavor_id}': {'GET': flavors.show},
@@ -81,7 +85,7 @@ _PARAM = re.compile(r'\{(\w+)\}')
 # Top-level collections under /v2.1; any other first segment may be a
 # project id.
 _COLLECTIONS = frozenset(['servers', 'flavors', 'images', 'os-services',
-                          'os-keypairs'])
+                          'os-keypairs', 'os-server-external-events'])
 
 
 def _compile(template):

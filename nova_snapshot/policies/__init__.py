@@ -12,6 +12,7 @@ from nova_snapshot.policies import keypairs
 from nova_snapshot.policies import lock
 from nova_snapshot.policies import reboot
 from nova_snapshot.policies import rebuild
+from nova_snapshot.policies import server_external_events
 from nova_snapshot.policies import servers
 from nova_snapshot.policies import services
 from nova_snapshot.policies import shelve
@@ -34,4 +35,5 @@ def list_rules():
         create_backup.list_rules(),
         keypairs.list_rules(),
         deferred_delete.list_rules(),
+        server_external_events.list_rules(),
     ))

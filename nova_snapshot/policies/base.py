@@ -7,6 +7,10 @@ PROJECT_MEMBER = 'role:member and project_id:%(project_id)s'
 PROJECT_READER = 'role:reader and project_id:%(project_id)s'
 PROJECT_MEMBER_OR_ADMIN = 'rule:project_member_api or rule:context_is_admin'
 PROJECT_READER_OR_ADMIN = 'rule:project_reader_api or rule:context_is_admin'
+# Service-to-service APIs (Nova's SERVICE_ROLE): the ``service`` role, or
+# an admin (Nova still allows admins, for deployments whose service users
+# lack the service role).
+SERVICE_OR_ADMIN = 'rule:service_or_admin'
 
 rules = [
     policy.RuleDefault('context_is_admin', 'role:admin',
@@ -21,6 +25,12 @@ rules = [
     policy.RuleDefault('project_reader_or_admin', PROJECT_READER_OR_ADMIN,
                        'Default rule for project-level read-only APIs, or '
                        'an admin.'),
+    policy.RuleDefault('service_api', 'role:service',
+                       'Default rule for service-to-service APIs.'),
+    policy.RuleDefault('service_or_admin',
+                       'rule:service_api or rule:context_is_admin',
+                       'Default rule for service-to-service APIs, or an '
+                       'admin.'),
 ]
 
 

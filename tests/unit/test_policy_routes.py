@@ -23,6 +23,8 @@ from tests.unit.compute import test_keypairs
 PROJECT = 'project-a'
 # The data volume of the sample server (the update names it in its body).
 VOLUME_ID = '2c9d5b1e-8f3a-4d6e-9b7c-0a1e2f3d4c5b'
+# The server external events name (a row in the fake's database).
+EVENT_SERVER = '7d3c1f0a-5b2e-4c8d-9a6f-1e0b2c3d4e5f'
 
 SAMPLES = {
     ('/v2.1/servers', 'GET'): [None],
@@ -86,6 +88,9 @@ SAMPLES = {
         'public_key': test_keypairs.RSA_KEY}}],
     ('/v2.1/os-keypairs/{keypair_name}', 'GET'): [None],
     ('/v2.1/os-keypairs/{keypair_name}', 'DELETE'): [None],
+    ('/v2.1/os-server-external-events', 'POST'): [{'events': [
+        {'name': 'volume-extended', 'server_uuid': EVENT_SERVER,
+         'tag': VOLUME_ID}]}],
 }
 KEYPAIR_OWNER = 'keypair-owner'
 # Admin-only routes (Nova's defaults): a member is refused, an admin passes.
@@ -93,7 +98,9 @@ ADMIN_ROUTES = frozenset(['/v2.1/os-services',
                           '/v2.1/os-services/{service_id}',
                           # another user's keypairs
                           '/v2.1/os-keypairs',
-                          '/v2.1/os-keypairs/{keypair_name}'])
+                          '/v2.1/os-keypairs/{keypair_name}',
+                          # the service role or an admin
+                          '/v2.1/os-server-external-events'])
 # Admin-only server actions (Nova's defaults), by body key.
 ADMIN_ACTIONS = frozenset(['shelveOffload'])
 # Routes that exist only below the latest microversion (Nova's proxies).
@@ -123,6 +130,9 @@ class TestPolicyOnEveryRoute(unittest.TestCase):
             'action': 'create', 'instance_uuid': self.instance['uuid'],
             'request_id': 'req-1', 'user_id': 'u', 'project_id': PROJECT,
             'start_time': None, 'message': None, 'events': []}]
+        self.compute.db.instance_create({
+            'uuid': EVENT_SERVER, 'project_id': PROJECT, 'user_id': 'u',
+            'host': fakes.FAKE_SERVICE_HOST, 'vm_state': 'active'})
         keypair_api.KeypairAPI(self.compute.db).import_key_pair(
             KEYPAIR_OWNER, 'k', test_keypairs.RSA_KEY)
         self.app_conf = conf
