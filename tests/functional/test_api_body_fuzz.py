@@ -62,6 +62,8 @@ from nova_snapshot.api.schemas import keypairs as keypair_schemas
 from nova_snapshot.api.schemas import lock as lock_schemas
 from nova_snapshot.api.schemas import reboot as reboot_schemas
 from nova_snapshot.api.schemas import rebuild as rebuild_schemas
+from nova_snapshot.api.schemas import server_external_events as \
+    event_schemas
 from nova_snapshot.api.schemas import server_list as server_list_schemas
 from nova_snapshot.api.schemas import server_update as update_schemas
 from nova_snapshot.api.schemas import servers as server_schemas
@@ -311,6 +313,9 @@ class _BodyFuzz:
     def state_keypairs(self):
         return self._rows((models.key_pairs,))
 
+    def state_events(self):
+        return self._rows((models.instances,), (models.instance_actions,))
+
     def reset_server(self):
         """Every action starts from active servers without a task."""
         with self.db.engine.begin() as conn:
@@ -493,6 +498,25 @@ def _create_base(fixture):
         'block_device_mapping_v2': [{
             'source_type': 'blank', 'destination_type': 'volume',
             'boot_index': -1, 'volume_size': 1}]}}
+
+
+def _real_events(test, body):
+    """Events about the seeded servers (each in turn), volume events
+    about the volume server's root volume, so they get past the lookup."""
+    servers = (test.volume_server, test.server, test.other_server)
+    events = []
+    for index, event in enumerate(body.get('events') or []):
+        event = dict(event, server_uuid=servers[index % 3]['uuid'])
+        if str(event.get('name', '')).startswith('volume-'):
+            event['tag'] = test.volume_root
+        events.append(event)
+    return dict(body, events=events)
+
+
+def _events_base(fixture):
+    return {'events': [{'name': 'volume-extended',
+                        'server_uuid': fixture.volume_server['uuid'],
+                        'tag': fixture.volume_root, 'status': 'completed'}]}
 
 
 def _fixed(body):
@@ -692,6 +716,15 @@ def _build_cases():
         state='state_services', sweep_base=_fixed({
             'status': 'disabled', 'disabled_reason': 'sweep',
             'forced_down': False})))
+    # os-server-external-events by the versions that add event names
+    # (an admin: the rule is the service role or an admin).
+    for version in ('2.1', '2.51', '2.93'):
+        cases.append(Case(
+            'POST os-server-external-events@%s' % version, 'POST',
+            '/v2.1/os-server-external-events', version,
+            event_schemas.create_schema(_version(version)), 100,
+            token=ADMIN_TOKEN, realistic=_real_events, state='state_events',
+            sweep_base=_events_base if version == '2.93' else None))
     return cases
 
 
