@@ -117,6 +117,15 @@ def _server_body(version, **fields):
     return {'server': server}
 
 
+def _external_event(version, server_id):
+    """An event about ``server_id`` valid at ``version`` (volume-extended
+    from 2.51, which records an instance action when accepted)."""
+    if tuple(int(p) for p in version.split('.')) >= (2, 51):
+        return {'name': 'volume-extended', 'server_uuid': server_id,
+                'tag': '5f0c6e43-77ab-4e31-8a0b-3c2d1e0f9a88'}
+    return {'name': 'network-changed', 'server_uuid': server_id}
+
+
 class CrossProjectProbeTest(base.StackTestCase):
 
     @classmethod
@@ -711,6 +720,13 @@ class CrossProjectProbeTest(base.StackTestCase):
                    'binary': 'nova-snapshot-compute'})
             probe('DELETE', '/os-services/{service_id}',
                   '/v2.1/os-services/1', {403})
+            # Events about demo's servers (and their volumes): the service
+            # role or an admin only; an accepted volume-extended would add
+            # an instance action to demo's server.
+            for server_id in self.servers:
+                probe('POST', '/os-server-external-events',
+                      '/v2.1/os-server-external-events', {403},
+                      {'events': [_external_event(version, server_id)]})
             probe('POST', '/servers (forced host)', '/v2.1/servers', {403},
                   _server_body(version, imageRef=self.alt_image['id'],
                                availability_zone='nova:%s'
@@ -811,6 +827,7 @@ class CrossProjectProbeTest(base.StackTestCase):
             '/images/{image_id}/metadata/{key}',
             '/os-services', '/os-services/{service_id}',
             '/os-keypairs', '/os-keypairs/{keypair_name}',
+            '/os-server-external-events',
         }
         # Not project resources: versions and the flavor catalogue.
         public = {'/', '/v2.1', '/flavors', '/flavors/detail',
