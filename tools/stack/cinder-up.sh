@@ -69,6 +69,9 @@ render_config() {
         -e "s|@PG_HOST@|$PG_HOST|g" -e "s|@PG_PORT@|$PG_PORT|g" \
         -e "s|@RBD_POOL@|$CEPH_POOL|g" -e "s|@CEPH_CONF@|$CEPH_CONF|g" \
         -e "s|@CEPH_USER@|$CEPH_USER|g" -e "s|@CEPH_SECRET_UUID@|$CEPH_SECRET_UUID|g" \
+        -e "s|@KEYSTONE_URL@|$KEYSTONE_URL|g" -e "s|@KEYSTONE_REGION@|$KEYSTONE_REGION|g" \
+        -e "s|@CINDER_SERVICE_USER@|$CINDER_SERVICE_USER|g" \
+        -e "s|@CINDER_SERVICE_PASSWORD@|$CINDER_SERVICE_PASSWORD|g" \
         "$STACK_TOOLS/cinder/cinder.conf.in" >"$etc/cinder.conf.new"
     mv "$etc/cinder.conf.new" "$etc/cinder.conf"
     # The venv ships these; used unchanged except rootwrap's search paths
