@@ -113,6 +113,10 @@ POINT_PREFIX_ACTION = {
     'rebuild': 'rebuild',
     'reboot': 'reboot',
 }
+# Points of actions the campaign has no trial for yet: a trial would send
+# a createImage that never reaches them. Soft delete and restore are killed
+# at these points by tests/functional/test_soft_delete_e2e.py instead.
+NO_TRIAL_PREFIXES = ('soft_delete.', 'restore.')
 # Points only an image-backed server reaches: a volume-backed shelve is
 # its offload (no image), and its unshelve deletes no image.
 IMAGE_ONLY_POINTS = ('shelve.powered_off', 'shelve.image_uploaded',
@@ -1798,7 +1802,8 @@ class Campaign:
     def plan(self):
         kinds = self.args.kinds
         points = {name: where for name, where in find_points().items()
-                  if name.startswith(tuple(self.args.points))}
+                  if name.startswith(tuple(self.args.points)) and
+                  not name.startswith(NO_TRIAL_PREFIXES)}
         trials = []
         for kind in kinds:
             count = 1 if self.args.quick else self.args.counts.get(
