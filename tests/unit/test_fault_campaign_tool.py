@@ -115,31 +115,50 @@ class PlanTest(unittest.TestCase):
                 mock.patch.object(fc, 'log'):
             return campaign.plan()
 
-    def test_quick_is_one_per_kind_and_one_point_per_path(self):
-        plan = self._plan(['--quick'], {'image.a': 'f', 'volume.b': 'f',
-                                        'suspend.c': 'f'})
-        kill_points = [(path, point) for kind, path, point in plan
-                       if kind == 'kill-point']
-        self.assertEqual({'live-stream', 'live-push', 'suspend',
-                          'volume-backed'},
-                         {path for path, _ in kill_points})
+    QUICK_POINTS = {'image.a': 'f', 'volume.b': 'f', 'suspend.c': 'f',
+                    'backup.captured': 'f', 'shelve.offload_destroyed': 'f',
+                    'unshelve.spawned': 'f', 'rebuild.spawned': 'f',
+                    'reboot.started': 'f', 'soft_delete.started': 'f',
+                    'restore.started': 'f'}
+
+    def test_quick_is_one_per_kind_and_two_kill_points(self):
+        plan = self._plan(['--quick'], self.QUICK_POINTS)
         self.assertEqual(len(fc.ALL_KINDS) - 1,
                          len([k for k, _, _ in plan if k != 'kill-point']))
-
-    def test_quick_adds_one_point_per_new_action(self):
-        points = {'image.a': 'f', 'volume.b': 'f', 'backup.captured': 'f',
-                  'backup.mid_rotation': 'f', 'shelve.powered_off': 'f',
-                  'shelve.offload_destroyed': 'f', 'unshelve.spawned': 'f',
-                  'rebuild.spawned': 'f', 'reboot.started': 'f'}
-        plan = self._plan(['--quick', '--kinds', 'kill-point'], points)
-        actions = [fc.point_action(point) for _, _, point in plan]
-        # createImage: one per path (three image paths, volume-backed)
-        self.assertEqual(4, actions.count('createImage'))
-        for action in ('createBackup', 'shelve', 'unshelve', 'rebuild',
-                       'reboot'):
-            self.assertEqual(1, actions.count(action), action)
-        for _, path, point in plan:
+        self.assertEqual(len(fc.ALL_KINDS) - 1,
+                         len({k for k, _, _ in plan if k != 'kill-point'}))
+        kill_points = [(path, point) for kind, path, point in plan
+                       if kind == 'kill-point']
+        # One createImage point and one of another action, each on one of
+        # its own paths.
+        self.assertEqual(2, len(kill_points))
+        actions = [fc.point_action(point) for _, point in kill_points]
+        self.assertEqual('createImage', actions[0])
+        self.assertNotEqual('createImage', actions[1])
+        for path, point in kill_points:
             self.assertIn(path, fc.point_paths(point))
+
+    def test_quick_kill_points_go_round_with_the_seed(self):
+        paths, actions, drawn = set(), set(), set()
+        for seed in range(60):
+            args = fc.parse_args(['--quick', '--kinds', 'kill-point'])
+            campaign = fc.Campaign.__new__(fc.Campaign)
+            campaign.args = args
+            campaign.rng = fc.random.Random(seed)
+            with mock.patch.object(fc, 'find_points',
+                                   return_value=self.QUICK_POINTS), \
+                    mock.patch.object(fc, 'log'):
+                for _, path, point in campaign.plan():
+                    drawn.add(point)
+                    actions.add(fc.point_action(point))
+                    if fc.point_action(point) == 'createImage':
+                        paths.add(path)
+        # Successive CI runs (a seed each) reach every createImage path and
+        # every other action, never a point the campaign has no trial for.
+        self.assertEqual(set(fc.IMAGE_PATHS) | {'volume-backed'}, paths)
+        self.assertEqual({'createImage', 'createBackup', 'shelve',
+                          'unshelve', 'rebuild', 'reboot'}, actions)
+        self.assertFalse({'soft_delete.started', 'restore.started'} & drawn)
 
     def test_full_plan_spreads_a_point_over_its_paths(self):
         plan = self._plan(['--kinds', 'kill-point', '--trials', '3',
