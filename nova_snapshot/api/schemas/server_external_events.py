@@ -23,8 +23,6 @@ TAG_REQUIRED = frozenset(['volume-extended', 'power-update',
 # The per-event codes of a response (Nova's create_response enum).
 CODES = (200, 400, 404, 422)
 
-_TAG = {'type': 'string', 'maxLength': 255}
-
 
 def event_names(version):
     """The event names a request at ``version`` may send."""
@@ -33,6 +31,17 @@ def event_names(version):
         if version.matches(first):
             names.extend(added)
     return names
+
+
+def _event_properties(version):
+    """One event's fields, as a request sends them and the answer echoes
+    them."""
+    return {
+        'name': {'type': 'string', 'enum': event_names(version)},
+        'server_uuid': {'type': 'string', 'format': 'uuid'},
+        'status': {'type': 'string', 'enum': list(STATUSES)},
+        'tag': {'type': 'string', 'maxLength': 255},
+    }
 
 
 def create_schema(version):
@@ -44,14 +53,7 @@ def create_schema(version):
                 'minItems': 1,
                 'items': {
                     'type': 'object',
-                    'properties': {
-                        'name': {'type': 'string',
-                                 'enum': event_names(version)},
-                        'server_uuid': {'type': 'string', 'format': 'uuid'},
-                        'status': {'type': 'string',
-                                   'enum': list(STATUSES)},
-                        'tag': _TAG,
-                    },
+                    'properties': _event_properties(version),
                     'required': ['name', 'server_uuid'],
                     'additionalProperties': False,
                 },
@@ -70,15 +72,9 @@ def create_response_schema(version):
                 'type': 'array',
                 'items': {
                     'type': 'object',
-                    'properties': {
-                        'code': {'type': 'integer', 'enum': list(CODES)},
-                        'name': {'type': 'string',
-                                 'enum': event_names(version)},
-                        'server_uuid': {'type': 'string', 'format': 'uuid'},
-                        'status': {'type': 'string',
-                                   'enum': list(STATUSES)},
-                        'tag': _TAG,
-                    },
+                    'properties': dict(
+                        _event_properties(version),
+                        code={'type': 'integer', 'enum': list(CODES)}),
                     # "tag" is echoed only when it was sent.
                     'required': ['code', 'name', 'server_uuid', 'status'],
                     'additionalProperties': False,
