@@ -667,11 +667,12 @@ class Campaign:
         log('private PostgreSQL :%d, RabbitMQ :%d, Glance :%d, cinder-api '
             ':%d up in %.1fs', self.pg.port, self.rabbit.port,
             self.glance.port, self.cinder.port, time.monotonic() - t0)
+        glance = {'api_endpoint': self.glance.url,
+                  'auth_mode': 'identity_headers'}
+        if self.args.glance_timeout:
+            glance['timeout'] = self.args.glance_timeout
         extra = {
-            'glance': dict({'api_endpoint': self.glance.url,
-                            'auth_mode': 'identity_headers'},
-                           **({'timeout': self.args.glance_timeout}
-                              if self.args.glance_timeout else {})),
+            'glance': glance,
             'cinder': {'api_endpoint': self.cinder.url,
                        'auth_mode': 'noauth'},
             'reconciler': {
